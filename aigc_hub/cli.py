@@ -1,0 +1,110 @@
+"""`python -m aigc_hub ...`: generate, list, push, serve. Same services as the app."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import hub
+from .config import AppConfig, add_serve_args
+
+EXIT_USAGE = 2
+
+
+def _generate_image(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from .imaging import make_grid, png_bytes, to_pil
+    from .services import ImageService, ModelRegistry
+
+    service = ImageService(ModelRegistry({args.model: args.device} if args.device else None))
+    out = Path(args.out)
+    with tqdm(total=max(args.num, 0), unit="img", disable=args.num < 256,
+              file=sys.stderr) as bar:
+        result = service.generate(args.model, args.num, args.seed, args.label,
+                                  progress=lambda done, total: bar.update(done - bar.n))
+    if out.suffix == ".npz":
+        labels = np.array([-1 if lab is None else lab for lab in result.labels], dtype=np.int64)
+        np.savez_compressed(out, images=result.images, seeds=np.array(result.seeds, dtype=np.int64), labels=labels)
+    elif out.suffix == ".png":
+        grid = to_pil(make_grid(result.images, nrow=args.nrow))
+        out.write_bytes(png_bytes(grid, f"{result.parameters[0]}, Count: {len(result.seeds)}"))
+    elif out.suffix:
+        raise ValueError(f"--out must end in .png (a grid), .npz (arrays) or name a folder (one PNG each): {out}")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for i, s in enumerate(result.seeds):
+            (out / f"seed-{s}.png").write_bytes(result.png(i))
+    print(f"wrote {len(result.seeds)} image(s) to {out} (seed {result.seed}; image i used seed {result.seed} + i)")
+
+
+def _list(args: argparse.Namespace) -> None:
+    entries = hub.list_models(args.extra_model or [])
+    if args.json:
+        print(json.dumps([{"ref": e.ref, "source": e.source, "path": str(e.path) if e.path else None,
+                           "task": e.card.task, "pipeline_tag": e.card.pipeline_tag, "datasets": e.card.datasets,
+                           "figures": {f.name: f.value for f in e.card.figures}} for e in entries], indent=2))
+        return
+    if not entries:
+        print(f"no models yet: the local hub is {hub.hub_home()}")
+    for e in entries:
+        print(f"{e.ref:40s} {e.source:8s} {e.card.summary()}")
+
+
+def _push(args: argparse.Namespace) -> None:
+    where = hub.push(args.folder, args.repo_id, hf=args.hf, private=args.private)
+    print(f"pushed {args.folder} → {where}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from .ui import build_demo
+
+    config = AppConfig.load(args.config).apply_args(args)
+    demo = build_demo(config)
+    demo.launch(server_name=config.host, server_port=config.port, show_error=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m aigc_hub", description="AIGC Hub command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate with a model").add_subparsers(dest="modality", required=True)
+    img = gen.add_parser("image", help="images from a GAN")
+    img.add_argument("--model", required=True, help="local folder, owner/name, or owner/name@rev on the HF Hub")
+    img.add_argument("--num", type=int, default=16)
+    img.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
+    img.add_argument("--label", type=int, default=None, help="class label for conditional models")
+    img.add_argument("--out", required=True, help="grid.png | samples.npz | DIR (one PNG per image)")
+    img.add_argument("--nrow", type=int, default=8, help="images per row of a grid")
+    img.add_argument("--device", default=None, help="auto (default), cpu, cuda:N")
+    img.set_defaults(func=_generate_image)
+
+    lst = sub.add_parser("list", help="models in the local hub and the starters")
+    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--extra-model", action="append", help="an HF id to include (read from the cache only)")
+    lst.set_defaults(func=_list)
+
+    push = sub.add_parser("push", help="publish a model folder to the local hub (or the HF Hub with --hf)")
+    push.add_argument("folder")
+    push.add_argument("--repo-id", required=True, help="owner/name")
+    push.add_argument("--hf", action="store_true", help="push to the Hugging Face Hub (needs a token)")
+    push.add_argument("--private", action="store_true")
+    push.set_defaults(func=_push)
+
+    serve = sub.add_parser("serve", help="run the Gradio app (same as python app.py)")
+    add_serve_args(serve)
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, PermissionError) as e:  # HubError, ModelLoadError, GenerationError, ...
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None

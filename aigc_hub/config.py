@@ -1,0 +1,90 @@
+"""App settings: defaults < config file (YAML or JSON) < environment (AIGC_HUB_*) < command-line options.
+
+Example `aigc-hub.yaml`:
+
+    image_model: aigc-hub/dcgan-mnist
+    devices: {aigc-hub/dcgan-mnist: cpu}     # per-model placement override ("auto", "cpu", "cuda:1", ...)
+    extra_models: [someone/their-gan]         # HF Hub ids to list beside the local hub and the starters
+    port: 7860
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+DEFAULT_IMAGE_MODEL = "aigc-hub/dcgan-mnist"
+
+
+@dataclass
+class AppConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    image_model: str = DEFAULT_IMAGE_MODEL
+    devices: dict[str, str] = field(default_factory=dict)
+    extra_models: list[str] = field(default_factory=list)
+    queue_size: int = 64  # requests waiting beyond this are refused at once (a full queue fails fast)
+    max_images: int = 64  # per UI/API request; the CLI allows more
+    preload: bool = True  # load each tab's model at start-up so the first request is fast
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> "AppConfig":
+        env = dict(os.environ if env is None else env)
+        values: dict = {}
+        path = path or env.get("AIGC_HUB_CONFIG")
+        if path:
+            text = Path(path).read_text()
+            loaded = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: the config file must hold a mapping")
+            unknown = set(loaded) - {f.name for f in fields(cls)}
+            if unknown:
+                raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+            values.update(loaded)
+        for f in fields(cls):
+            raw = env.get(f"AIGC_HUB_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _parse(f.type, raw)
+        return cls(**values)
+
+    def apply_args(self, args: argparse.Namespace) -> "AppConfig":
+        for f in fields(self):
+            value = getattr(args, f.name, None)
+            if value is not None:
+                setattr(self, f.name, value)
+        for item in getattr(args, "device", None) or []:
+            ref, _, dev = item.rpartition("=")
+            self.devices[ref or self.image_model] = dev
+        return self
+
+
+def _parse(kind: str, raw: str) -> object:
+    if "int" in kind:
+        return int(raw)
+    if "bool" in kind:
+        return raw.lower() in ("1", "true", "yes")
+    if "list" in kind:
+        return [x for x in raw.split(",") if x]
+    if "dict" in kind:
+        return dict(item.split("=", 1) for item in raw.split(",") if "=" in item)
+    return raw
+
+
+def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options shared by `app.py` and `python -m aigc_hub serve`."""
+    parser.add_argument("--config", default=None, help="YAML/JSON settings file (or $AIGC_HUB_CONFIG)")
+    parser.add_argument("--host", default=None, help="default 127.0.0.1; 0.0.0.0 to serve the network")
+    parser.add_argument("--port", type=int, default=None, help="default 7860")
+    parser.add_argument("--image-model", dest="image_model", default=None, help=f"default {DEFAULT_IMAGE_MODEL}")
+    parser.add_argument("--device", action="append", metavar="[REF=]DEVICE",
+                        help="placement override, e.g. cpu or aigc-hub/dcgan-mnist=cuda:1 (repeatable)")
+    parser.add_argument("--extra-model", dest="extra_models", action="append", default=None,
+                        help="an HF Hub id to list in the app (repeatable)")
+    parser.add_argument("--queue-size", dest="queue_size", type=int, default=None)
+    parser.add_argument("--no-preload", dest="preload", action="store_false", default=None)
+    return parser

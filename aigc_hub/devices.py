@@ -1,0 +1,78 @@
+"""Device inventory and placement.
+
+Policy: a model goes where it is told (`cuda:1`, `cpu`, ...) when that device exists; otherwise on the GPU with the
+most free memory that fits it (weights × a margin for activations), otherwise on the CPU. dtype follows the device:
+fp32 on CPU (this class of CPU has no fast bf16: bf16 matmuls run ~100× slower), bf16 on GPUs that support it,
+else fp16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+MARGIN = 1.5  # weights × MARGIN must fit in free memory: activations and the CUDA context need room too
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str  # torch device string: "cuda:0", "mps", "cpu"
+    kind: str  # "cuda" | "mps" | "cpu"
+    total_bytes: int
+    free_bytes: int
+    label: str = ""  # e.g. "NVIDIA H200"
+
+    def describe(self) -> str:
+        gib = 1024**3
+        return f"{self.name} ({self.label or self.kind}, {self.free_bytes / gib:.1f}/{self.total_bytes / gib:.1f} GiB free)"
+
+
+class DeviceError(ValueError):
+    """An unknown or unusable device was asked for."""
+
+
+def inventory() -> list[Device]:
+    """The devices of this machine, GPUs first, with their free memory now."""
+    found: list[Device] = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            found.append(Device(f"cuda:{i}", "cuda", total, free, torch.cuda.get_device_name(i)))
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        total = torch.mps.recommended_max_memory()
+        found.append(Device("mps", "mps", total, total - torch.mps.driver_allocated_memory(), "Apple GPU"))
+    import psutil
+
+    mem = psutil.virtual_memory()
+    found.append(Device("cpu", "cpu", mem.total, mem.available, "CPU"))
+    return found
+
+
+def place(model_bytes: int, override: str | None = None, devices: list[Device] | None = None) -> str:
+    """The device a model of `model_bytes` should load on (see the module docstring for the policy)."""
+    devices = inventory() if devices is None else devices
+    names = {d.name for d in devices}
+    if override and override != "auto":
+        name = "cuda:0" if override == "cuda" else override
+        if name not in names:
+            raise DeviceError(f"device {override!r} is not on this machine; available: {', '.join(sorted(names))}")
+        return name
+    gpus = [d for d in devices if d.kind in ("cuda", "mps") and d.free_bytes >= model_bytes * MARGIN]
+    if gpus:
+        return max(gpus, key=lambda d: d.free_bytes).name
+    return "cpu"
+
+
+def dtype_for(device: str) -> torch.dtype:
+    """fp32 on CPU; bf16 on CUDA GPUs that support it, else fp16 (MPS: fp16)."""
+    if device == "cpu":
+        return torch.float32
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16
+
+
+def lane(device: str) -> str:
+    """The queue lane (Gradio `concurrency_id`) of a device: models on one device take turns."""
+    return "lane-" + device.replace(":", "")

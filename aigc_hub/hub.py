@@ -1,0 +1,213 @@
+"""Model references and the hub: resolve, push, list.
+
+A reference is resolved in this order (first match wins):
+
+1. an existing directory holding a `config.json` (a training output, an unpacked download), or any path that starts
+   with `/`, `.` or `~` (which must then exist);
+2. `owner/name` in the **local hub**: `$AIGC_HUB_HOME/owner/name` (default `~/.cache/aigc-hub/hub`);
+3. `owner/name` among the **starters** shipped with this repository (`starters/owner/name`, read-only);
+4. `owner/name[@revision]` on the **Hugging Face Hub**, downloaded into the HF cache (safetensors, configs,
+   tokenizer files and the card only; never pickles). With `HF_HUB_OFFLINE=1` only the cache is read, and a network
+   that does not answer fails after a bounded timeout instead of hanging.
+
+A push into the local hub writes to a hidden temporary folder beside the target and renames it into place, so a
+reader sees the old version or the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huggingface_hub.utils import HFValidationError
+from huggingface_hub.utils import validate_repo_id as _hf_validate
+
+from .cards import CardInfo, read_card
+
+STARTERS_ROOT = Path(__file__).resolve().parent.parent / "starters"
+# What a model folder may hold when pushed: weights as safetensors, configs, tokenizers, the card, a sample image.
+PUSH_IGNORE = ["checkpoints/**", "logs/**", "samples/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt", ".*"]
+HF_ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md", "*.png"]
+_REF = re.compile(r"^(?P<repo>[^@]+?)(?:@(?P<rev>[\w.\-/]+))?$")
+
+
+class HubError(ValueError):
+    """A reference that cannot be resolved, or a push that cannot be done; the message says why."""
+
+
+@dataclass
+class ModelEntry:
+    ref: str  # what a user passes to load it
+    source: str  # "local" | "starter" | "hf" | "folder"
+    path: Path | None  # None for an HF model not in the local cache
+    card: CardInfo = field(default_factory=CardInfo)
+
+
+def hub_home() -> Path:
+    """The writable local hub root ($AIGC_HUB_HOME, else ~/.cache/aigc-hub/hub)."""
+    env = os.environ.get("AIGC_HUB_HOME")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "aigc-hub" / "hub"
+
+
+def validate_repo_id(repo_id: str) -> str:
+    """Return `repo_id` if it is a safe `owner/name`; raise HubError otherwise (no `..`, no absolute paths)."""
+    if not isinstance(repo_id, str) or not repo_id.strip():
+        raise HubError("empty model id: expected owner/name")
+    parts = repo_id.split("/")
+    if repo_id.startswith(("/", "\\", "~")) or len(parts) != 2 or not all(parts):
+        raise HubError(f"invalid model id {repo_id!r}: expected owner/name (two non-empty parts, no absolute path)")
+    try:
+        _hf_validate(repo_id)
+    except HFValidationError as e:
+        raise HubError(f"invalid model id {repo_id!r}: {e}") from None
+    return repo_id
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """`owner/name[@rev]` → (repo_id, revision)."""
+    m = _REF.match(ref.strip()) if isinstance(ref, str) else None
+    if not m:
+        raise HubError(f"invalid model reference {ref!r}")
+    return validate_repo_id(m["repo"]), m["rev"]
+
+
+def _is_path_ref(ref: str) -> bool:
+    return ref.startswith(("/", ".", "~")) or (Path(ref).is_dir() and (Path(ref) / "config.json").is_file())
+
+
+def resolve(ref: str, *, offline: bool | None = None) -> Path:
+    """The local folder that holds model `ref` (downloading it from the HF Hub when it lives only there)."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise HubError("no model given")
+    ref = ref.strip()
+    if _is_path_ref(ref):
+        path = Path(ref).expanduser()
+        if not (path / "config.json").is_file():
+            raise HubError(f"{ref}: not a model folder (no config.json)")
+        return path
+    repo_id, revision = parse_ref(ref)
+    for root in (hub_home(), STARTERS_ROOT):
+        path = root / repo_id
+        if (path / "config.json").is_file():
+            if revision:
+                raise HubError(f"{repo_id} is in the local hub, which keeps no revisions: drop '@{revision}'")
+            return path
+    return _download(repo_id, revision, offline=offline)
+
+
+def _download(repo_id: str, revision: str | None, *, offline: bool | None) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if offline is None:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HF_ALLOW, etag_timeout=5,
+                                      local_files_only=offline))
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise HubError(f"model {repo_id!r} not found in the local hub, the starters or on the Hugging Face Hub") from None
+    except LocalEntryNotFoundError:
+        where = "offline (HF_HUB_OFFLINE=1)" if offline else "the Hugging Face Hub could not be reached"
+        raise HubError(f"model {repo_id!r} is not in the local hub or the starters, and {where}") from None
+    except OSError as e:  # network errors surface as OSError subclasses (httpx, requests)
+        raise HubError(f"model {repo_id!r}: download from the Hugging Face Hub failed: {e}") from None
+
+
+def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = False) -> str:
+    """Publish a model folder as `repo_id`: atomically into the local hub, or to the HF Hub with `hf=True`.
+
+    Training checkpoints, logs and pickled weights are never published. Returns where it went.
+    """
+    validate_repo_id(repo_id)
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise HubError(f"{folder}: not a model folder (no config.json)")
+    if not any(folder.glob("*.safetensors")):
+        raise HubError(f"{folder}: no .safetensors weights to push")
+    if hf:
+        return _push_hf(folder, repo_id, private)
+    dest = hub_home() / repo_id
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(folder, tmp, ignore=_ignore_for_push)
+        _fsync_tree(tmp)
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(dest, old)
+            os.rename(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(dest)
+
+
+def _ignore_for_push(directory: str, names: list[str]) -> set[str]:
+    import fnmatch
+
+    rel = Path(directory)
+    skipped = set()
+    for name in names:
+        if name.startswith(".") or name in ("checkpoints", "logs", "samples") and (rel / name).is_dir():
+            skipped.add(name)
+        elif any(fnmatch.fnmatch(name, pat) for pat in PUSH_IGNORE if "/" not in pat):
+            skipped.add(name)
+    return skipped
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def _push_hf(folder: Path, repo_id: str, private: bool) -> str:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, ignore_patterns=PUSH_IGNORE,
+                                 commit_message="Upload model trained with AIGC Hub")
+    except HfHubHTTPError as e:
+        raise HubError(f"push to the Hugging Face Hub failed: {e} (is HF_TOKEN set, with write access?)") from None
+    except OSError as e:
+        raise HubError(f"push to the Hugging Face Hub failed: no network? ({e})") from None
+    return str(getattr(info, "commit_url", f"https://huggingface.co/{repo_id}"))
+
+
+def list_models(extra_refs: list[str] | tuple[str, ...] = ()) -> list[ModelEntry]:
+    """Every model the hub knows: local hub, then starters (a local entry hides a starter of the same id), then
+    `extra_refs` (HF ids from the app config; their cards are read only when they are already in the HF cache)."""
+    entries: dict[str, ModelEntry] = {}
+    for source, root in (("local", hub_home()), ("starter", STARTERS_ROOT)):
+        for config in sorted(root.glob("*/*/config.json")):
+            path = config.parent
+            repo_id = f"{path.parent.name}/{path.name}"
+            if path.name.startswith(".") or repo_id in entries:
+                continue
+            entries[repo_id] = ModelEntry(repo_id, source, path, read_card(path))
+    for ref in extra_refs:
+        if ref in entries:
+            continue
+        if _is_path_ref(ref):
+            entries[ref] = ModelEntry(ref, "folder", Path(ref), read_card(Path(ref)))
+            continue
+        try:
+            path = _download(*parse_ref(ref), offline=True)
+            entries[ref] = ModelEntry(ref, "hf", path, read_card(path))
+        except HubError:
+            entries[ref] = ModelEntry(ref, "hf", None)
+    return list(entries.values())

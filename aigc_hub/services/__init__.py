@@ -1,0 +1,6 @@
+"""Plain-Python services (no Gradio): the UI, the CLI, the API and Spaces all call these."""
+
+from .image import GenerationError, ImageResult, ImageService
+from .registry import LoadedModel, ModelLoadError, ModelRegistry
+
+__all__ = ["GenerationError", "ImageResult", "ImageService", "LoadedModel", "ModelLoadError", "ModelRegistry"]

@@ -1,0 +1,160 @@
+"""Loaded models: which reference is on which device, in which dtype, using how much memory; load and unload.
+
+One registry is shared by every service of a process, so the Models tab sees what the Image (and later Text and
+Translation) tabs loaded. Each device has one lock: models on the same device take turns, models on different
+devices run in parallel. Loading checks the folder before any weights are read: safetensors only (a pickle-only
+checkpoint is refused, never unpickled), a `config.json` that parses, complete weight files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .. import devices, hub
+
+
+class ModelLoadError(ValueError):
+    """The model cannot be loaded; the message says why in words a user can act on."""
+
+
+@dataclass
+class LoadedModel:
+    ref: str
+    kind: str  # "dcgan" (later: "causal-lm", "seq2seq")
+    path: Path
+    model: Any
+    device: str
+    dtype: torch.dtype
+    bytes: int
+    config: dict
+
+    def describe(self) -> str:
+        return f"{self.ref} on {self.device} ({str(self.dtype).replace('torch.', '')}, {self.bytes / 2**20:.1f} MiB)"
+
+
+def read_config(path: Path) -> dict:
+    """`config.json` of a model folder, checked; refuses folders whose only weights are pickles."""
+    weights = list(path.glob("*.safetensors"))
+    if not weights:
+        pickles = [p.name for p in path.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
+        if pickles:
+            raise ModelLoadError(f"{path.name}: only pickle weights ({', '.join(pickles)}); AIGC Hub loads "
+                                 "safetensors only (convert with safetensors.torch.save_file)")
+        raise ModelLoadError(f"{path.name}: no .safetensors weights in the model folder")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path.name}: config.json does not parse ({e})") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path.name}: config.json must hold a JSON object")
+    return config
+
+
+def detect_kind(config: dict) -> str:
+    if "model_type" not in config and {"resolution", "latent_dim", "channels"} <= config.keys():
+        return "dcgan"
+    raise ModelLoadError(f"unsupported model type {config.get('model_type', 'unknown')!r}")
+
+
+def _load_dcgan(path: Path, config: dict, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    from ..models.dcgan import Generator
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints "Loading weights from local directory"
+            model = Generator.from_pretrained(str(path), strict=True)
+    except TypeError as e:
+        raise ModelLoadError(f"{path.name}: config.json does not describe a DCGAN generator ({e})") from None
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+LOADERS: dict[str, Callable[[Path, dict, str, torch.dtype], Any]] = {"dcgan": _load_dcgan}
+
+
+class ModelRegistry:
+    """Thread-safe: loads happen once per reference, generation on one device is serialised by its lock."""
+
+    def __init__(self, device_overrides: dict[str, str] | None = None) -> None:
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+        self._device_locks: dict[str, threading.Lock] = {}
+        self.device_overrides = dict(device_overrides or {})
+
+    def device_lock(self, device: str) -> threading.Lock:
+        with self._lock:
+            return self._device_locks.setdefault(device, threading.Lock())
+
+    def loaded(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._models.values())
+
+    def get(self, ref: str, device: str | None = None) -> LoadedModel:
+        """The loaded model for `ref`, loading it first if needed (on `device`, or where the policy places it)."""
+        with self._lock:
+            current = self._models.get(ref)
+        if current is not None and (device in (None, "auto") or device == current.device):
+            return current
+        return self.load(ref, device)
+
+    def config_of(self, ref: str) -> dict:
+        """The checked config of `ref`, without loading its weights."""
+        with self._lock:
+            current = self._models.get(ref)
+        return current.config if current else read_config(hub.resolve(ref))
+
+    def planned_device(self, ref: str, device: str | None = None) -> str:
+        """Where `ref` is, or would go if it were loaded now."""
+        with self._lock:
+            current = self._models.get(ref)
+        if current is not None and device in (None, "auto"):
+            return current.device
+        return devices.place(_weights_bytes(hub.resolve(ref)), device or self.device_overrides.get(ref))
+
+    def load(self, ref: str, device: str | None = None) -> LoadedModel:
+        path = hub.resolve(ref)
+        config = read_config(path)
+        kind = detect_kind(config)
+        size = _weights_bytes(path)
+        target = devices.place(size, device or self.device_overrides.get(ref))
+        dtype = devices.dtype_for(target)
+        try:
+            model = LOADERS[kind](path, config, target, dtype)
+        except ModelLoadError:
+            raise
+        except Exception as e:  # a truncated or mismatched safetensors file, an unreadable folder
+            raise ModelLoadError(f"{ref}: the weights could not be loaded ({type(e).__name__}: {e})") from None
+        entry = LoadedModel(ref, kind, path, model, target, dtype, size, config)
+        with self._lock:
+            old = self._models.pop(ref, None)
+            self._models[ref] = entry
+        if old is not None:
+            _free(old)
+        return entry
+
+    def unload(self, ref: str) -> bool:
+        with self._lock:
+            entry = self._models.pop(ref, None)
+        if entry is None:
+            return False
+        with self.device_lock(entry.device):  # never free weights under a running generation
+            _free(entry)
+        return True
+
+
+def _weights_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.glob("*.safetensors"))
+
+
+def _free(entry: LoadedModel) -> None:
+    entry.model = None
+    gc.collect()
+    if entry.device.startswith("cuda"):
+        torch.cuda.empty_cache()

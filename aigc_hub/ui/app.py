@@ -1,0 +1,28 @@
+"""`build_demo`: compose the tabs into one Gradio app. Text and Translation tabs slot in beside Image here."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..config import AppConfig
+from ..services import ImageService, ModelRegistry
+from . import image_tab, models_tab
+from .common import AppContext
+
+TABS = {"image": ("Image", image_tab.build), "models": ("Models", models_tab.build)}
+
+
+def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None = None,
+               tabs: list[str] | None = None) -> gr.Blocks:
+    config = config or AppConfig.load()
+    registry = registry or ModelRegistry(config.devices)
+    ctx = AppContext(config, registry, ImageService(registry, max_images=config.max_images))
+    with gr.Blocks(title="AIGC Hub", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("# AIGC Hub\nGenerate with the models in your hub. Every result carries its seed.")
+        with gr.Tabs():
+            for key in tabs or list(TABS):
+                title, build = TABS[key]
+                with gr.Tab(title, id=key, elem_id=f"tab-{key}"):
+                    build(ctx)
+    demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
+    return demo

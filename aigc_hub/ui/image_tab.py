@@ -1,0 +1,96 @@
+"""The Image tab: pick a GAN from the hub, generate a reproducible batch, interpolate between two seeds."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from ..devices import lane
+from ..imaging import make_grid, png_bytes, to_pil
+from .common import AppContext, card_markdown, user_errors
+
+PIPELINE = "unconditional-image-generation"
+
+
+def _label_update(ctx: AppContext, ref: str) -> dict:
+    classes = ctx.registry.config_of(ref).get("num_classes", 0)
+    return gr.update(choices=["any"] + [str(i) for i in range(classes)], value="any", visible=bool(classes))
+
+
+def build(ctx: AppContext) -> None:
+    entries = {e.ref: e for e in ctx.models(PIPELINE)}
+    refs = list(entries)
+    default = ctx.config.image_model if ctx.config.image_model in entries else (refs[0] if refs else None)
+    if default and ctx.config.preload:
+        ctx.registry.get(default)  # load now: the first request should not wait for it
+    device_lane = lane(ctx.registry.planned_device(default)) if default else lane("cpu")
+    classes = ctx.registry.config_of(default).get("num_classes", 0) if default else 0
+
+    with gr.Row():
+        model = gr.Dropdown(refs, value=default, label="Model", elem_id="image-model", scale=2)
+        card = gr.Markdown(card_markdown(entries.get(default)), elem_id="image-card")
+    with gr.Row():
+        seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
+        count = gr.Slider(1, ctx.config.max_images, value=16, step=1, label="Images", elem_id="image-count")
+        label = gr.Dropdown(["any"] + [str(i) for i in range(classes)], value="any", label="Label",
+                            visible=bool(classes), elem_id="image-label")
+    button = gr.Button("Generate", variant="primary", elem_id="image-generate")
+    gallery = gr.Gallery(label="Images", columns=8, object_fit="contain", height=420, format="png",
+                         elem_id="image-gallery")
+    with gr.Row():
+        used_seed = gr.Number(label="Seed used (image i has seed + i)", precision=0, interactive=False,
+                              elem_id="image-used-seed")
+        files = gr.File(label="Download (PNG with generation parameters)", file_count="multiple",
+                        elem_id="image-files")
+    with gr.Accordion("Interpolate between two seeds", open=False):
+        with gr.Row():
+            seed_a = gr.Number(0, label="From seed", precision=0, elem_id="interp-seed-a")
+            seed_b = gr.Number(1, label="To seed", precision=0, elem_id="interp-seed-b")
+            frames = gr.Slider(2, 60, value=16, step=1, label="Frames", elem_id="interp-frames")
+        interp_button = gr.Button("Interpolate", elem_id="interp-run")
+        with gr.Row():
+            gif = gr.Image(label="Animation", type="filepath", elem_id="interp-gif")
+            strip = gr.Gallery(label="Frames", columns=8, format="png", elem_id="interp-frames-gallery")
+
+    @user_errors
+    def on_model(ref: str):
+        return card_markdown(entries.get(ref) or next((e for e in ctx.models() if e.ref == ref), None)), \
+            _label_update(ctx, ref)
+
+    @user_errors
+    def generate(ref: str, seed_value: float, n: float, label_value: str, progress=gr.Progress()):
+        if ref not in entries:
+            raise gr.Error(f"unknown model {ref!r}: pick one from the list")
+        progress(0, desc="generating")
+        result = ctx.image.generate(ref, n, seed_value, None if label_value in (None, "any") else label_value,
+                                    progress=lambda done, total: progress(done / total, desc="generating"))
+        out = Path(tempfile.mkdtemp(prefix="aigc-image-"))
+        paths = []
+        for i, s in enumerate(result.seeds):
+            path = out / f"seed-{s}.png"
+            path.write_bytes(result.png(i))
+            paths.append(str(path))
+        grid = out / f"grid-seed-{result.seed}.png"
+        grid.write_bytes(png_bytes(to_pil(make_grid(result.images)), result.parameters[0] + f", Count: {len(paths)}"))
+        return paths, result.seed, paths + [str(grid)]
+
+    @user_errors
+    def interpolate(ref: str, a: float, b: float, n: float, label_value: str):
+        if ref not in entries:
+            raise gr.Error(f"unknown model {ref!r}: pick one from the list")
+        images, gif_data = ctx.image.interpolate(ref, a, b, n, None if label_value in (None, "any") else label_value)
+        out = Path(tempfile.mkdtemp(prefix="aigc-interp-"))
+        (out / "interpolation.gif").write_bytes(gif_data)
+        frame_paths = []
+        for i, img in enumerate(images):
+            to_pil(img).save(out / f"frame-{i:03d}.png")
+            frame_paths.append(str(out / f"frame-{i:03d}.png"))
+        return str(out / "interpolation.gif"), frame_paths
+
+    model.change(on_model, model, [card, label], api_visibility="private")
+    button.click(generate, [model, seed, count, label], [gallery, used_seed, files], api_name="generate_image",
+                 concurrency_id=device_lane, concurrency_limit=1)
+    interp_button.click(interpolate, [model, seed_a, seed_b, frames, label], [gif, strip], api_name="interpolate",
+                        concurrency_id=device_lane, concurrency_limit=1)

@@ -1,0 +1,58 @@
+"""The Models tab: every model the hub knows, which are loaded where, and Load / Unload."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import devices
+from .common import AppContext, user_errors
+
+HEADERS = ["model", "source", "task", "data", "figures", "loaded on"]
+
+
+def table(ctx: AppContext) -> list[list[str]]:
+    loaded = {m.ref: m.describe().split(" on ", 1)[1] for m in ctx.registry.loaded()}
+    rows = []
+    for e in ctx.models():
+        figs = "; ".join(f"{f.name}: {f.value:.4g}" for f in e.card.figures) or "—"
+        rows.append([e.ref, e.source, e.card.task or e.card.pipeline_tag or "?", ", ".join(e.card.datasets) or "?",
+                     figs, loaded.get(e.ref, "")])
+    return rows
+
+
+def device_markdown() -> str:
+    return "**Devices:** " + " · ".join(d.describe() for d in devices.inventory())
+
+
+def build(ctx: AppContext) -> None:
+    refs = [e.ref for e in ctx.models()]
+    device_names = ["auto"] + [d.name for d in devices.inventory()]
+    models = gr.Dataframe(table(ctx), headers=HEADERS, interactive=False, elem_id="models-table")
+    inventory = gr.Markdown(device_markdown(), elem_id="models-devices")
+    with gr.Row():
+        ref = gr.Dropdown(refs, value=refs[0] if refs else None, label="Model", elem_id="models-ref")
+        device = gr.Dropdown(device_names, value="auto", label="Device", elem_id="models-device")
+    with gr.Row():
+        load = gr.Button("Load", variant="primary", elem_id="models-load")
+        unload = gr.Button("Unload", elem_id="models-unload")
+        refresh = gr.Button("Refresh", elem_id="models-refresh")
+    status = gr.Markdown(elem_id="models-status")
+
+    @user_errors
+    def do_load(name: str, where: str):
+        if name not in [e.ref for e in ctx.models()]:
+            raise gr.Error(f"unknown model {name!r}: pick one from the list")
+        entry = ctx.registry.load(name, None if where == "auto" else where)
+        return f"Loaded {entry.describe()}", table(ctx), device_markdown()
+
+    @user_errors
+    def do_unload(name: str):
+        done = ctx.registry.unload(name)
+        return (f"Unloaded {name}" if done else f"{name} was not loaded"), table(ctx), device_markdown()
+
+    def do_refresh():
+        return table(ctx), device_markdown(), gr.update(choices=[e.ref for e in ctx.models()])
+
+    load.click(do_load, [ref, device], [status, models, inventory], api_name="load_model", concurrency_id="admin")
+    unload.click(do_unload, ref, [status, models, inventory], api_name="unload_model", concurrency_id="admin")
+    refresh.click(do_refresh, None, [models, inventory, ref], api_name="list_models", concurrency_id="admin")

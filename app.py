@@ -1,0 +1,6 @@
+"""AIGC Hub app: `python app.py` serves the Gradio app on http://127.0.0.1:7860 (options: --help)."""
+
+from aigc_hub.cli import main
+
+if __name__ == "__main__":
+    main(["serve", *__import__("sys").argv[1:]])

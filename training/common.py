@@ -1,0 +1,266 @@
+"""The one training helper every `train_*.py` script shares.
+
+It owns what is the same for a GAN, a language model and a translation model: accelerate setup, the step loop
+with gradient accumulation, learning-rate schedules that count optimizer steps (once, not per process or
+micro-batch), exact checkpoint/resume (weights, optimizers, schedulers, RNG, data position), EMA weights, trackers,
+sample logging, tqdm progress, and the final save + model card + push. A script supplies only its model-specific
+`train_step`, `sample` and `evaluate` functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from safetensors.torch import load_model, save_model
+from tqdm.auto import tqdm
+
+logger = logging.getLogger("aigc_hub.training")
+CHECKPOINT_DIR = "checkpoints"  # under output_dir; never pushed
+TRAINER_STATE = "trainer_state.json"
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments every training script accepts (names follow the diffusers/transformers example scripts)."""
+    g = parser.add_argument_group("run")
+    g.add_argument("--output_dir", required=True, help="where the final model, logs and checkpoints go")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--train_batch_size", type=int, default=64, help="per process, per micro-batch")
+    g.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    g.add_argument("--num_epochs", type=int, default=1)
+    g.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_epochs")
+    g.add_argument("--learning_rate", type=float, default=2e-4)
+    g.add_argument("--lr_scheduler", default="constant", help="transformers.get_scheduler name")
+    g.add_argument("--lr_warmup_steps", type=int, default=0)
+    g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no", help="GPU only; CPU runs fp32")
+    g.add_argument("--dataloader_num_workers", type=int, default=0)
+    g = parser.add_argument_group("checkpoints, logging, hub")
+    g.add_argument("--checkpointing_steps", type=int, default=500)
+    g.add_argument("--checkpoints_total_limit", type=int, default=2)
+    g.add_argument("--resume_from_checkpoint", default=None, help="a checkpoint folder, or 'latest'")
+    g.add_argument("--report_to", default="tensorboard", help="accelerate tracker name(s), comma-separated, or 'none'")
+    g.add_argument("--logging_steps", type=int, default=50)
+    g.add_argument("--sample_steps", type=int, default=500, help="log a sample every N steps (0 = never)")
+    g.add_argument("--push_to_hub", action="store_true")
+    g.add_argument("--hub_model_id", default=None, help="owner/name in the local hub (or on the HF Hub with --hf)")
+    g.add_argument("--hf", action="store_true", help="push to the Hugging Face Hub instead of the local hub")
+    g.add_argument("--private", action="store_true", help="with --hf: create a private repo")
+    return parser
+
+
+class Trainer:
+    """Runs a step loop under accelerate and makes it resumable to the exact step."""
+
+    def __init__(self, args: argparse.Namespace, project: str) -> None:
+        if args.push_to_hub and not args.hub_model_id:
+            raise SystemExit("--push_to_hub needs --hub_model_id owner/name")
+        if args.push_to_hub:
+            from aigc_hub.hub import validate_repo_id
+
+            validate_repo_id(args.hub_model_id)  # fail now, not after hours of training
+        self.args = args
+        self.output_dir = Path(args.output_dir)
+        mixed = args.mixed_precision
+        if mixed != "no" and not torch.cuda.is_available():
+            logger.warning("--mixed_precision %s needs a GPU; this CPU runs fp32 (bf16 is ~100x slower here)", mixed)
+            mixed = "no"
+        trackers = [t for t in args.report_to.split(",") if t and t != "none"]
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            mixed_precision=mixed,
+            log_with=trackers or None,
+            project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")),
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        )
+        logging.basicConfig(level=logging.INFO if self.accelerator.is_main_process else logging.WARNING,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        set_seed(args.seed)  # before any model is built, so initial weights follow the seed
+        if self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            if trackers:
+                config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+                self.accelerator.init_trackers(project, config=config)
+        self.global_step = 0
+        self.schedulers: list[torch.optim.lr_scheduler.LRScheduler] = []
+        self.ema_models: dict[str, torch.nn.Module] = {}
+        self._ema_sources: dict[str, torch.nn.Module] = {}
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    # --- set-up ---------------------------------------------------------------------------------------------------
+    def scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+        """A schedule the helper steps once per optimizer step (not prepared: accelerate would step it per process)."""
+        from transformers import get_scheduler
+
+        sched = get_scheduler(self.args.lr_scheduler, optimizer, num_warmup_steps=self.args.lr_warmup_steps,
+                              num_training_steps=total_steps)
+        self.schedulers.append(sched)
+        return sched
+
+    def ema(self, name: str, model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+        """EMA of the *unwrapped* model, buffers (batch-norm statistics) included; update it after each step."""
+        from torch.optim.swa_utils import AveragedModel
+
+        def update(ema_params: list, params: list, num_averaged: torch.Tensor) -> None:
+            # Warm-up (as diffusers' EMAModel): early on the average follows the model closely, so samples
+            # logged in the first thousand steps are not a blur of the initial weights.
+            n = float(num_averaged)
+            torch._foreach_lerp_(ema_params, params, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+
+        model = self.accelerator.unwrap_model(model)
+        ema = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+        self.ema_models[name], self._ema_sources[name] = ema, model
+        return ema
+
+    def total_steps(self, dataloader_len: int) -> tuple[int, int]:
+        """(optimizer steps per epoch, total optimizer steps) for a prepared dataloader of this length."""
+        per_epoch = max(1, math.ceil(dataloader_len / self.args.gradient_accumulation_steps))
+        total = self.args.max_train_steps or self.args.num_epochs * per_epoch
+        return per_epoch, total
+
+    # --- checkpoints ------------------------------------------------------------------------------------------------
+    def checkpoint_root(self) -> Path:
+        return self.output_dir / CHECKPOINT_DIR
+
+    def save_checkpoint(self) -> Path:
+        path = self.checkpoint_root() / f"checkpoint-{self.global_step}"
+        self.accelerator.save_state(str(path), safe_serialization=True)  # models, optimizers, scaler, RNG
+        if self.is_main:
+            for name, ema in self.ema_models.items():
+                save_model(ema, str(path / f"ema_{name}.safetensors"))
+            state = {"global_step": self.global_step, "schedulers": [s.state_dict() for s in self.schedulers]}
+            (path / TRAINER_STATE).write_text(json.dumps(state, default=_json_default))
+            self._rotate_checkpoints()
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _rotate_checkpoints(self) -> None:
+        limit = self.args.checkpoints_total_limit
+        found = sorted(_list_checkpoints(self.checkpoint_root()), key=lambda p: _step_of(p))
+        for old in found[: max(0, len(found) - limit)] if limit else []:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def find_checkpoint(self) -> Path | None:
+        ref = self.args.resume_from_checkpoint
+        if not ref:
+            return None
+        if ref == "latest":
+            found = [p for p in _list_checkpoints(self.checkpoint_root()) if (p / TRAINER_STATE).exists()]
+            if not found:
+                logger.warning("no checkpoint in %s: starting from scratch", self.checkpoint_root())
+                return None
+            return max(found, key=_step_of)
+        path = Path(ref)
+        if not (path / TRAINER_STATE).exists():
+            raise SystemExit(f"--resume_from_checkpoint {ref}: not a checkpoint folder (no {TRAINER_STATE})")
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        self.accelerator.load_state(str(path))
+        state = json.loads((path / TRAINER_STATE).read_text())
+        self.global_step = int(state["global_step"])
+        for sched, sd in zip(self.schedulers, state["schedulers"]):
+            sched.load_state_dict(sd)
+        for name, ema in self.ema_models.items():
+            load_model(ema, str(path / f"ema_{name}.safetensors"), device=str(self.accelerator.device))
+        logger.info("resumed from %s at step %d", path, self.global_step)
+
+    # --- the loop ---------------------------------------------------------------------------------------------------
+    def fit(
+        self,
+        dataloader: Iterable,
+        models: list[torch.nn.Module],
+        train_step: Callable[[Any], dict[str, float]],
+        on_sample: Callable[[int], Any] | None = None,
+    ) -> None:
+        """Run `train_step(batch)` under `accelerator.accumulate(*models)` until the planned optimizer step count."""
+        acc, args = self.accelerator, self.args
+        steps_per_epoch, total = self.total_steps(len(dataloader))
+        checkpoint = self.find_checkpoint()
+        if checkpoint is not None:
+            self.load_checkpoint(checkpoint)
+        first_epoch = self.global_step // steps_per_epoch
+        skip = (self.global_step % steps_per_epoch) * args.gradient_accumulation_steps
+        bar = tqdm(total=total, initial=self.global_step, desc="steps", disable=not self.is_main, dynamic_ncols=True)
+        logs: dict[str, float] = {}
+        epoch = first_epoch
+        while self.global_step < total:
+            dataloader.set_epoch(epoch)  # the seedable sampler shuffles from seed + epoch: same order after resume
+            loader = acc.skip_first_batches(dataloader, skip) if skip else dataloader
+            skip = 0
+            for batch in loader:
+                with acc.accumulate(*models):
+                    logs = train_step(batch)
+                if not acc.sync_gradients:
+                    continue
+                for sched in self.schedulers:
+                    sched.step()
+                for name, ema in self.ema_models.items():
+                    ema.update_parameters(self._ema_sources[name])
+                self.global_step += 1
+                bar.update(1)
+                step = self.global_step
+                if step % args.logging_steps == 0 or step == total:
+                    logs = {**logs, "lr": self.schedulers[0].get_last_lr()[0]} if self.schedulers else logs
+                    acc.log(logs, step=step)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
+                if args.checkpointing_steps and step % args.checkpointing_steps == 0 and step < total:
+                    self.save_checkpoint()
+                if on_sample and args.sample_steps and (step % args.sample_steps == 0 or step == total):
+                    on_sample(step)
+                if step >= total:
+                    break
+            epoch += 1
+        bar.close()
+        acc.wait_for_everyone()
+
+    def log_images(self, name: str, grid_hwc: Any, step: int) -> None:
+        """Log an HWC uint8 image to every tracker that takes images (tensorboard, wandb, ...)."""
+        if not self.is_main:
+            return
+        for tracker in self.accelerator.trackers:
+            if tracker.name == "tensorboard":
+                tracker.writer.add_image(name, grid_hwc, step, dataformats="HWC")
+            elif hasattr(tracker, "log_images"):
+                tracker.log_images({name: [grid_hwc]}, step=step)
+
+    # --- the end ----------------------------------------------------------------------------------------------------
+    def finish(self, save_final: Callable[[Path], None]) -> Path | None:
+        """Main process: `save_final(model_dir)` writes weights + card into output_dir; then push if asked."""
+        acc, args = self.accelerator, self.args
+        pushed = None
+        if self.is_main:
+            save_final(self.output_dir)
+            if args.push_to_hub:
+                from aigc_hub import hub
+
+                pushed = hub.push(self.output_dir, args.hub_model_id, hf=args.hf, private=args.private)
+                logger.info("pushed to %s", pushed)
+        acc.wait_for_everyone()
+        acc.end_training()
+        return pushed
+
+
+def _list_checkpoints(root: Path) -> list[Path]:
+    return [p for p in root.glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+
+
+def _step_of(path: Path) -> int:
+    return int(path.name.split("-")[1])
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in {TRAINER_STATE}")
