@@ -116,7 +116,7 @@ def _download(repo_id: str, revision: str | None, *, offline: bool | None) -> Pa
     except LocalEntryNotFoundError:
         where = "offline (HF_HUB_OFFLINE=1)" if offline else "the Hugging Face Hub could not be reached"
         raise HubError(f"model {repo_id!r} is not in the local hub or the starters, and {where}") from None
-    except OSError as e:  # network errors surface as OSError subclasses (httpx, requests)
+    except Exception as e:  # network errors: OSError or the HTTP client's own exceptions
         raise HubError(f"model {repo_id!r}: download from the Hugging Face Hub failed: {e}") from None
 
 
@@ -173,9 +173,11 @@ def _fsync_tree(root: Path) -> None:
 
 
 def _push_hf(folder: Path, repo_id: str, private: bool) -> str:
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HfHubHTTPError
 
+    if not get_token():
+        raise HubError("pushing to the Hugging Face Hub needs a token: run `hf auth login` or set HF_TOKEN")
     api = HfApi()
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -183,8 +185,8 @@ def _push_hf(folder: Path, repo_id: str, private: bool) -> str:
                                  commit_message="Upload model trained with AIGC Hub")
     except HfHubHTTPError as e:
         raise HubError(f"push to the Hugging Face Hub failed: {e} (is HF_TOKEN set, with write access?)") from None
-    except OSError as e:
-        raise HubError(f"push to the Hugging Face Hub failed: no network? ({e})") from None
+    except Exception as e:  # network errors: OSError or the HTTP client's own exceptions
+        raise HubError(f"push to the Hugging Face Hub failed: no network? ({type(e).__name__}: {e})") from None
     return str(getattr(info, "commit_url", f"https://huggingface.co/{repo_id}"))
 
 

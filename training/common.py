@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -74,7 +75,10 @@ class Trainer:
             logger.warning("--mixed_precision %s needs a GPU; this CPU runs fp32 (bf16 is ~100x slower here)", mixed)
             mixed = "no"
         trackers = [t for t in args.report_to.split(",") if t and t != "none"]
+        # Several processes without GPUs (torchrun on CPU): accelerate only picks MULTI_CPU/gloo when told cpu=True.
+        multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
         self.accelerator = Accelerator(
+            cpu=multi_cpu,
             gradient_accumulation_steps=args.gradient_accumulation_steps,
             mixed_precision=mixed,
             log_with=trackers or None,
@@ -84,6 +88,8 @@ class Trainer:
         logging.basicConfig(level=logging.INFO if self.accelerator.is_main_process else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         set_seed(args.seed)  # before any model is built, so initial weights follow the seed
+        logger.info("%s, %d process(es), device %s, mixed precision %s", self.accelerator.distributed_type,
+                    self.accelerator.num_processes, self.accelerator.device, mixed)
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             if trackers:
@@ -116,7 +122,12 @@ class Trainer:
             # Warm-up (as diffusers' EMAModel): early on the average follows the model closely, so samples
             # logged in the first thousand steps are not a blur of the initial weights.
             n = float(num_averaged)
-            torch._foreach_lerp_(ema_params, params, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+            floats = [(e, p) for e, p in zip(ema_params, params) if e.is_floating_point()]
+            if floats:
+                torch._foreach_lerp_([e for e, _ in floats], [p for _, p in floats], 1.0 - min(decay, (1 + n) / (10 + n)))
+            for e, p in zip(ema_params, params):
+                if not e.is_floating_point():  # counters such as batch-norm's num_batches_tracked
+                    e.copy_(p)
 
         model = self.accelerator.unwrap_model(model)
         ema = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
@@ -188,8 +199,10 @@ class Trainer:
         acc, args = self.accelerator, self.args
         steps_per_epoch, total = self.total_steps(len(dataloader))
         checkpoint = self.find_checkpoint()
+        rng_at_checkpoint = None
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
+            rng_at_checkpoint = _rng_state()
         first_epoch = self.global_step // steps_per_epoch
         skip = (self.global_step % steps_per_epoch) * args.gradient_accumulation_steps
         bar = tqdm(total=total, initial=self.global_step, desc="steps", disable=not self.is_main, dynamic_ncols=True)
@@ -200,6 +213,11 @@ class Trainer:
             loader = acc.skip_first_batches(dataloader, skip) if skip else dataloader
             skip = 0
             for batch in loader:
+                if rng_at_checkpoint is not None:
+                    # Starting an epoch's iterator draws from the global RNG; the uninterrupted run did that before
+                    # it saved the checkpoint, so give back the RNG state the checkpoint holds.
+                    _set_rng_state(rng_at_checkpoint)
+                    rng_at_checkpoint = None
                 with acc.accumulate(*models):
                     logs = train_step(batch)
                 if not acc.sync_gradients:
@@ -236,9 +254,21 @@ class Trainer:
                 tracker.log_images({name: [grid_hwc]}, step=step)
 
     # --- the end ----------------------------------------------------------------------------------------------------
-    def finish(self, save_final: Callable[[Path], None]) -> Path | None:
+    def check_replicas(self, models: list[torch.nn.Module]) -> None:
+        """Fail loudly if data-parallel replicas drifted apart (a broken all-reduce or EMA would show here)."""
+        acc = self.accelerator
+        sums = [sum(p.detach().double().sum() for p in acc.unwrap_model(m).parameters()) for m in models]
+        local = torch.stack([torch.as_tensor(s, dtype=torch.float64) for s in sums]).to(acc.device)
+        gathered = acc.gather(local[None])
+        if not torch.equal(gathered.min(0).values, gathered.max(0).values):
+            raise RuntimeError(f"replicas differ after training: {gathered.tolist()}")
+        logger.info("replicas in sync across %d process(es) (%s): checksums %s", acc.num_processes,
+                    acc.distributed_type, [f"{v:.10g}" for v in local.tolist()])
+
+    def finish(self, save_final: Callable[[Path], None], models: list[torch.nn.Module] = ()) -> Path | None:
         """Main process: `save_final(model_dir)` writes weights + card into output_dir; then push if asked."""
         acc, args = self.accelerator, self.args
+        self.check_replicas([*models, *self.ema_models.values()])
         pushed = None
         if self.is_main:
             save_final(self.output_dir)
@@ -250,6 +280,29 @@ class Trainer:
         acc.wait_for_everyone()
         acc.end_training()
         return pushed
+
+
+def _rng_state() -> dict[str, Any]:
+    import random
+
+    import numpy as np
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _list_checkpoints(root: Path) -> list[Path]:

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         figures = evaluate(args, final, data.num_classes)
         write_card(args, out, data, figures, trainer.global_step)
 
-    trainer.finish(save_final)
+    trainer.finish(save_final, models=[gen, disc])
 
 
 def evaluate(args: argparse.Namespace, gen: Generator, num_classes: int) -> list[Figure]:

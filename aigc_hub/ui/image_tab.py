@@ -29,7 +29,10 @@ def build(ctx: AppContext) -> None:
     classes = ctx.registry.config_of(default).get("num_classes", 0) if default else 0
 
     with gr.Row():
-        model = gr.Dropdown(refs, value=default, label="Model", elem_id="image-model", scale=2)
+        # Custom values are allowed so a model pushed while the app runs can be used; each call checks the hub.
+        model = gr.Dropdown(refs, value=default, label="Model", elem_id="image-model", scale=2,
+                            allow_custom_value=True)
+        refresh = gr.Button("↻", scale=0, min_width=40, elem_id="image-refresh")
         card = gr.Markdown(card_markdown(entries.get(default)), elem_id="image-card")
     with gr.Row():
         seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
@@ -54,17 +57,24 @@ def build(ctx: AppContext) -> None:
             gif = gr.Image(label="Animation", type="filepath", elem_id="interp-gif")
             strip = gr.Gallery(label="Frames", columns=8, format="png", elem_id="interp-frames-gallery")
 
+    def known(ref: str) -> str:
+        if not isinstance(ref, str) or ref not in {e.ref for e in ctx.models(PIPELINE)}:
+            raise gr.Error(f"unknown image model {str(ref)[:100]!r}: pick one from the list (↻ refreshes it)",
+                           print_exception=False)
+        return ref
+
     @user_errors
     def on_model(ref: str):
-        return card_markdown(entries.get(ref) or next((e for e in ctx.models() if e.ref == ref), None)), \
-            _label_update(ctx, ref)
+        entry = next((e for e in ctx.models(PIPELINE) if e.ref == ref), None)
+        return card_markdown(entry), _label_update(ctx, known(ref))
+
+    def on_refresh(ref: str):
+        return gr.update(choices=[e.ref for e in ctx.models(PIPELINE)], value=ref)
 
     @user_errors
     def generate(ref: str, seed_value: float, n: float, label_value: str, progress=gr.Progress()):
-        if ref not in entries:
-            raise gr.Error(f"unknown model {ref!r}: pick one from the list")
         progress(0, desc="generating")
-        result = ctx.image.generate(ref, n, seed_value, None if label_value in (None, "any") else label_value,
+        result = ctx.image.generate(known(ref), n, seed_value, None if label_value in (None, "any") else label_value,
                                     progress=lambda done, total: progress(done / total, desc="generating"))
         out = Path(tempfile.mkdtemp(prefix="aigc-image-"))
         paths = []
@@ -78,9 +88,7 @@ def build(ctx: AppContext) -> None:
 
     @user_errors
     def interpolate(ref: str, a: float, b: float, n: float, label_value: str):
-        if ref not in entries:
-            raise gr.Error(f"unknown model {ref!r}: pick one from the list")
-        images, gif_data = ctx.image.interpolate(ref, a, b, n, None if label_value in (None, "any") else label_value)
+        images, gif_data = ctx.image.interpolate(known(ref), a, b, n, None if label_value in (None, "any") else label_value)
         out = Path(tempfile.mkdtemp(prefix="aigc-interp-"))
         (out / "interpolation.gif").write_bytes(gif_data)
         frame_paths = []
@@ -90,6 +98,7 @@ def build(ctx: AppContext) -> None:
         return str(out / "interpolation.gif"), frame_paths
 
     model.change(on_model, model, [card, label], api_visibility="private")
+    refresh.click(on_refresh, model, model, api_visibility="private")
     button.click(generate, [model, seed, count, label], [gallery, used_seed, files], api_name="generate_image",
                  concurrency_id=device_lane, concurrency_limit=1)
     interp_button.click(interpolate, [model, seed_a, seed_b, frames, label], [gif, strip], api_name="interpolate",

@@ -30,8 +30,10 @@ def build(ctx: AppContext) -> None:
     models = gr.Dataframe(table(ctx), headers=HEADERS, interactive=False, elem_id="models-table")
     inventory = gr.Markdown(device_markdown(), elem_id="models-devices")
     with gr.Row():
-        ref = gr.Dropdown(refs, value=refs[0] if refs else None, label="Model", elem_id="models-ref")
-        device = gr.Dropdown(device_names, value="auto", label="Device", elem_id="models-device")
+        ref = gr.Dropdown(refs, value=refs[0] if refs else None, label="Model", elem_id="models-ref",
+                          allow_custom_value=True)
+        device = gr.Dropdown(device_names, value="auto", label="Device", elem_id="models-device",
+                             allow_custom_value=True)
     with gr.Row():
         load = gr.Button("Load", variant="primary", elem_id="models-load")
         unload = gr.Button("Unload", elem_id="models-unload")
@@ -41,7 +43,7 @@ def build(ctx: AppContext) -> None:
     @user_errors
     def do_load(name: str, where: str):
         if name not in [e.ref for e in ctx.models()]:
-            raise gr.Error(f"unknown model {name!r}: pick one from the list")
+            raise gr.Error(f"unknown model {str(name)[:100]!r}: pick one from the list", print_exception=False)
         entry = ctx.registry.load(name, None if where == "auto" else where)
         return f"Loaded {entry.describe()}", table(ctx), device_markdown()
 

@@ -1,0 +1,97 @@
+"""Shared fixtures: a temporary local hub, tiny GAN folders, MNIST (or a generated stand-in), a launched app."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+MNIST = REPO.parent / "shared" / "data" / "images" / "mnist" / "mnist.npz"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture
+def tmp_hub(tmp_path, monkeypatch) -> Path:
+    """An empty local hub for this test only."""
+    root = tmp_path / "hub"
+    monkeypatch.setenv("AIGC_HUB_HOME", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return root
+
+
+def make_gan(folder: Path, num_classes: int = 10, resolution: int = 32, channels: int = 1, seed: int = 0) -> Path:
+    """A small randomly initialised generator saved as a standard model folder with a card."""
+    import torch
+
+    from aigc_hub.cards import Figure, render_card
+    from aigc_hub.models.dcgan import Generator
+
+    torch.manual_seed(seed)
+    gen = Generator(resolution=resolution, channels=channels, num_classes=num_classes, base_channels=8, latent_dim=16)
+    gen.eval().save_pretrained(str(folder))
+    render_card(title="tiny gan", pipeline_tag="unconditional-image-generation", task="image generation",
+                tags=["dcgan"], datasets=["synthetic"], license="mit",
+                figures=[Figure("FD (classifier features)", 12.5, "frechet-distance-classifier", "synthetic")],
+                body="A test model.").save(folder / "README.md")
+    return folder
+
+
+@pytest.fixture
+def tiny_gan(tmp_path) -> Path:
+    return make_gan(tmp_path / "tiny-gan")
+
+
+@pytest.fixture(scope="session")
+def digits_npz(tmp_path_factory) -> Path:
+    """MNIST from ../shared/data when present (a 2,048-image slice), else generated digit-like blobs."""
+    out = tmp_path_factory.mktemp("data") / "digits.npz"
+    if MNIST.exists():
+        with np.load(MNIST) as npz:
+            np.savez(out, x_train=npz["x_train"][:2048], y_train=npz["y_train"][:2048],
+                     x_test=npz["x_test"][:512], y_test=npz["y_test"][:512])
+    else:
+        rng = np.random.default_rng(0)
+        x = (rng.random((2560, 28, 28)) * 255).astype(np.uint8)
+        y = rng.integers(0, 10, 2560).astype(np.uint8)
+        np.savez(out, x_train=x[:2048], y_train=y[:2048], x_test=x[2048:], y_test=y[2048:])
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd: list[str], env: dict | None = None, timeout: int = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run a command from the repository root; fail with its output when it fails."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return proc
+
+
+@pytest.fixture
+def launched(tmp_hub):
+    """Start an app on a free loopback port for a config; yields (url, demo); closes it afterwards."""
+    from aigc_hub.config import AppConfig
+    from aigc_hub.ui import build_demo
+
+    demos = []
+
+    def start(**settings):
+        port = free_port()
+        demo = build_demo(AppConfig(port=port, **settings))
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        demos.append(demo)
+        return f"http://127.0.0.1:{port}/", demo
+
+    yield start
+    for demo in demos:
+        demo.close()
