@@ -153,14 +153,14 @@ def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = 
 
 
 def _ignore_for_push(directory: str, names: list[str]) -> set[str]:
+    """shutil.copytree filter: hidden files, run folders (checkpoints, logs, samples) and pickles stay behind."""
     import fnmatch
 
-    rel = Path(directory)
+    run_dirs = {p.split("/")[0] for p in PUSH_IGNORE if p.endswith("/**")}
     skipped = set()
     for name in names:
-        if name.startswith(".") or name in ("checkpoints", "logs", "samples") and (rel / name).is_dir():
-            skipped.add(name)
-        elif any(fnmatch.fnmatch(name, pat) for pat in PUSH_IGNORE if "/" not in pat):
+        is_run_dir = name in run_dirs and (Path(directory) / name).is_dir()
+        if is_run_dir or any(fnmatch.fnmatch(name, pat) for pat in PUSH_IGNORE if "/" not in pat):
             skipped.add(name)
     return skipped
 

@@ -87,3 +87,23 @@ def test_two_process_data_parallel(digits_npz, tmp_path, tmp_hub):
     assert len(writers) == 1, "only the main process logs"
     assert (tmp_hub / "me" / "ddp-gan" / "model.safetensors").exists()
     assert (out / "checkpoints" / "checkpoint-2" / "random_states_1.pkl").exists(), "each rank's RNG is saved"
+
+
+def test_rgb_image_folder_at_64px(tmp_path):
+    """Not only MNIST: an unconditional 3-channel 64 px model from a plain image folder."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    for i in range(16):
+        Image.fromarray((rng.random((50, 50, 3)) * 255).astype(np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    out = tmp_path / "rgb"
+    proc = run([sys.executable, str(REPO / "training" / "train_gan.py"), "--dataset", str(tmp_path / "imgs"),
+                "--resolution", "64", "--output_dir", str(out), "--max_train_steps", "2", "--base_channels", "4",
+                "--train_batch_size", "8", "--report_to", "none"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from aigc_hub.models.dcgan import Generator
+
+    gen = Generator.from_pretrained(str(out), strict=True)
+    assert (gen.resolution, gen.channels, gen.num_classes) == (64, 3, 0)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,7 +28,7 @@ from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.imaging import make_grid
 from aigc_hub.models.dcgan import Generator, Discriminator
 from training.common import Trainer, add_common_args
-from training.image_data import load_images
+from training.image_data import ImageData, load_images
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,8 +64,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+@dataclass
+class GanRun:
+    """Everything `main` trains with; benchmarks build it too, to time the very same step."""
+
+    args: argparse.Namespace
+    trainer: Trainer
+    data: ImageData
+    gen: torch.nn.Module  # prepared (DDP-wrapped when distributed)
+    disc: torch.nn.Module
+    ema: torch.optim.swa_utils.AveragedModel
+    loader: DataLoader
+    train_step: Callable[[dict[str, torch.Tensor]], dict[str, float]]
+
+
+def setup(args: argparse.Namespace) -> GanRun:
     trainer = Trainer(args, project="train_gan")
     acc = trainer.accelerator
     data = load_images(args.dataset, resolution=args.resolution, image_column=args.image_column,
@@ -108,6 +123,14 @@ def main(argv: list[str] | None = None) -> None:
         opt_g.zero_grad(set_to_none=True)
         return {"loss_d": loss_d.detach().item(), "loss_g": loss_g.detach().item()}
 
+    return GanRun(args, trainer, data, gen, disc, ema, loader, train_step)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run = setup(args)
+    trainer, data, ema = run.trainer, run.data, run.ema
+    disc_raw = trainer.accelerator.unwrap_model(run.disc)
     fixed = torch.Generator().manual_seed(args.seed)
     fixed_z = torch.randn(args.num_sample_images, args.latent_dim, generator=fixed)
     fixed_labels = torch.arange(args.num_sample_images) % data.num_classes if data.num_classes else None
@@ -130,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         Image.fromarray(grid.squeeze()).save(out / f"step-{step:07d}.png")
         trainer.log_images("samples", grid, step)
 
-    trainer.fit(loader, [gen, disc], train_step, on_sample=on_sample)
+    trainer.fit(run.loader, [run.gen, run.disc], run.train_step, on_sample=on_sample)
 
     def save_final(out: Path) -> None:
         from PIL import Image
@@ -142,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         figures = evaluate(args, final, data.num_classes)
         write_card(args, out, data, figures, trainer.global_step)
 
-    trainer.finish(save_final, models=[gen, disc])
+    trainer.finish(save_final, models=[run.gen, run.disc])
 
 
 def evaluate(args: argparse.Namespace, gen: Generator, num_classes: int) -> list[Figure]:
@@ -163,7 +186,7 @@ def evaluate(args: argparse.Namespace, gen: Generator, num_classes: int) -> list
         g = torch.Generator().manual_seed(args.seed + 1 + start)  # evaluation noise differs from training noise
         return gen(torch.randn(n, gen.latent_dim, generator=g), labels)
 
-    scores = evaluate_generator(generate, held_out.dataset["pixel_values"], train_ref.dataset["pixel_values"],
+    scores = evaluate_generator(generate, held_out.dataset.pixels, train_ref.dataset.pixels,
                                 num_classes=num_classes, num_samples=args.eval_samples, classifier=classifier)
     eval_name = f"{args.card_dataset or Path(args.dataset).stem} held-out ({len(held_out.dataset)})"
     figures = [
@@ -175,7 +198,7 @@ def evaluate(args: argparse.Namespace, gen: Generator, num_classes: int) -> list
     return figures
 
 
-def write_card(args: argparse.Namespace, out: Path, data, figures: list[Figure], steps: int) -> None:
+def write_card(args: argparse.Namespace, out: Path, data: ImageData, figures: list[Figure], steps: int) -> None:
     kind = f"class-conditional ({data.num_classes} classes)" if data.num_classes else "unconditional"
     dataset = args.card_dataset or Path(args.dataset).stem
     body = f"""A {kind} DCGAN generating {args.resolution}×{args.resolution} images with {data.channels} channel(s),
