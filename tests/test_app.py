@@ -26,7 +26,13 @@ def test_named_endpoints(app):
 
 def test_generate_through_the_api(app):
     gallery, used_seed, files = app.predict("me/tiny", 7, 5, "3", api_name="/generate_image")
-    assert used_seed == 7 and len(gallery) == 5 and len(files) == 6  # 5 images + the grid
+    assert used_seed == 7 and len(gallery) == 5
+    grid, archive = files
+    assert "Count: 5" in read_parameters(grid)
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.namelist() == [f"seed-{s}.png" for s in range(7, 12)]
     params = read_parameters(gallery[2]["image"])
     assert "Seed: 9" in params and "Label: 3" in params and "Model: me/tiny" in params
     again, _, _ = app.predict("me/tiny", 9, 1, "3", api_name="/generate_image")
@@ -48,11 +54,11 @@ def test_models_tab_load_unload(app):
     status, table, devices = app.predict("me/tiny", "cpu", api_name="/load_model")
     assert status.startswith("Loaded me/tiny on cpu")
     row = next(r for r in table["data"] if r[0] == "me/tiny")
-    assert row[1] == "local" and "FD" in row[4] and row[5].startswith("cpu")
+    assert row[1] == "local" and row[2].startswith("cpu") and "FD" in row[5]
     assert "cpu" in devices
     status, table, _ = app.predict("me/tiny", api_name="/unload_model")
     assert status == "Unloaded me/tiny"
-    assert next(r for r in table["data"] if r[0] == "me/tiny")[5] == ""
+    assert next(r for r in table["data"] if r[0] == "me/tiny")[2] == ""
     # Generating again after an unload loads the model back.
     gallery, _, _ = app.predict("me/tiny", 0, 1, "any", api_name="/generate_image")
     assert len(gallery) == 1

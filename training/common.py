@@ -197,6 +197,8 @@ class Trainer:
     ) -> None:
         """Run `train_step(batch)` under `accelerator.accumulate(*models)` until the planned optimizer step count."""
         acc, args = self.accelerator, self.args
+        if len(dataloader) == 0:
+            raise SystemExit("the dataset is smaller than one batch: lower --train_batch_size or add data")
         steps_per_epoch, total = self.total_steps(len(dataloader))
         checkpoint = self.find_checkpoint()
         rng_at_checkpoint = None

@@ -201,6 +201,7 @@ def evaluate(args: argparse.Namespace, gen: Generator, num_classes: int) -> list
 def write_card(args: argparse.Namespace, out: Path, data: ImageData, figures: list[Figure], steps: int) -> None:
     kind = f"class-conditional ({data.num_classes} classes)" if data.num_classes else "unconditional"
     dataset = args.card_dataset or Path(args.dataset).stem
+    ref = args.hub_model_id or args.output_dir
     body = f"""A {kind} DCGAN generating {args.resolution}×{args.resolution} images with {data.channels} channel(s),
 trained from scratch with AIGC Hub's `training/train_gan.py` for {steps} optimizer steps
 (batch {args.train_batch_size} × {args.gradient_accumulation_steps} accumulation, lr {args.learning_rate}, seed {args.seed}).
@@ -209,12 +210,13 @@ The weights are the EMA (decay {args.ema_decay}) of the generator.
 ## Use
 
 ```bash
-python -m aigc_hub generate image --model PATH_OR_ID --num 16 --seed 0 --out grid.png
+python -m aigc_hub generate image --model {ref} --num 16 --seed 0 --out grid.png
 ```
 
 ```python
+from aigc_hub import hub
 from aigc_hub.models.dcgan import Generator
-generator = Generator.from_pretrained("PATH_OR_ID")
+generator = Generator.from_pretrained(hub.resolve("{ref}"))  # local hub, starters or HF Hub
 ```
 
 ## Evaluation

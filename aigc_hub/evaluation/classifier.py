@@ -44,7 +44,7 @@ class DigitClassifier(nn.Module, PyTorchModelHubMixin, library_name="aigc-hub", 
 
 def prepare(images: torch.Tensor) -> torch.Tensor:
     """Any generator output (uint8 or [-1, 1] float; 1, 3 or 4 channels; any size) → (B, 1, 32, 32) in [-1, 1]."""
-    if images.dtype == torch.uint8:
+    if not images.is_floating_point():  # pixel values 0..255, whatever the integer type
         images = images.float() / 127.5 - 1.0
     if images.shape[1] == 4:  # composite RGBA onto black, the MNIST background
         images = (images[:, :3] + 1) * (images[:, 3:] + 1) / 2 - 1

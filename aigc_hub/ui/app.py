@@ -22,7 +22,7 @@ def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None =
         with gr.Tabs():
             for key in tabs or list(TABS):
                 title, build = TABS[key]
-                with gr.Tab(title, id=key, elem_id=f"tab-{key}"):
-                    build(ctx)
+                with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
+                    build(ctx, tab)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
     return demo

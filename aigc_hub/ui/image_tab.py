@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import zipfile
 from pathlib import Path
 
 import gradio as gr
@@ -19,7 +20,7 @@ def _label_update(ctx: AppContext, ref: str) -> dict:
     return gr.update(choices=["any"] + [str(i) for i in range(classes)], value="any", visible=bool(classes))
 
 
-def build(ctx: AppContext) -> None:
+def build(ctx: AppContext, tab: gr.Tab) -> None:
     entries = {e.ref: e for e in ctx.models(PIPELINE)}
     refs = list(entries)
     default = ctx.config.image_model if ctx.config.image_model in entries else (refs[0] if refs else None)
@@ -45,7 +46,7 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         used_seed = gr.Number(label="Seed used (image i has seed + i)", precision=0, interactive=False,
                               elem_id="image-used-seed")
-        files = gr.File(label="Download (PNG with generation parameters)", file_count="multiple",
+        files = gr.File(label="Download: grid + every image (PNGs carry their generation parameters)", file_count="multiple",
                         elem_id="image-files")
     with gr.Accordion("Interpolate between two seeds", open=False):
         with gr.Row():
@@ -84,7 +85,11 @@ def build(ctx: AppContext) -> None:
             paths.append(str(path))
         grid = out / f"grid-seed-{result.seed}.png"
         grid.write_bytes(png_bytes(to_pil(make_grid(result.images)), result.parameters[0] + f", Count: {len(paths)}"))
-        return paths, result.seed, paths + [str(grid)]
+        archive = out / f"images-seed-{result.seed}.zip"
+        with zipfile.ZipFile(archive, "w") as zf:  # PNGs are compressed already: store them
+            for path in paths:
+                zf.write(path, Path(path).name)
+        return paths, result.seed, [str(grid), str(archive)]
 
     @user_errors
     def interpolate(ref: str, a: float, b: float, n: float, label_value: str):

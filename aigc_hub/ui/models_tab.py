@@ -7,7 +7,7 @@ import gradio as gr
 from .. import devices
 from .common import AppContext, user_errors
 
-HEADERS = ["model", "source", "task", "data", "figures", "loaded on"]
+HEADERS = ["model", "source", "loaded on", "task", "data", "figures"]
 
 
 def table(ctx: AppContext) -> list[list[str]]:
@@ -15,8 +15,8 @@ def table(ctx: AppContext) -> list[list[str]]:
     rows = []
     for e in ctx.models():
         figs = "; ".join(f"{f.name}: {f.value:.4g}" for f in e.card.figures) or "—"
-        rows.append([e.ref, e.source, e.card.task or e.card.pipeline_tag or "?", ", ".join(e.card.datasets) or "?",
-                     figs, loaded.get(e.ref, "")])
+        rows.append([e.ref, e.source, loaded.get(e.ref, ""), e.card.task or e.card.pipeline_tag or "?",
+                     ", ".join(e.card.datasets) or "?", figs])
     return rows
 
 
@@ -24,7 +24,7 @@ def device_markdown() -> str:
     return "**Devices:** " + " · ".join(d.describe() for d in devices.inventory())
 
 
-def build(ctx: AppContext) -> None:
+def build(ctx: AppContext, tab: gr.Tab) -> None:
     refs = [e.ref for e in ctx.models()]
     device_names = ["auto"] + [d.name for d in devices.inventory()]
     models = gr.Dataframe(table(ctx), headers=HEADERS, interactive=False, elem_id="models-table")
@@ -58,3 +58,4 @@ def build(ctx: AppContext) -> None:
     load.click(do_load, [ref, device], [status, models, inventory], api_name="load_model", concurrency_id="admin")
     unload.click(do_unload, ref, [status, models, inventory], api_name="unload_model", concurrency_id="admin")
     refresh.click(do_refresh, None, [models, inventory, ref], api_name="list_models", concurrency_id="admin")
+    tab.select(do_refresh, None, [models, inventory, ref], api_visibility="private")  # always show the state now
