@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
@@ -14,6 +19,7 @@ from ..config import AppConfig
 from ..services import ImageService, ModelRegistry
 
 logger = logging.getLogger("aigc_hub.ui")
+SCRATCH_TTL_S = 3600
 
 
 @dataclass
@@ -23,7 +29,19 @@ class AppContext:
     config: AppConfig
     registry: ModelRegistry
     image: ImageService
-    extra: dict[str, Any] = field(default_factory=dict)
+    scratch_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigc-hub-")))
+
+    def __post_init__(self) -> None:
+        atexit.register(shutil.rmtree, self.scratch_root, True)
+
+    def scratch(self, prefix: str) -> Path:
+        """A fresh folder for one request's files; Gradio copies what it serves, so folders older than an hour
+        are deleted here and the whole root when the app exits."""
+        cutoff = time.time() - SCRATCH_TTL_S
+        for old in self.scratch_root.iterdir():
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_root))
 
     def models(self, pipeline_tag: str | None = None) -> list[hub.ModelEntry]:
         entries = hub.list_models(self.config.extra_models)

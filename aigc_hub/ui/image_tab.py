@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -46,8 +45,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Row():
         used_seed = gr.Number(label="Seed used (image i has seed + i)", precision=0, interactive=False,
                               elem_id="image-used-seed")
-        files = gr.File(label="Download: grid + every image (PNGs carry their generation parameters)", file_count="multiple",
-                        elem_id="image-files")
+        files = gr.File(label="Download: grid + every image (PNGs carry their generation parameters)",
+                        file_count="multiple", elem_id="image-files")
     with gr.Accordion("Interpolate between two seeds", open=False):
         with gr.Row():
             seed_a = gr.Number(0, label="From seed", precision=0, elem_id="interp-seed-a")
@@ -77,7 +76,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         progress(0, desc="generating")
         result = ctx.image.generate(known(ref), n, seed_value, None if label_value in (None, "any") else label_value,
                                     progress=lambda done, total: progress(done / total, desc="generating"))
-        out = Path(tempfile.mkdtemp(prefix="aigc-image-"))
+        out = ctx.scratch("image-")
         paths = []
         for i, s in enumerate(result.seeds):
             path = out / f"seed-{s}.png"
@@ -94,7 +93,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     @user_errors
     def interpolate(ref: str, a: float, b: float, n: float, label_value: str):
         images, gif_data = ctx.image.interpolate(known(ref), a, b, n, None if label_value in (None, "any") else label_value)
-        out = Path(tempfile.mkdtemp(prefix="aigc-interp-"))
+        out = ctx.scratch("interpolation-")
         (out / "interpolation.gif").write_bytes(gif_data)
         frame_paths = []
         for i, img in enumerate(images):
