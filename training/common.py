@@ -130,7 +130,8 @@ class Trainer:
                     e.copy_(p)
 
         model = self.accelerator.unwrap_model(model)
-        ema = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+        # On the training device: prepare() moves the model there, and the average must live beside it.
+        ema = AveragedModel(model, multi_avg_fn=update, use_buffers=True).to(self.accelerator.device)
         self.ema_models[name], self._ema_sources[name] = ema, model
         return ema
 
@@ -193,9 +194,13 @@ class Trainer:
         dataloader: Iterable,
         models: list[torch.nn.Module],
         train_step: Callable[[Any], dict[str, float]],
-        on_sample: Callable[[int], Any] | None = None,
+        hooks: list[tuple[int, Callable[[int], Any]]] = (),
     ) -> None:
-        """Run `train_step(batch)` under `accelerator.accumulate(*models)` until the planned optimizer step count."""
+        """Run `train_step(batch)` under `accelerator.accumulate(*models)` until the planned optimizer step count.
+
+        `hooks` are (every N steps, fn(step)) pairs, also called at the last step: sample grids, evaluations.
+        They run on every process; a hook that writes files checks `is_main` itself.
+        """
         acc, args = self.accelerator, self.args
         if len(dataloader) == 0:
             raise SystemExit("the dataset is smaller than one batch: lower --train_batch_size or add data")
@@ -237,8 +242,9 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
                 if args.checkpointing_steps and step % args.checkpointing_steps == 0 and step < total:
                     self.save_checkpoint()
-                if on_sample and args.sample_steps and (step % args.sample_steps == 0 or step == total):
-                    on_sample(step)
+                for every, hook in hooks:
+                    if every and (step % every == 0 or step == total):
+                        hook(step)
                 if step >= total:
                     break
             epoch += 1

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         Image.fromarray(grid.squeeze()).save(out / f"step-{step:07d}.png")
         trainer.log_images("samples", grid, step)
 
-    trainer.fit(run.loader, [run.gen, run.disc], run.train_step, on_sample=on_sample)
+    trainer.fit(run.loader, [run.gen, run.disc], run.train_step, hooks=[(args.sample_steps, on_sample)])
 
     def save_final(out: Path) -> None:
         from PIL import Image
