@@ -47,6 +47,8 @@ def render_card(
     license: str,
     figures: list[Figure],
     body: str,
+    library_name: str = "aigc-hub",
+    extra: dict | None = None,
 ) -> ModelCard:
     """A model card whose metadata carries `figures` as model-index results."""
     evals = [
@@ -57,12 +59,13 @@ def render_card(
     ]
     data = ModelCardData(
         model_name=title,
-        library_name="aigc-hub",
+        library_name=library_name,
         pipeline_tag=pipeline_tag,
         tags=["aigc-hub", *[t for t in tags if t != "aigc-hub"]],
         datasets=datasets or None,
         license=license,
         eval_results=evals or None,
+        **(extra or {}),
     )
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n# {title}\n\n{body.strip()}\n")
 

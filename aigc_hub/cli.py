@@ -42,6 +42,26 @@ def _generate_image(args: argparse.Namespace) -> None:
     print(f"wrote {len(result.seeds)} image(s) to {out} (seed {result.seed}; image i used seed {result.seed} + i)")
 
 
+def _generate_text(args: argparse.Namespace) -> None:
+    from .services import ModelRegistry, SamplingSettings, TextService
+
+    service = TextService(ModelRegistry({args.model: args.device} if args.device else None))
+    settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+                                args.repetition_penalty, args.stop or [])
+    stream = service.stream(args.model, args.prompt, settings, args.seed)
+    for notice in stream.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    sys.stdout.write(args.prompt)
+    try:
+        for piece in stream.chunks:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    except KeyboardInterrupt:  # Ctrl-C stops the generation, not just the printing
+        stream.stop()
+    sys.stdout.write("\n")
+    print(f"seed {stream.seed}, {stream.tokens} new tokens", file=sys.stderr)
+
+
 def _list(args: argparse.Namespace) -> None:
     entries = hub.list_models(args.extra_model or [])
     if args.json:
@@ -82,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--nrow", type=int, default=8, help="images per row of a grid")
     img.add_argument("--device", default=None, help="auto (default), cpu, cuda:N")
     img.set_defaults(func=_generate_image)
+
+    txt = gen.add_parser("text", help="text from a causal language model, streamed to stdout")
+    txt.add_argument("--model", required=True)
+    txt.add_argument("--prompt", required=True)
+    txt.add_argument("--max-new-tokens", type=int, default=200, help="clamped to [1, 2048] and the context")
+    txt.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
+    txt.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    txt.add_argument("--top-k", type=int, default=50, help="0 = off")
+    txt.add_argument("--top-p", type=float, default=0.95)
+    txt.add_argument("--repetition-penalty", type=float, default=1.0)
+    txt.add_argument("--stop", action="append", help="stop when this string appears (repeatable)")
+    txt.add_argument("--device", default=None)
+    txt.set_defaults(func=_generate_text)
 
     lst = sub.add_parser("list", help="models in the local hub and the starters")
     lst.add_argument("--json", action="store_true")

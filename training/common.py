@@ -42,6 +42,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--learning_rate", type=float, default=2e-4)
     g.add_argument("--lr_scheduler", default="constant", help="transformers.get_scheduler name")
     g.add_argument("--lr_warmup_steps", type=int, default=0)
+    g.add_argument("--lr_min_ratio", type=float, default=0.0,
+                   help="with --lr_scheduler cosine_with_min_lr: final lr as a fraction of --learning_rate")
     g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no", help="GPU only; CPU runs fp32")
     g.add_argument("--dataloader_num_workers", type=int, default=0)
     g = parser.add_argument_group("checkpoints, logging, hub")
@@ -109,8 +111,9 @@ class Trainer:
         """A schedule the helper steps once per optimizer step (not prepared: accelerate would step it per process)."""
         from transformers import get_scheduler
 
+        extra = {"min_lr_rate": self.args.lr_min_ratio} if "min_lr" in self.args.lr_scheduler else None
         sched = get_scheduler(self.args.lr_scheduler, optimizer, num_warmup_steps=self.args.lr_warmup_steps,
-                              num_training_steps=total_steps)
+                              num_training_steps=total_steps, scheduler_specific_kwargs=extra)
         self.schedulers.append(sched)
         return sched
 
@@ -260,6 +263,16 @@ class Trainer:
                 tracker.writer.add_image(name, grid_hwc, step, dataformats="HWC")
             elif hasattr(tracker, "log_images"):
                 tracker.log_images({name: [grid_hwc]}, step=step)
+
+    def log_text(self, name: str, text: str, step: int) -> None:
+        """Log a text sample to every tracker that takes text."""
+        if not self.is_main:
+            return
+        for tracker in self.accelerator.trackers:
+            if tracker.name == "tensorboard":
+                tracker.writer.add_text(name, text, step)
+            elif hasattr(tracker, "log_table"):
+                tracker.log_table(name, columns=["step", "text"], data=[[step, text]], step=step)
 
     # --- the end ----------------------------------------------------------------------------------------------------
     def check_replicas(self, models: list[torch.nn.Module]) -> None:

@@ -2,5 +2,7 @@
 
 from .image import GenerationError, ImageResult, ImageService
 from .registry import LoadedModel, ModelLoadError, ModelRegistry
+from .text import SamplingSettings, TextService, TextStream
 
-__all__ = ["GenerationError", "ImageResult", "ImageService", "LoadedModel", "ModelLoadError", "ModelRegistry"]
+__all__ = ["GenerationError", "ImageResult", "ImageService", "LoadedModel", "ModelLoadError", "ModelRegistry",
+           "SamplingSettings", "TextService", "TextStream"]

@@ -94,8 +94,11 @@ class ImageService:
         self.registry = registry or ModelRegistry()
         self.max_images = max_images
 
-    def model_info(self, ref: str) -> LoadedModel:
-        return self.registry.get(ref)
+    def _entry(self, ref: str) -> LoadedModel:
+        entry = self.registry.get(ref)
+        if entry.kind != "dcgan":
+            raise GenerationError(f"{ref} is a {entry.kind} model, not an image generator")
+        return entry
 
     def _label(self, entry: LoadedModel, label: object) -> int | None:
         if label is None or (isinstance(label, str) and not label.strip()):
@@ -133,7 +136,7 @@ class ImageService:
         base = resolve_seed(seed)
         if base + n - 1 > MAX_SEED:
             raise GenerationError(f"seed + count must stay ≤ {MAX_SEED}")
-        entry = self.registry.get(ref)
+        entry = self._entry(ref)
         fixed = self._label(entry, label)
         classes = entry.config.get("num_classes", 0)
         seeds = list(range(base, base + n))
@@ -155,7 +158,7 @@ class ImageService:
         """Frames along the slerp path from seed_a's latent to seed_b's, and the animated GIF (there and back)."""
         a, b = resolve_seed(seed_a), resolve_seed(seed_b)
         frames = _count(frames, 120, "number of frames")
-        entry = self.registry.get(ref)
+        entry = self._entry(ref)
         fixed = self._label(entry, label)
         classes = entry.config.get("num_classes", 0)
         za, zb = noise([a, b], entry.config["latent_dim"])

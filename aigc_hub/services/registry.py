@@ -36,6 +36,7 @@ class LoadedModel:
     dtype: torch.dtype
     bytes: int
     config: dict
+    tokenizer: Any = None  # text models
 
     def describe(self) -> str:
         return f"{self.ref} on {self.device} ({str(self.dtype).replace('torch.', '')}, {self.bytes / 2**20:.1f} MiB)"
@@ -62,6 +63,9 @@ def read_config(path: Path) -> dict:
 def detect_kind(config: dict) -> str:
     if "model_type" not in config and {"resolution", "latent_dim", "channels"} <= config.keys():
         return "dcgan"
+    architectures = config.get("architectures") or []
+    if any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in architectures):
+        return "causal-lm"
     raise ModelLoadError(f"unsupported model type {config.get('model_type', 'unknown')!r}")
 
 
@@ -76,7 +80,20 @@ def _load_dcgan(path: Path, config: dict, device: str, dtype: torch.dtype) -> to
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
-LOADERS: dict[str, Callable[[Path, dict, str, torch.dtype], Any]] = {"dcgan": _load_dcgan}
+def _load_causal_lm(path: Path, config: dict, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    # Safetensors only, never remote code: a folder that asks for either is refused by the loader.
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, use_safetensors=True,
+                                                 trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    return model.to(device).eval().requires_grad_(False), tokenizer
+
+
+LOADERS: dict[str, Callable[[Path, dict, str, torch.dtype], Any]] = {"dcgan": _load_dcgan,
+                                                                     "causal-lm": _load_causal_lm}
 
 
 class ModelRegistry:
@@ -131,7 +148,10 @@ class ModelRegistry:
             raise
         except Exception as e:  # a truncated or mismatched safetensors file, an unreadable folder
             raise ModelLoadError(f"{ref}: the weights could not be loaded ({type(e).__name__}: {e})") from None
-        entry = LoadedModel(ref, kind, path, model, target, dtype, size, config)
+        tokenizer = None
+        if isinstance(model, tuple):
+            model, tokenizer = model
+        entry = LoadedModel(ref, kind, path, model, target, dtype, size, config, tokenizer)
         with self._lock:
             old = self._models.pop(ref, None)
             self._models[ref] = entry

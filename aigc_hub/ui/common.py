@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import inspect
 import logging
 import shutil
 import tempfile
@@ -16,7 +17,7 @@ import gradio as gr
 
 from .. import hub
 from ..config import AppConfig
-from ..services import ImageService, ModelRegistry
+from ..services import ImageService, ModelRegistry, TextService
 
 logger = logging.getLogger("aigc_hub.ui")
 SCRATCH_TTL_S = 3600
@@ -29,6 +30,7 @@ class AppContext:
     config: AppConfig
     registry: ModelRegistry
     image: ImageService
+    text: TextService
     scratch_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigc-hub-")))
 
     def __post_init__(self) -> None:
@@ -51,20 +53,41 @@ class AppContext:
 def user_errors(fn: Callable) -> Callable:
     """Bad input and unloadable models become a visible gr.Error; anything else is logged and reported briefly."""
 
+    def translate(e: Exception) -> gr.Error:
+        if isinstance(e, gr.Error):
+            return e
+        if isinstance(e, ValueError):  # HubError, ModelLoadError, GenerationError, DeviceError
+            return gr.Error(str(e), print_exception=False)
+        logger.exception("request failed")
+        return gr.Error(f"internal error ({type(e).__name__}); the server log has details", print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):  # streaming handlers fail while iterated, not when called
+
+        @functools.wraps(fn)
+        def stream(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as e:
+                raise translate(e) from None
+
+        return stream
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except ValueError as e:  # HubError, ModelLoadError, GenerationError, DeviceError
-            raise gr.Error(str(e), print_exception=False) from None
         except Exception as e:
-            logger.exception("request failed")
-            raise gr.Error(f"internal error ({type(e).__name__}); the server log has details",
-                           print_exception=False) from None
+            raise translate(e) from None
 
     return wrapper
+
+
+def known_model(ctx: AppContext, ref: object, pipeline_tag: str) -> str:
+    """`ref` if the hub lists it for this task now (models pushed while the app runs count); else a clear error."""
+    if not isinstance(ref, str) or ref not in {e.ref for e in ctx.models(pipeline_tag)}:
+        raise gr.Error(f"unknown model {str(ref)[:100]!r} for this tab: pick one from the list (↻ refreshes it)",
+                       print_exception=False)
+    return ref
 
 
 def card_markdown(entry: hub.ModelEntry | None) -> str:

@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..devices import lane
 from ..imaging import make_grid, png_bytes, to_pil
-from .common import AppContext, card_markdown, user_errors
+from .common import AppContext, card_markdown, known_model, user_errors
 
 PIPELINE = "unconditional-image-generation"
 
@@ -58,10 +58,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             strip = gr.Gallery(label="Frames", columns=8, format="png", elem_id="interp-frames-gallery")
 
     def known(ref: str) -> str:
-        if not isinstance(ref, str) or ref not in {e.ref for e in ctx.models(PIPELINE)}:
-            raise gr.Error(f"unknown image model {str(ref)[:100]!r}: pick one from the list (↻ refreshes it)",
-                           print_exception=False)
-        return ref
+        return known_model(ctx, ref, PIPELINE)
 
     @user_errors
     def on_model(ref: str):

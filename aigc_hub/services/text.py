@@ -1,0 +1,177 @@
+"""TextService: streamed, seeded, stoppable generation from a causal LM. No Gradio here.
+
+- Streaming: `transformers.TextIteratorStreamer`, generation on a worker thread holding the device lock.
+- Stop: a `threading.Event` checked by a `StoppingCriteria` after every token, so the computation itself ends
+  (cancelling only the consumer would leave the worker generating).
+- Limits, documented and applied before any work: `max_new_tokens` is clamped to [1, 2048] and to the room the
+  model's context leaves; a prompt longer than the context is cut from the left (a notice says so); temperature 0
+  means greedy decoding; negative temperatures, top-p outside (0, 1], empty prompts are refused.
+- Seeds: −1 becomes a concrete seed, returned; the same seed and settings give the same text.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria, TextIteratorStreamer
+
+from .image import GenerationError, as_int, resolve_seed
+from .registry import LoadedModel, ModelRegistry
+
+MAX_NEW_TOKENS = 2048
+MAX_PROMPT_CHARS = 200_000  # longer prompts are refused before tokenizing
+STREAM_TIMEOUT_S = 120  # a worker that produces nothing for this long is treated as failed
+
+
+class _StopOnEvent(StoppingCriteria):
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+@dataclass
+class SamplingSettings:
+    max_new_tokens: int = 200
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 0.95
+    repetition_penalty: float = 1.0
+    stop: list[str] = field(default_factory=list)
+
+    def checked(self) -> "SamplingSettings":
+        def number(value: object, what: str) -> float:
+            try:
+                x = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise GenerationError(f"{what} must be a number, got {str(value)[:40]!r}") from None
+            if not math.isfinite(x):
+                raise GenerationError(f"{what} must be finite, got {value!r}")
+            return x
+
+        temperature = number(self.temperature, "temperature")
+        if temperature < 0:
+            raise GenerationError(f"temperature must be ≥ 0 (0 = greedy), got {temperature}")
+        top_p = number(self.top_p, "top_p")
+        if not 0 < top_p <= 1:
+            raise GenerationError(f"top_p must be in (0, 1], got {top_p}")
+        top_k = as_int(self.top_k, "top_k")
+        if top_k < 0:
+            raise GenerationError(f"top_k must be ≥ 0 (0 = off), got {top_k}")
+        penalty = number(self.repetition_penalty, "repetition_penalty")
+        if not 0 < penalty <= 10:
+            raise GenerationError(f"repetition_penalty must be in (0, 10], got {penalty}")
+        max_new = min(max(as_int(self.max_new_tokens, "max_new_tokens"), 1), MAX_NEW_TOKENS)
+        stop = [s for s in (self.stop or []) if isinstance(s, str) and s]
+        return SamplingSettings(max_new, temperature, top_k, top_p, penalty, stop)
+
+
+@dataclass
+class TextStream:
+    """A running generation: iterate `chunks` for the new text; `stop()` ends it; `tokens` counts what came."""
+
+    seed: int
+    prompt_tokens: int
+    max_new_tokens: int
+    notices: list[str]
+    chunks: Iterator[str]
+    stop_event: threading.Event
+    tokens: int = 0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def context_length(config: dict) -> int:
+    for key in ("n_positions", "max_position_embeddings", "n_ctx"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    return 1024
+
+
+class TextService:
+    def __init__(self, registry: ModelRegistry | None = None) -> None:
+        self.registry = registry or ModelRegistry()
+
+    def _entry(self, ref: str) -> LoadedModel:
+        entry = self.registry.get(ref)
+        if entry.kind != "causal-lm":
+            raise GenerationError(f"{ref} is a {entry.kind} model, not a text generator")
+        return entry
+
+    def stream(self, ref: str, prompt: str, settings: SamplingSettings | None = None, seed: object = -1,
+               stop_event: threading.Event | None = None) -> TextStream:
+        """Start generating; the returned stream yields text pieces as tokens arrive."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise GenerationError("the prompt is empty")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise GenerationError(f"the prompt has {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+        s = (settings or SamplingSettings()).checked()
+        seed = resolve_seed(seed)
+        entry = self._entry(ref)
+        tok, model = entry.tokenizer, entry.model
+        ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        notices = []
+        context = context_length(entry.config)
+        keep = max(1, context - min(s.max_new_tokens, context // 2))  # leave room for at least half the context
+        if ids.shape[1] > keep:
+            notices.append(f"prompt cut to its last {keep} of {ids.shape[1]} tokens (context {context})")
+            ids = ids[:, -keep:]
+        room = context - ids.shape[1]
+        if s.max_new_tokens > room:
+            notices.append(f"max new tokens lowered from {s.max_new_tokens} to {room} (context {context})")
+        max_new = min(s.max_new_tokens, room)
+        event = stop_event or threading.Event()
+        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_TIMEOUT_S)
+        criteria = StoppingCriteriaList([_StopOnEvent(event)])
+        if s.stop:
+            criteria.append(StopStringCriteria(tok, s.stop))
+        kwargs = dict(input_ids=ids.to(entry.device), attention_mask=torch.ones_like(ids).to(entry.device),
+                      max_new_tokens=max_new, streamer=streamer, stopping_criteria=criteria,
+                      pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                      repetition_penalty=s.repetition_penalty)
+        if s.temperature == 0:
+            kwargs.update(do_sample=False)
+        else:
+            kwargs.update(do_sample=True, temperature=s.temperature, top_k=s.top_k or None, top_p=s.top_p)
+        stream = TextStream(seed, ids.shape[1], max_new, notices, iter(()), event)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with self.registry.device_lock(entry.device):
+                    torch.manual_seed(seed)  # sampling draws from the device's global generator
+                    out = model.generate(**kwargs)
+                stream.tokens = int(out.shape[1] - ids.shape[1])
+            except BaseException as e:  # surfaced to the consumer below
+                errors.append(e)
+                streamer.end()
+
+        thread = threading.Thread(target=work, name=f"generate-{ref}", daemon=True)
+        thread.start()
+
+        def chunks() -> Iterator[str]:
+            try:
+                for piece in streamer:
+                    if piece:
+                        yield piece
+                thread.join()
+                if errors:
+                    raise GenerationError(f"generation failed: {type(errors[0]).__name__}: {errors[0]}")
+            finally:  # the consumer went away (Stop, a closed connection): end the computation too
+                event.set()
+                thread.join(timeout=STREAM_TIMEOUT_S)
+
+        stream.chunks = chunks()
+        return stream
+
+    def generate(self, ref: str, prompt: str, settings: SamplingSettings | None = None,
+                 seed: object = -1) -> tuple[str, TextStream]:
+        """The whole text at once (CLI, tests): the same path as streaming."""
+        stream = self.stream(ref, prompt, settings, seed)
+        return "".join(stream.chunks), stream

@@ -1,0 +1,102 @@
+"""The Text tab: stream a continuation from a causal LM, with presets, sampling controls, seed and a real Stop."""
+
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+
+from ..devices import lane
+from ..services import SamplingSettings
+from .common import AppContext, card_markdown, known_model, user_errors
+
+PIPELINE = "text-generation"
+PRESETS = {  # temperature, top_k, top_p, repetition_penalty
+    "precise": (0.3, 20, 0.9, 1.1),
+    "balanced": (0.8, 50, 0.95, 1.0),
+    "creative": (1.1, 0, 0.98, 1.0),
+}
+
+
+def build(ctx: AppContext, tab: gr.Tab) -> None:
+    refs = [e.ref for e in ctx.models(PIPELINE)]
+    default = ctx.config.text_model if ctx.config.text_model in refs else (refs[0] if refs else None)
+    if default and ctx.config.preload:
+        ctx.registry.get(default)
+    device_lane = lane(ctx.registry.planned_device(default)) if default else lane("cpu")
+    active: dict[str, threading.Event] = {}  # session → stop flag of its running generation
+
+    with gr.Row():
+        model = gr.Dropdown(refs, value=default, label="Model", elem_id="text-model", scale=2,
+                            allow_custom_value=True)
+        refresh = gr.Button("↻", scale=0, min_width=40, elem_id="text-refresh")
+        card = gr.Markdown(card_markdown(next((e for e in ctx.models(PIPELINE) if e.ref == default), None))
+                           if default else "_No text model in the hub yet: train one with training/train_text.py._",
+                           elem_id="text-card")
+    prompt = gr.Textbox("ROMEO:", label="Prompt", lines=4, elem_id="text-prompt")
+    with gr.Row():
+        preset = gr.Radio(list(PRESETS), value="balanced", label="Preset", elem_id="text-preset")
+        seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="text-seed")
+    with gr.Accordion("Sampling", open=False):
+        with gr.Row():
+            max_new = gr.Slider(1, 2048, value=300, step=1, label="Max new tokens", elem_id="text-max-new")
+            temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature (0 = greedy)",
+                                    elem_id="text-temperature")
+            top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)", elem_id="text-top-k")
+        with gr.Row():
+            top_p = gr.Slider(0.05, 1, value=0.95, step=0.01, label="Top-p", elem_id="text-top-p")
+            penalty = gr.Slider(1, 2, value=1.0, step=0.05, label="Repetition penalty", elem_id="text-penalty")
+            stop_strings = gr.Textbox("", label="Stop strings (one per line)", lines=2, elem_id="text-stop-strings")
+    with gr.Row():
+        run = gr.Button("Generate", variant="primary", elem_id="text-generate")
+        stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
+    output = gr.Textbox(label="Output", lines=12, elem_id="text-output", buttons=["copy"])
+    with gr.Row():
+        used_seed = gr.Number(label="Seed used", precision=0, interactive=False, elem_id="text-used-seed")
+        notice = gr.Markdown(elem_id="text-notice")
+
+    @user_errors
+    def generate(ref, text, n, temp, k, p, rep, stops, seed_value, request: gr.Request):
+        settings = SamplingSettings(n, temp, k, p, rep, [s for s in (stops or "").splitlines() if s])
+        event = threading.Event()
+        session = getattr(request, "session_hash", None) or "anonymous"
+        if session in active:
+            active[session].set()  # one generation per session: a new one replaces the old
+        active[session] = event
+        stream = ctx.text.stream(known_model(ctx, ref, PIPELINE), text, settings, seed_value, stop_event=event)
+        note = " · ".join(stream.notices)
+        out = ""
+        try:
+            yield out, stream.seed, note
+            for piece in stream.chunks:
+                out += piece
+                yield out, stream.seed, note
+        finally:
+            event.set()
+            if active.get(session) is event:
+                del active[session]
+
+    def stop_generation(request: gr.Request):
+        event = active.get(getattr(request, "session_hash", None) or "anonymous")
+        if event is not None:
+            event.set()
+        return "Stopped." if event is not None else "Nothing was running."
+
+    def on_preset(name: str):
+        t, k, p, r = PRESETS.get(name, PRESETS["balanced"])
+        return t, k, p, r
+
+    @user_errors
+    def on_model(ref: str):
+        return card_markdown(next((e for e in ctx.models(PIPELINE) if e.ref == known_model(ctx, ref, PIPELINE)), None))
+
+    event = run.click(generate, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings, seed],
+                      [output, used_seed, notice], api_name="generate_text", concurrency_id=device_lane,
+                      concurrency_limit=1)
+    # Stop runs outside the device lane (it must not queue behind the generation it stops); `cancels` also ends
+    # the stream on the client side, and the stream's `finally` sets the flag that ends the computation.
+    stop.click(stop_generation, None, notice, api_name="stop_text", cancels=[event], concurrency_limit=None)
+    preset.change(on_preset, preset, [temperature, top_k, top_p, penalty], api_visibility="private")
+    model.change(on_model, model, card, api_visibility="private")
+    refresh.click(lambda ref: gr.update(choices=[e.ref for e in ctx.models(PIPELINE)], value=ref), model, model,
+                  api_visibility="private")

@@ -1,0 +1,223 @@
+"""Text path: tokenizers, tiny train → push → stock transformers load, TextService, Text tab over gradio_client."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+
+import pytest
+import torch
+from gradio_client import Client
+from safetensors.torch import load_file
+
+from aigc_hub import hub
+from aigc_hub.services import GenerationError, ModelRegistry, SamplingSettings, TextService
+from conftest import REPO, run
+
+SHAKESPEARE = REPO.parent / "shared" / "data" / "text" / "tinyshakespeare" / "input.txt"
+TINY = ["--preset", "nano", "--n_layer", "2", "--n_embd", "64", "--block_size", "64", "--train_batch_size", "8",
+        "--report_to", "none", "--eval_steps", "10", "--eval_batches", "2", "--sample_tokens", "20",
+        "--lr_warmup_steps", "2"]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """40k characters of Tiny Shakespeare, or generated verse-like text where ../shared/data is absent."""
+    out = tmp_path_factory.mktemp("text") / "corpus.txt"
+    if SHAKESPEARE.exists():
+        out.write_text(SHAKESPEARE.read_text()[:40_000])
+    else:
+        words = ["thou", "art", "my", "lord", "and", "the", "king", "shall", "speak", "now", "ROMEO:", "\n"]
+        g = torch.Generator().manual_seed(0)
+        out.write_text(" ".join(words[int(i)] for i in torch.randint(0, len(words), (8000,), generator=g)))
+    return out
+
+
+def train_text(corpus, out, *extra, env=None):
+    proc = run([sys.executable, str(REPO / "training" / "train_text.py"), "--dataset", str(corpus), "--output_dir",
+                str(out), *TINY, *extra], env=env)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lm") / "tiny-lm"
+    train_text(corpus, out, "--max_train_steps", "20")
+    return out
+
+
+@pytest.fixture(scope="session")
+def long_lm(tmp_path_factory):
+    """An untrained 2-layer GPT-2 with a 2,048-token context: slow enough to stop half-way."""
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from training.text_tokenizers import train_char_tokenizer
+
+    out = tmp_path_factory.mktemp("lm") / "long-lm"
+    tok = train_char_tokenizer(["abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ:.,!?\n"])
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=64, n_positions=2048, vocab_size=len(tok),
+                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
+    model = AutoModelForCausalLM.from_config(config)
+    model.config.architectures = ["GPT2LMHeadModel"]
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    from aigc_hub.cards import render_card
+
+    render_card(title="long", pipeline_tag="text-generation", task="text generation", tags=[], datasets=[],
+                license="mit", figures=[], body="untrained").save(out / "README.md")
+    return out
+
+
+def test_tokenizers_round_trip():
+    from training.text_tokenizers import train_bpe_tokenizer, train_char_tokenizer
+
+    text = "ROMEO: But, soft!  what light\tthrough yonder window breaks?\n\nIt is the east."
+    char = train_char_tokenizer([text])
+    ids = char(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text) and char.decode(ids) == text
+    mixed = "Déjà vu — 你好，世界! 🙂 tabs\tand\nnewlines  "
+    bpe = train_bpe_tokenizer([text * 20, mixed * 20], vocab_size=300)
+    for sample in (text, mixed, "never seen: Ωμέγα ∑ 🚀"):
+        assert bpe.decode(bpe(sample, add_special_tokens=False)["input_ids"]) == sample
+
+
+def test_tiny_run_loads_with_stock_transformers(tiny_lm, tmp_hub):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hub.push(tiny_lm, "me/tiny-lm")
+    pushed = tmp_hub / "me" / "tiny-lm"
+    assert (pushed / "model.safetensors").exists() and (pushed / "tokenizer.json").exists()
+    tok = AutoTokenizer.from_pretrained(str(pushed))
+    model = AutoModelForCausalLM.from_pretrained(str(pushed))
+    ids = tok("ROMEO:", return_tensors="pt").input_ids
+    out = model.generate(ids, max_new_tokens=10, do_sample=False)
+    assert out.shape[1] == ids.shape[1] + 10
+    card = hub.list_models()[0].card
+    assert card.pipeline_tag == "text-generation"
+    assert {f.metric_type for f in card.figures} >= {"nats-per-char", "perplexity"}
+
+
+def test_resume_is_exact(corpus, tmp_path):
+    args = ["--max_train_steps", "12", "--checkpointing_steps", "5", "--checkpoints_total_limit", "1",
+            "--dropout", "0.1", "--gradient_accumulation_steps", "2"]
+    train_text(corpus, tmp_path / "full", *args)
+    [checkpoint] = list((tmp_path / "full" / "checkpoints").iterdir())
+    shutil.copytree(checkpoint, tmp_path / "resumed" / "checkpoints" / checkpoint.name)
+    proc = train_text(corpus, tmp_path / "resumed", *args, "--resume_from_checkpoint", "latest")
+    assert "at step 10" in proc.stderr
+    a, b = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_service_seed_stop_and_limits(tiny_lm):
+    svc = TextService(ModelRegistry())
+    ref = str(tiny_lm)
+    a, s1 = svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=30), seed=7)
+    b, _ = svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=30), seed=7)
+    assert a == b and s1.seed == 7 and s1.tokens == 30
+    long = svc.stream(ref, "x" * 100_000, SamplingSettings(max_new_tokens=10**6), seed=1)
+    "".join(long.chunks)
+    assert any("prompt cut" in n for n in long.notices) and long.tokens <= 64
+    greedy, _ = svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=10, temperature=0), seed=1)
+    assert greedy == svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=10, temperature=0), seed=2)[0]
+
+
+def test_stop_ends_the_computation(long_lm):
+    svc = TextService(ModelRegistry())
+    stream = svc.stream(str(long_lm), "A", SamplingSettings(max_new_tokens=2000, temperature=1.0), seed=1)
+    for i, _ in enumerate(stream.chunks):
+        if i == 5:
+            stream.stop()
+    assert 5 <= stream.tokens < 1000, f"{stream.tokens} tokens: the worker did not stop"
+    text, again = svc.generate(str(long_lm), "A", SamplingSettings(max_new_tokens=20), seed=1)
+    assert again.tokens == 20, "the device lock was released"
+
+
+@pytest.mark.parametrize("prompt, settings, message", [
+    ("", {}, "empty"),
+    ("   ", {}, "empty"),
+    ("x" * 300_000, {}, "limit"),
+    ("hi", {"temperature": -1}, "temperature"),
+    ("hi", {"temperature": float("nan")}, "finite"),
+    ("hi", {"top_p": 1.5}, "top_p"),
+    ("hi", {"top_p": 0}, "top_p"),
+    ("hi", {"top_k": -3}, "top_k"),
+    ("hi", {"max_new_tokens": "lots"}, "integer"),
+    ("hi", {"repetition_penalty": 0}, "repetition_penalty"),
+])
+def test_bad_text_requests(tiny_lm, prompt, settings, message):
+    with pytest.raises(GenerationError, match=message):
+        TextService().stream(str(tiny_lm), prompt, SamplingSettings(**settings), seed=0)
+
+
+@pytest.fixture
+def text_app(launched, tmp_hub, tiny_lm, tiny_gan, long_lm):
+    hub.push(tiny_lm, "me/tiny-lm")
+    hub.push(long_lm, "me/long-lm")
+    hub.push(tiny_gan, "me/tiny-gan")
+    url, _ = launched(image_model="me/tiny-gan", text_model="me/tiny-lm")
+    return Client(url, verbose=False)
+
+
+def _args(prompt="ROMEO:", n=40, temperature=0.8, top_k=50, top_p=0.95, rep=1.0, stops="", seed=3, model="me/tiny-lm"):
+    return (model, prompt, n, temperature, top_k, top_p, rep, stops, seed)
+
+
+def test_text_tab_streams_over_the_api(text_app):
+    job = text_app.submit(*_args(), api_name="/generate_text")
+    outputs = list(job)
+    texts = [o[0] for o in outputs]
+    assert len([t for t in texts if t]) > 1, "more than one chunk arrived"
+    assert all(texts[i + 1].startswith(texts[i]) for i in range(len(texts) - 1)), "each chunk extends the last"
+    assert job.result()[1] == 3
+    again = text_app.predict(*_args(), api_name="/generate_text")
+    assert again[0] == texts[-1], "the same seed gives the same text"
+
+
+def test_stop_ends_generation_and_frees_the_worker(text_app):
+    job = text_app.submit(*_args(n=2000, prompt="A", model="me/long-lm", temperature=1.0), api_name="/generate_text")
+    deadline = time.time() + 60
+    while not (job.outputs() and job.outputs()[-1][0]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert text_app.predict(api_name="/stop_text") == "Stopped."
+    deadline = time.time() + 30
+    while not job.done() and time.time() < deadline:
+        time.sleep(0.05)
+    assert job.done(), "generation stopped"
+    assert len(job.outputs()[-1][0]) < 1500, "fewer tokens than asked"
+    # The lane is free: the next request completes.
+    assert len(text_app.predict(*_args(n=5), api_name="/generate_text")[0]) > 0
+
+
+@pytest.mark.parametrize("args", [
+    _args(prompt=""), _args(n=10**6, prompt="x" * 100_000), _args(temperature=-1), _args(top_p=1.5),
+    _args(model="me/nothing"), _args(model="../../etc"), _args(model="me/tiny-gan"), _args(seed=-9),
+])
+def test_bad_input_over_the_api_keeps_serving(text_app, args):
+    try:
+        text_app.predict(*args, api_name="/generate_text")  # clamping cases succeed, the rest must fail clearly
+    except Exception as e:
+        assert "Traceback" not in str(e) and str(e)
+    assert text_app.predict(*_args(n=3), api_name="/generate_text")[1] == 3
+
+
+def test_cli_streams_text(tiny_lm):
+    cmd = [sys.executable, "-m", "aigc_hub", "generate", "text", "--model", str(tiny_lm), "--prompt", "ROMEO:",
+           "--max-new-tokens", "20", "--seed", "5"]
+    first, second = run(cmd), run(cmd)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("ROMEO:") and first.stdout == second.stdout
+    assert "seed 5, 20 new tokens" in first.stderr
+    for bad, message in [(["--prompt", ""], "empty"), (["--temperature", "-1"], "temperature"),
+                         (["--top-p", "2"], "top_p"), (["--model", "nobody/none"], "not in the local hub")]:
+        args = cmd[:]
+        for flag, value in zip(bad[::2], bad[1::2]):
+            if flag in args:
+                args[args.index(flag) + 1] = value
+            else:
+                args += [flag, value]
+        proc = run(args)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

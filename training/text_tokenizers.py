@@ -1,0 +1,67 @@
+"""Tokenizers trained from scratch with the `tokenizers` library, saved as `PreTrainedTokenizerFast`.
+
+- `char`: one token per character seen in training (plus `<unk>` for the rest); decoding fuses tokens, so any text
+  made of seen characters round-trips exactly.
+- `bpe`: byte-level BPE (GPT-2 style): every string round-trips exactly, whatever its script.
+
+Both load back with stock `AutoTokenizer.from_pretrained(folder)`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+EOS = "<|endoftext|>"
+UNK = "<unk>"
+
+
+def train_char_tokenizer(texts: Iterable[str], special_tokens: list[str] | None = None) -> PreTrainedTokenizerFast:
+    """A character-level tokenizer over the characters of `texts`."""
+    specials = [EOS, UNK, *(special_tokens or [])]
+    chars: set[str] = set()
+    for text in texts:
+        chars.update(text)
+    vocab = {tok: i for i, tok in enumerate(specials + sorted(chars - set(specials)))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK, fuse_unk=True))  # no merges: one char, one id
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens(specials)
+    return _wrap(tok)
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int,
+                        special_tokens: list[str] | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with `vocab_size` entries trained on `texts`."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, *(special_tokens or [])],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_chunks(texts), trainer=trainer)
+    return _wrap(tok)
+
+
+def build_tokenizer(kind: str, texts: Iterable[str], vocab_size: int = 4096) -> PreTrainedTokenizerFast:
+    """`char`, `bpe`, or a reference to an existing tokenizer (folder or hub id, loaded without remote code)."""
+    if kind == "char":
+        return train_char_tokenizer(texts)
+    if kind == "bpe":
+        return train_bpe_tokenizer(texts, vocab_size)
+    return AutoTokenizer.from_pretrained(kind, trust_remote_code=False)
+
+
+def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=EOS,
+                                   unk_token=UNK if tok.token_to_id(UNK) is not None else None,
+                                   clean_up_tokenization_spaces=False)
+    fast.model_max_length = 10**9  # the model's context bounds prompts, not the tokenizer
+    return fast
+
+
+def _chunks(texts: Iterable[str], size: int = 1 << 16) -> Iterator[str]:
+    """Long documents in pieces: BPE training needs no document longer than a few thousand characters at once."""
+    for text in texts:
+        for i in range(0, len(text), size):
+            yield text[i : i + size]
