@@ -112,6 +112,25 @@ def test_resume_is_exact(corpus, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_streaming_corpus_resumes_exactly(corpus, tmp_path):
+    """--streaming: a jsonl corpus read lazily, BPE tokenizer, validation = the head of the stream; exact resume."""
+    import json
+
+    docs = tmp_path / "docs.jsonl"
+    with docs.open("w") as f:
+        for para in corpus.read_text().split("\n\n"):
+            f.write(json.dumps({"text": para}) + "\n")
+    args = ["--dataset", str(docs), "--streaming", "--tokenizer", "bpe", "--vocab_size", "300", "--validation_docs",
+            "40", "--max_train_steps", "12", "--checkpointing_steps", "5", "--checkpoints_total_limit", "1"]
+    train_text(corpus, tmp_path / "full", *args)
+    [checkpoint] = list((tmp_path / "full" / "checkpoints").iterdir())
+    shutil.copytree(checkpoint, tmp_path / "resumed" / "checkpoints" / checkpoint.name)
+    proc = train_text(corpus, tmp_path / "resumed", *args, "--resume_from_checkpoint", "latest")
+    assert "streamed blocks" in proc.stderr and "at step 10" in proc.stderr
+    a, b = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_service_seed_stop_and_limits(tiny_lm):
     svc = TextService(ModelRegistry())
     ref = str(tiny_lm)

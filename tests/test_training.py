@@ -45,10 +45,13 @@ def test_tiny_run_writes_a_standard_model_and_pushes(digits_npz, tmp_path, tmp_h
     assert gen.num_classes == 10 and gen.resolution == 32
 
 
-@pytest.mark.parametrize("accumulation", [1, 2])
-def test_resume_is_exact(digits_npz, tmp_path, accumulation):
+@pytest.mark.parametrize("accumulation, steps, every", [
+    (1, "12", "5"),  # resumes mid-epoch (8 batches an epoch), then crosses into the next epoch
+    (2, "8", "3"),  # with accumulation: 4 optimizer steps an epoch
+    (1, "12", "8"),  # the checkpoint closes an epoch exactly
+])
+def test_resume_is_exact(digits_npz, tmp_path, accumulation, steps, every):
     """A run resumed from its step-k checkpoint ends with exactly the weights of the uninterrupted run."""
-    steps, every = ("12", "5") if accumulation == 1 else ("8", "3")  # both cross an epoch boundary after resuming
     args = ["--max_train_steps", steps, "--checkpointing_steps", every, "--gradient_accumulation_steps",
             str(accumulation), "--checkpoints_total_limit", "1", "--lr_scheduler", "cosine", "--lr_warmup_steps", "2"]
     full = tmp_path / "full"

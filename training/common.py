@@ -98,6 +98,8 @@ class Trainer:
                 config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
                 self.accelerator.init_trackers(project, config=config)
         self.global_step = 0
+        self.epoch = 0  # the data position: epoch and micro-batches consumed in it, saved with every checkpoint
+        self.batches_in_epoch = 0
         self.schedulers: list[torch.optim.lr_scheduler.LRScheduler] = []
         self.ema_models: dict[str, torch.nn.Module] = {}
         self._ema_sources: dict[str, torch.nn.Module] = {}
@@ -138,8 +140,13 @@ class Trainer:
         self.ema_models[name], self._ema_sources[name] = ema, model
         return ema
 
-    def total_steps(self, dataloader_len: int) -> tuple[int, int]:
-        """(optimizer steps per epoch, total optimizer steps) for a prepared dataloader of this length."""
+    def total_steps(self, dataloader_len: int | None) -> tuple[int | None, int]:
+        """(optimizer steps per epoch, total optimizer steps) for a prepared dataloader of this length
+        (None: a stream of unknown length, which needs --max_train_steps)."""
+        if dataloader_len is None:
+            if not self.args.max_train_steps:
+                raise SystemExit("a streamed dataset has no known length: give --max_train_steps")
+            return None, self.args.max_train_steps
         per_epoch = max(1, math.ceil(dataloader_len / self.args.gradient_accumulation_steps))
         total = self.args.max_train_steps or self.args.num_epochs * per_epoch
         return per_epoch, total
@@ -154,7 +161,8 @@ class Trainer:
         if self.is_main:
             for name, ema in self.ema_models.items():
                 save_model(ema, str(path / f"ema_{name}.safetensors"))
-            state = {"global_step": self.global_step, "schedulers": [s.state_dict() for s in self.schedulers]}
+            state = {"global_step": self.global_step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
+                     "schedulers": [s.state_dict() for s in self.schedulers]}
             (path / TRAINER_STATE).write_text(json.dumps(state, default=_json_default))
             self._rotate_checkpoints()
         self.accelerator.wait_for_everyone()
@@ -185,6 +193,7 @@ class Trainer:
         self.accelerator.load_state(str(path))
         state = json.loads((path / TRAINER_STATE).read_text())
         self.global_step = int(state["global_step"])
+        self.epoch, self.batches_in_epoch = int(state["epoch"]), int(state["batches_in_epoch"])
         for sched, sd in zip(self.schedulers, state["schedulers"]):
             sched.load_state_dict(sd)
         for name, ema in self.ema_models.items():
@@ -205,24 +214,24 @@ class Trainer:
         They run on every process; a hook that writes files checks `is_main` itself.
         """
         acc, args = self.accelerator, self.args
-        if len(dataloader) == 0:
+        length = _length(dataloader)
+        if length == 0:
             raise SystemExit("the dataset is smaller than one batch: lower --train_batch_size or add data")
-        steps_per_epoch, total = self.total_steps(len(dataloader))
+        _, total = self.total_steps(length)
         checkpoint = self.find_checkpoint()
         rng_at_checkpoint = None
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
             rng_at_checkpoint = _rng_state()
-        first_epoch = self.global_step // steps_per_epoch
-        skip = (self.global_step % steps_per_epoch) * args.gradient_accumulation_steps
+        skip = self.batches_in_epoch
         bar = tqdm(total=total, initial=self.global_step, desc="steps", disable=not self.is_main, dynamic_ncols=True)
         logs: dict[str, float] = {}
-        epoch = first_epoch
         while self.global_step < total:
-            dataloader.set_epoch(epoch)  # the seedable sampler shuffles from seed + epoch: same order after resume
+            dataloader.set_epoch(self.epoch)  # shuffling follows seed + epoch: the same order after a resume
             loader = acc.skip_first_batches(dataloader, skip) if skip else dataloader
-            skip = 0
+            self.batches_in_epoch, skip = skip, 0
             for batch in loader:
+                self.batches_in_epoch += 1
                 if rng_at_checkpoint is not None:
                     # Starting an epoch's iterator draws from the global RNG; the uninterrupted run did that before
                     # it saved the checkpoint, so give back the RNG state the checkpoint holds.
@@ -250,7 +259,11 @@ class Trainer:
                         hook(step)
                 if step >= total:
                     break
-            epoch += 1
+            else:
+                self.epoch, self.batches_in_epoch = self.epoch + 1, 0
+                if rng_at_checkpoint is not None:  # the checkpoint closed its epoch: restore before the next one
+                    _set_rng_state(rng_at_checkpoint)
+                    rng_at_checkpoint = None
         bar.close()
         acc.wait_for_everyone()
 
@@ -301,6 +314,13 @@ class Trainer:
         acc.wait_for_everyone()
         acc.end_training()
         return pushed
+
+
+def _length(dataloader: Any) -> int | None:
+    try:
+        return len(dataloader)
+    except TypeError:  # an iterable (streamed) dataset
+        return None
 
 
 def _rng_state() -> dict[str, Any]:

@@ -98,3 +98,70 @@ class Blocks(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"input_ids": self.blocks[i]}
+
+
+@dataclass
+class TextStream:
+    """A corpus read lazily (`--streaming`): documents for training, a held-out head for validation, and a sample
+    to train the tokenizer on."""
+
+    train: object  # datasets.IterableDataset of {text_column: str}, shuffled per epoch
+    validation: list[str]
+    tokenizer_sample: list[str]
+    text_column: str
+    continuous: bool  # plain text read line by line: join lines as they were, not as separate documents
+
+
+def load_text_stream(source: str, *, text_column: str = "text", validation_file: str | None = None,
+                     validation_docs: int = 500, tokenizer_docs: int = 20_000, seed: int = 0,
+                     shuffle_buffer: int = 10_000) -> TextStream:
+    """Stream `source` with `datasets` (never all in memory). Without a validation file, the first
+    `validation_docs` documents are held out and the training stream starts after them."""
+    path = Path(source)
+    files = sorted(p for p in path.iterdir() if p.suffix in BUILDERS) if path.is_dir() else [path]
+    if path.exists() or source.startswith((".", "/")):
+        if not files or files[0].suffix not in BUILDERS or not files[0].exists():
+            raise SystemExit(f"unsupported or missing dataset {source}: use .txt, .jsonl, .parquet or .csv files")
+        builder = BUILDERS[files[0].suffix]
+        stream = load_dataset(builder, data_files=[str(p) for p in files], split="train", streaming=True)
+    else:
+        builder = "hub"
+        stream = load_dataset(source, split="train", streaming=True)
+    continuous = builder == "text"
+    if continuous:  # the text builder drops line ends; put them back so the model sees the text as written
+        stream = stream.map(lambda row: {"text": row["text"] + "\n"})
+        text_column = "text"
+    if validation_file:
+        validation = _read(validation_file, text_column)
+    else:
+        validation = [row[text_column] for row in stream.take(validation_docs)]
+        stream = stream.skip(validation_docs)
+        if continuous:
+            validation = ["".join(validation)]
+    sample = [row[text_column] for row in stream.take(tokenizer_docs)]
+    if not sample:
+        raise SystemExit(f"{source}: no training text left after the validation head")
+    return TextStream(stream.shuffle(seed=seed, buffer_size=shuffle_buffer), validation, sample, text_column,
+                      continuous)
+
+
+class PackedStream(torch.utils.data.IterableDataset):
+    """Tokenize and pack a document stream on the fly into {"input_ids": (block_size,)} items."""
+
+    def __init__(self, data: TextStream, tokenizer, block_size: int) -> None:
+        self.data, self.tokenizer, self.block_size = data, tokenizer, block_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.data.train.set_epoch(epoch)  # a new shuffle order per epoch, the same after a resume
+
+    def __iter__(self):
+        buffer: list[int] = []
+        eos = [] if self.data.continuous else [self.tokenizer.eos_token_id]
+        for row in self.data.train:
+            text = row[self.data.text_column]
+            if not isinstance(text, str) or not text:
+                continue
+            buffer.extend(self.tokenizer(text, add_special_tokens=False)["input_ids"] + eos)
+            while len(buffer) >= self.block_size:
+                yield {"input_ids": torch.tensor(buffer[: self.block_size], dtype=torch.long)}
+                buffer = buffer[self.block_size :]

@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.evaluation.text_metrics import evaluate_lm
 from training.common import Trainer, add_common_args
-from training.text_data import Blocks, load_texts, pack
+from training.text_data import Blocks, PackedStream, load_text_stream, load_texts, pack
 from training.text_tokenizers import build_tokenizer
 
 PRESETS = {  # n_layer, n_head, n_embd
@@ -43,6 +43,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--text_column", default="text")
     g.add_argument("--validation_file", default=None)
     g.add_argument("--validation_split_percentage", type=float, default=10.0)
+    g.add_argument("--streaming", action="store_true", help="read the corpus lazily (larger than memory); "
+                   "needs --max_train_steps; validation = --validation_file or the first --validation_docs")
+    g.add_argument("--validation_docs", type=int, default=500, help="with --streaming and no validation file")
+    g.add_argument("--tokenizer_docs", type=int, default=20_000, help="with --streaming: documents to train on")
     g = parser.add_argument_group("tokenizer")
     g.add_argument("--tokenizer", default="char", help="char | bpe | an existing tokenizer (folder or hub id)")
     g.add_argument("--vocab_size", type=int, default=4096, help="for --tokenizer bpe")
@@ -93,30 +97,40 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     trainer = Trainer(args, project="train_text")
     acc = trainer.accelerator
-    texts = load_texts(args.dataset, text_column=args.text_column, validation_file=args.validation_file,
-                       validation_percentage=args.validation_split_percentage, seed=args.seed)
-    tokenizer = build_tokenizer(args.tokenizer, texts.train, args.vocab_size)
-    train_blocks = pack(texts.train, tokenizer, args.block_size)
-    val_blocks = pack(texts.validation, tokenizer, args.block_size)
+    if args.streaming:
+        stream = load_text_stream(args.dataset, text_column=args.text_column, validation_file=args.validation_file,
+                                  validation_docs=args.validation_docs, tokenizer_docs=args.tokenizer_docs,
+                                  seed=args.seed)
+        validation = stream.validation
+        tokenizer = build_tokenizer(args.tokenizer, stream.tokenizer_sample, args.vocab_size)
+        train_data = PackedStream(stream, tokenizer, args.block_size)
+    else:
+        texts = load_texts(args.dataset, text_column=args.text_column, validation_file=args.validation_file,
+                           validation_percentage=args.validation_split_percentage, seed=args.seed)
+        validation = texts.validation
+        tokenizer = build_tokenizer(args.tokenizer, texts.train, args.vocab_size)
+        train_data = Blocks(pack(texts.train, tokenizer, args.block_size))
+    val_blocks = pack(validation, tokenizer, args.block_size)
     # Characters per token of the validation text: turns nats/token into nats/char, comparable across tokenizers.
-    chars_per_token = texts.chars("validation") / sum(
-        len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts.validation)
+    chars_per_token = sum(len(t) for t in validation) / sum(
+        len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in validation)
 
     model = AutoModelForCausalLM.from_config(model_config(args, tokenizer))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]  # no decay on biases and norms (nanoGPT)
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": rest, "weight_decay": 0}],
                             lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
-    loader = DataLoader(Blocks(train_blocks), batch_size=args.train_batch_size, shuffle=True, drop_last=True,
+    loader = DataLoader(train_data, batch_size=args.train_batch_size, shuffle=not args.streaming, drop_last=True,
                         num_workers=args.dataloader_num_workers)
     model, opt, loader = acc.prepare(model, opt, loader)
-    _, total = trainer.total_steps(len(loader))
+    _, total = trainer.total_steps(None if args.streaming else len(loader))
     trainer.scheduler(opt, total)
     raw = acc.unwrap_model(model)
     if trainer.is_main:
         n_params = sum(p.numel() for p in raw.parameters())
+        blocks = "streamed blocks" if args.streaming else f"{len(train_data)} training blocks"
         print(f"{args.architecture} model: {n_params / 1e6:.2f} M parameters, vocab {len(tokenizer)}, "
-              f"{len(train_blocks)} training blocks of {args.block_size} tokens", file=sys.stderr)
+              f"{blocks} of {args.block_size} tokens", file=sys.stderr)
 
     def train_step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
         ids = batch["input_ids"]
@@ -160,8 +174,9 @@ def sample(model, tokenizer, args: argparse.Namespace) -> str:
         ids = tokenizer(args.sample_prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         device = next(model.parameters()).device
         room = args.block_size - ids.shape[1]  # absolute positions end at the context length
-        out = model.generate(ids.to(device), max_new_tokens=max(1, min(args.sample_tokens, room)), do_sample=True,
-                             top_k=50, pad_token_id=tokenizer.eos_token_id)
+        out = model.generate(ids.to(device), attention_mask=torch.ones_like(ids).to(device), do_sample=True,
+                             max_new_tokens=max(1, min(args.sample_tokens, room)), top_k=50,
+                             pad_token_id=tokenizer.eos_token_id)
     return tokenizer.decode(out[0], skip_special_tokens=True)
 
 
