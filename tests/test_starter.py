@@ -53,3 +53,28 @@ def test_fresh_app_serves_the_starter(app_process):  # noqa: F811
     assert seed == 0 and len(gallery) == 10
     _, table, _ = client.predict(STARTER, "auto", api_name="/load_model")
     assert next(r for r in table["data"] if r[0] == STARTER)[1] == "starter"
+
+
+TEXT_STARTER = "aigc-hub/gpt-tinyshakespeare"
+
+
+def test_text_starter_loads_with_stock_transformers_and_states_its_figures():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = hub.STARTERS_ROOT / TEXT_STARTER
+    card = read_card(folder)
+    figures = {f.metric_type: f.value for f in card.figures}
+    assert 0 < figures["nats-per-char"] < 2.0 and figures["perplexity"] > 1
+    assert card.pipeline_tag == "text-generation" and card.datasets == ["tinyshakespeare"]
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForCausalLM.from_pretrained(str(folder))
+    ids = tok("ROMEO:", return_tensors="pt").input_ids
+    text = tok.decode(model.generate(ids, max_new_tokens=40, do_sample=False)[0])
+    assert text.startswith("ROMEO:") and len(text) > 30
+
+
+def test_fresh_app_streams_the_text_starter(app_process):  # noqa: F811
+    client = Client(app_process(), verbose=False)
+    job = client.submit(TEXT_STARTER, "ROMEO:", 60, 0.8, 50, 0.95, 1.0, "", 1, api_name="/generate_text")
+    chunks = [o[0] for o in job]
+    assert len(chunks) > 1 and len(chunks[-1]) > 20

@@ -23,14 +23,15 @@ class TextScores:
 @torch.no_grad()
 def evaluate_lm(model: torch.nn.Module, blocks: torch.Tensor, chars_per_token: float, batch_size: int = 16,
                 max_batches: int | None = None) -> TextScores:
-    """Mean next-token loss of `model` over packed `blocks` (N, T) of held-out text."""
+    """Mean next-token loss of `model` over packed `blocks` (N, T) of held-out text; with `max_batches`, over that
+    many batches of blocks spread evenly across the whole split (the first blocks alone are not representative)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    if max_batches is not None and max_batches * batch_size < len(blocks):
+        blocks = blocks[torch.linspace(0, len(blocks) - 1, max_batches * batch_size).long()]
     total, count = 0.0, 0
-    for b, start in enumerate(range(0, len(blocks), batch_size)):
-        if max_batches is not None and b >= max_batches:
-            break
+    for start in range(0, len(blocks), batch_size):
         batch = blocks[start : start + batch_size].to(device)
         logits = model(input_ids=batch).logits[:, :-1].float()
         targets = batch[:, 1:]
