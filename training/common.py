@@ -57,6 +57,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--hub_model_id", default=None, help="owner/name in the local hub (or on the HF Hub with --hf)")
     g.add_argument("--hf", action="store_true", help="push to the Hugging Face Hub instead of the local hub")
     g.add_argument("--private", action="store_true", help="with --hf: create a private repo")
+    g = parser.add_argument_group("model card")
+    g.add_argument("--card_title", default=None)
+    g.add_argument("--card_dataset", default=None, help="dataset name for the card (default: --dataset)")
+    g.add_argument("--card_license", default="mit")
+    g.add_argument("--card_notes", default="", help="extra markdown for the card (data attribution, recipe)")
     return parser
 
 

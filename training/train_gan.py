@@ -55,11 +55,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--adam_beta1", type=float, default=0.5)
     g.add_argument("--adam_beta2", type=float, default=0.999)
     g.add_argument("--num_sample_images", type=int, default=64)
-    g = parser.add_argument_group("model card")
-    g.add_argument("--card_title", default=None)
-    g.add_argument("--card_dataset", default=None, help="dataset name for the card (default: --dataset)")
-    g.add_argument("--card_license", default="mit")
-    g.add_argument("--card_notes", default="", help="extra markdown for the card (data attribution, recipe)")
     add_common_args(parser)
     return parser.parse_args(argv)
 

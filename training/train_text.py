@@ -68,11 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--eval_batches", type=int, default=20, help="batches per periodic evaluation (final: all)")
     g.add_argument("--sample_prompt", default="\n")
     g.add_argument("--sample_tokens", type=int, default=200)
-    g = parser.add_argument_group("model card")
-    g.add_argument("--card_title", default=None)
-    g.add_argument("--card_dataset", default=None)
-    g.add_argument("--card_license", default="mit")
-    g.add_argument("--card_notes", default="")
     add_common_args(parser)
     parser.set_defaults(learning_rate=1e-3, lr_scheduler="cosine_with_min_lr", lr_min_ratio=0.1, lr_warmup_steps=100,
                         train_batch_size=32, sample_steps=0)
