@@ -240,3 +240,30 @@ def test_cli_streams_text(tiny_lm):
                 args += [flag, value]
         proc = run(args)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_token_queue_decodes_multibyte_text_in_pieces():
+    """Byte-level tokens of one character arrive separately; no piece may hold half a character."""
+    from aigc_hub.services.text import _TokenQueue
+    from training.text_tokenizers import train_bpe_tokenizer
+
+    text = "你好，世界! déjà vu\nnext line 🙂 end"
+    tok = train_bpe_tokenizer(["unrelated english words only"], vocab_size=260)  # no merges for these bytes
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > len(text), "several tokens per character"
+    import threading
+
+    q = _TokenQueue()
+
+    def produce():  # one token at a time, as generate() does
+        q.put(torch.tensor([0]))  # the prompt, skipped
+        for i in ids:
+            time.sleep(0.002)
+            q.put(torch.tensor([i]))
+        q.end()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    pieces = list(q.text(tok, timeout=5))
+    producer.join()
+    assert "".join(pieces) == text and all("\ufffd" not in p for p in pieces) and len(pieces) > 3
