@@ -212,15 +212,20 @@ def test_stop_ends_generation_and_frees_the_worker(text_app):
 
 
 @pytest.mark.parametrize("args", [
-    _args(prompt=""), _args(n=10**6, prompt="x" * 100_000), _args(temperature=-1), _args(top_p=1.5),
-    _args(model="me/nothing"), _args(model="../../etc"), _args(model="me/tiny-gan"), _args(seed=-9),
+    _args(prompt=""), _args(temperature=-1), _args(top_p=1.5), _args(model="me/nothing"), _args(model="../../etc"),
+    _args(model="me/tiny-gan"), _args(seed=-9), _args(n=10**6),  # the slider's bound: refused, not clamped
 ])
-def test_bad_input_over_the_api_keeps_serving(text_app, args):
-    try:
-        text_app.predict(*args, api_name="/generate_text")  # clamping cases succeed, the rest must fail clearly
-    except Exception as e:
-        assert "Traceback" not in str(e) and str(e)
+def test_bad_input_over_the_api_is_refused_and_the_server_keeps_serving(text_app, args):
+    with pytest.raises(Exception) as err:
+        text_app.predict(*args, api_name="/generate_text")
+    assert str(err.value) and "Traceback" not in str(err.value)
     assert text_app.predict(*_args(n=3), api_name="/generate_text")[1] == 3
+
+
+def test_huge_requests_are_clamped_with_a_notice(text_app):
+    text, seed, notice = text_app.predict(*_args(n=2048, prompt="x" * 100_000), api_name="/generate_text")
+    assert seed == 3 and "prompt cut" in notice and "max new tokens lowered" in notice
+    assert len(text) <= 64
 
 
 def test_cli_streams_text(tiny_lm):
