@@ -113,15 +113,17 @@ class ImageService:
             raise GenerationError(f"label must be between 0 and {classes - 1} for {entry.ref}, got {value}")
         return value
 
-    @torch.no_grad()
     def _forward(self, entry: LoadedModel, z: torch.Tensor, labels: list[int | None]) -> np.ndarray:
         model = entry.model
         y = None
         if entry.config.get("num_classes", 0):
             y = torch.tensor(labels, device=entry.device)
-        with self.registry.device_lock(entry.device):
-            out = model(z.to(entry.device, entry.dtype), y)
-        return to_uint8(out)
+
+        @torch.no_grad()  # grad mode is per thread: set it on the worker that runs the forward
+        def forward() -> np.ndarray:
+            return to_uint8(model(z.to(entry.device, entry.dtype), y))
+
+        return self.registry.run(entry.device, forward)
 
     def generate(
         self,

@@ -1,6 +1,6 @@
 """TextService: streamed, seeded, stoppable generation from a causal LM. No Gradio here.
 
-- Streaming: generation on a worker thread holding the device lock queues token ids; the caller decodes them.
+- Streaming: generation runs on the device's worker thread (see registry) and queues token ids; the caller decodes.
 - Stop: a `threading.Event` checked by a `StoppingCriteria` after every token, so the computation itself ends
   (cancelling only the consumer would leave the worker generating).
 - Limits, documented and applied before any work: `max_new_tokens` is clamped to [1, 2048] and to the room the
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -185,27 +186,29 @@ class TextService:
         errors: list[BaseException] = []
 
         def work() -> None:
+            if event.is_set():  # stopped while it waited its turn
+                streamer.end()
+                return
             try:
-                with self.registry.device_lock(entry.device):
-                    torch.manual_seed(seed)  # sampling draws from the device's global generator
-                    out = model.generate(**kwargs)
+                torch.manual_seed(seed)  # sampling draws from the device's global generator
+                out = model.generate(**kwargs)
                 stream.tokens = int(out.shape[1] - ids.shape[1])
             except BaseException as e:  # surfaced to the consumer below
                 errors.append(e)
                 streamer.end()
 
-        thread = threading.Thread(target=work, name=f"generate-{ref}", daemon=True)
-        thread.start()
+        done = self.registry.submit(entry.device, work)
 
         def chunks() -> Iterator[str]:
             try:
                 yield from streamer.text(tok, STREAM_TIMEOUT_S)
-                thread.join()
+                done.result()
                 if errors:
                     raise GenerationError(f"generation failed: {type(errors[0]).__name__}: {errors[0]}")
             finally:  # the consumer went away (Stop, a closed connection): end the computation too
                 event.set()
-                thread.join(timeout=STREAM_TIMEOUT_S)
+                with contextlib.suppress(Exception):
+                    done.result(timeout=STREAM_TIMEOUT_S)
 
         stream.chunks = chunks()
         return stream
