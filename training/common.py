@@ -108,6 +108,7 @@ class Trainer:
         self.schedulers: list[torch.optim.lr_scheduler.LRScheduler] = []
         self.ema_models: dict[str, torch.nn.Module] = {}
         self._ema_sources: dict[str, torch.nn.Module] = {}
+        self._tokenizer: Any = None
 
     @property
     def is_main(self) -> bool:
@@ -145,6 +146,24 @@ class Trainer:
         self.ema_models[name], self._ema_sources[name] = ema, model
         return ema
 
+    def tokenizer(self, build: Callable[[], Any]) -> Any:
+        """The run's tokenizer: a resumed run reads its checkpoint's; otherwise the main process builds it (a trained
+        tokenizer can number its pieces differently from run to run) and the other processes read that one."""
+        from transformers import AutoTokenizer
+
+        checkpoint = self.find_checkpoint()
+        if checkpoint is not None and (checkpoint / "tokenizer").is_dir():
+            self._tokenizer = AutoTokenizer.from_pretrained(str(checkpoint / "tokenizer"))
+            return self._tokenizer
+        shared = self.output_dir / ".tokenizer-of-this-run"  # hidden: never pushed
+        if self.is_main:
+            self._tokenizer = build()
+            self._tokenizer.save_pretrained(str(shared))
+        self.accelerator.wait_for_everyone()
+        if not self.is_main:
+            self._tokenizer = AutoTokenizer.from_pretrained(str(shared))
+        return self._tokenizer
+
     def total_steps(self, dataloader_len: int | None) -> tuple[int | None, int]:
         """(optimizer steps per epoch, total optimizer steps) for a prepared dataloader of this length
         (None: a stream of unknown length, which needs --max_train_steps)."""
@@ -166,6 +185,8 @@ class Trainer:
         if self.is_main:
             for name, ema in self.ema_models.items():
                 save_model(ema, str(path / f"ema_{name}.safetensors"))
+            if self._tokenizer is not None:
+                self._tokenizer.save_pretrained(str(path / "tokenizer"))
             state = {"global_step": self.global_step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
                      "schedulers": [s.state_dict() for s in self.schedulers]}
             (path / TRAINER_STATE).write_text(json.dumps(state, default=_json_default))

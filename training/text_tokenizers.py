@@ -3,17 +3,22 @@
 - `char`: one token per character seen in training (plus `<unk>` for the rest); decoding fuses tokens, so any text
   made of seen characters round-trips exactly.
 - `bpe`: byte-level BPE (GPT-2 style): every string round-trips exactly, whatever its script.
+- `unigram` (translation): a SentencePiece-style Unigram vocabulary shared by all languages of a pair. Metaspace
+  pre-tokenization needs no spaces, so Chinese is segmented into learned pieces; language tags such as `>>zh<<` are
+  special tokens (never split); every encoding ends with `</s>` (the Marian convention).
 
 Both load back with stock `AutoTokenizer.from_pretrained(folder)`.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable, Iterator
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+logger = logging.getLogger("aigc_hub.training")
 EOS = "<|endoftext|>"
 UNK = "<unk>"
 
@@ -41,6 +46,32 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_chunks(texts), trainer=trainer)
     return _wrap(tok)
+
+
+def train_unigram_tokenizer(texts: Iterable[str], vocab_size: int,
+                            special_tokens: list[str] | None = None) -> PreTrainedTokenizerFast:
+    """A shared Unigram vocabulary for translation: `<pad>` 0, `</s>` 1, `<unk>` 2, then `special_tokens`."""
+    specials = ["<pad>", "</s>", UNK, *(special_tokens or [])]
+    texts = list(texts)
+    alphabet = len(set().union(*map(set, texts))) + 1 + len(specials)  # + the Metaspace "▁"
+    if vocab_size < alphabet + 100:  # Unigram needs every character as a piece (Chinese has thousands)
+        logger.warning("--vocab_size %d is too small for %d distinct characters: using %d", vocab_size, alphabet,
+                       alphabet + 100)
+        vocab_size = alphabet + 100
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFC()  # not NFKC: it would turn Chinese full-width punctuation into ASCII
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token=UNK,
+                                      show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A $B </s>",
+                                                       special_tokens=[("</s>", tok.token_to_id("</s>"))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token=UNK,
+                                   extra_special_tokens=list(special_tokens or []),
+                                   clean_up_tokenization_spaces=False)
+    fast.model_max_length = 10**9
+    return fast
 
 
 def build_tokenizer(kind: str, texts: Iterable[str], vocab_size: int = 4096) -> PreTrainedTokenizerFast:

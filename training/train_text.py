@@ -97,13 +97,13 @@ def main(argv: list[str] | None = None) -> None:
                                   validation_docs=args.validation_docs, tokenizer_docs=args.tokenizer_docs,
                                   seed=args.seed)
         validation = stream.validation
-        tokenizer = build_tokenizer(args.tokenizer, stream.tokenizer_sample, args.vocab_size)
+        tokenizer = trainer.tokenizer(lambda: build_tokenizer(args.tokenizer, stream.tokenizer_sample, args.vocab_size))
         train_data = PackedStream(stream, tokenizer, args.block_size)
     else:
         texts = load_texts(args.dataset, text_column=args.text_column, validation_file=args.validation_file,
                            validation_percentage=args.validation_split_percentage, seed=args.seed)
         validation = texts.validation
-        tokenizer = build_tokenizer(args.tokenizer, texts.train, args.vocab_size)
+        tokenizer = trainer.tokenizer(lambda: build_tokenizer(args.tokenizer, texts.train, args.vocab_size))
         train_data = Blocks(pack(texts.train, tokenizer, args.block_size))
     val_blocks = pack(validation, tokenizer, args.block_size)
     # Characters per token of the validation text: turns nats/token into nats/char, comparable across tokenizers.
