@@ -1,4 +1,4 @@
-"""`python -m aigc_hub ...`: generate, list, push, serve. Same services as the app."""
+"""`python -m aigc_hub ...`: generate, translate, list, push, serve. Same services as the app."""
 
 from __future__ import annotations
 
@@ -62,6 +62,40 @@ def _generate_text(args: argparse.Namespace) -> None:
     print(f"seed {stream.seed}, {stream.tokens} new tokens", file=sys.stderr)
 
 
+def _translate(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from .services import ModelRegistry, TranslationService
+    from .services.translation import MAX_LINES
+
+    service = TranslationService(ModelRegistry({args.model: args.device} if args.device else None))
+    try:
+        source = (open(args.input, encoding="utf-8", errors="strict") if args.input else sys.stdin).read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"the input is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    lines = source.split("\n")
+    if lines and lines[-1] == "":  # a final newline ends the last line; it is not one more empty line
+        lines.pop()
+    out = []
+    with tqdm(total=len(lines), unit="line", disable=len(lines) < 200, file=sys.stderr) as bar:
+        for start in range(0, len(lines), MAX_LINES):  # files of any length, MAX_LINES per service call
+            chunk = lines[start : start + MAX_LINES]
+            if any(line.strip() for line in chunk):
+                result = service.translate(args.model, chunk, args.src, args.tgt, args.beams)
+                out.extend(line.text for line in result.lines)
+                for notice in result.notices:
+                    print(f"note: {notice}", file=sys.stderr)
+            else:
+                out.extend("" for _ in chunk)
+            bar.update(len(chunk))
+    text = "".join(line + "\n" for line in out)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(out)} line(s) to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
 def _list(args: argparse.Namespace) -> None:
     entries = hub.list_models(args.extra_model or [])
     if args.json:
@@ -115,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     txt.add_argument("--stop", action="append", help="stop when this string appears (repeatable)")
     txt.add_argument("--device", default=None)
     txt.set_defaults(func=_generate_text)
+
+    tr = sub.add_parser("translate", help="translate lines of text (one output line per input line)")
+    tr.add_argument("--model", required=True)
+    tr.add_argument("--src", required=True, help="source language code, e.g. en")
+    tr.add_argument("--tgt", required=True, help="target language code, e.g. zh")
+    tr.add_argument("--beams", type=int, default=4)
+    tr.add_argument("--input", default=None, help="UTF-8 text file, one sentence per line (default: stdin)")
+    tr.add_argument("--output", default=None, help="default: stdout")
+    tr.add_argument("--device", default=None)
+    tr.set_defaults(func=_translate)
 
     lst = sub.add_parser("list", help="models in the local hub and the starters")
     lst.add_argument("--json", action="store_true")

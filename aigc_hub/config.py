@@ -20,6 +20,7 @@ import yaml
 
 DEFAULT_IMAGE_MODEL = "aigc-hub/dcgan-mnist"
 DEFAULT_TEXT_MODEL = "aigc-hub/gpt-tinyshakespeare"
+DEFAULT_TRANSLATION_MODEL = "aigc-hub/translator-en-zh"
 
 
 @dataclass
@@ -28,6 +29,7 @@ class AppConfig:
     port: int = 7860
     image_model: str = DEFAULT_IMAGE_MODEL
     text_model: str = DEFAULT_TEXT_MODEL
+    translation_model: str = DEFAULT_TRANSLATION_MODEL
     devices: dict[str, str] = field(default_factory=dict)
     extra_models: list[str] = field(default_factory=list)
     queue_size: int = 64  # requests waiting beyond this are refused at once (a full queue fails fast)
@@ -84,6 +86,8 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=None, help="default 7860")
     parser.add_argument("--image-model", dest="image_model", default=None, help=f"default {DEFAULT_IMAGE_MODEL}")
     parser.add_argument("--text-model", dest="text_model", default=None, help=f"default {DEFAULT_TEXT_MODEL}")
+    parser.add_argument("--translation-model", dest="translation_model", default=None,
+                        help=f"default {DEFAULT_TRANSLATION_MODEL}")
     parser.add_argument("--device", action="append", metavar="[REF=]DEVICE",
                         help="placement override, e.g. cpu or aigc-hub/dcgan-mnist=cuda:1 (repeatable)")
     parser.add_argument("--extra-model", dest="extra_models", action="append", default=None,

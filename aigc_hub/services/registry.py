@@ -36,14 +36,14 @@ class ModelLoadError(ValueError):
 @dataclass
 class LoadedModel:
     ref: str
-    kind: str  # "dcgan" (later: "causal-lm", "seq2seq")
+    kind: str  # "dcgan", "causal-lm", "seq2seq"
     path: Path
     model: Any
     device: str
     dtype: torch.dtype
     bytes: int
     config: dict
-    tokenizer: Any = None  # text models
+    tokenizer: Any = None  # text and translation models
 
     def describe(self) -> str:
         return f"{self.ref} on {self.device} ({str(self.dtype).replace('torch.', '')}, {self.bytes / 2**20:.1f} MiB)"
@@ -73,6 +73,9 @@ def detect_kind(config: dict) -> str:
     architectures = config.get("architectures") or []
     if any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in architectures):
         return "causal-lm"
+    if config.get("is_encoder_decoder") and any(a.endswith(("MTModel", "ForConditionalGeneration"))
+                                                for a in architectures):
+        return "seq2seq"
     raise ModelLoadError(f"unsupported model type {config.get('model_type', 'unknown')!r}")
 
 
@@ -87,20 +90,26 @@ def _load_dcgan(path: Path, config: dict, device: str, dtype: torch.dtype) -> to
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
-def _load_causal_lm(path: Path, config: dict, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+def _load_transformers(auto_class: str) -> Callable[[Path, dict, str, torch.dtype], tuple[Any, Any]]:
+    def load(path: Path, config: dict, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
+        import transformers
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-    # Safetensors only, never remote code: a folder that asks for either is refused by the loader.
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, use_safetensors=True,
-                                                 trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
-    return model.to(device).eval().requires_grad_(False), tokenizer
+        hf_logging.disable_progress_bar()
+        # Safetensors only, never remote code: a folder that asks for either is refused by the loader.
+        model = getattr(transformers, auto_class).from_pretrained(str(path), dtype=dtype, use_safetensors=True,
+                                                                  trust_remote_code=False)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+        return model.to(device).eval().requires_grad_(False), tokenizer
+
+    return load
 
 
-LOADERS: dict[str, Callable[[Path, dict, str, torch.dtype], Any]] = {"dcgan": _load_dcgan,
-                                                                     "causal-lm": _load_causal_lm}
+LOADERS: dict[str, Callable[[Path, dict, str, torch.dtype], Any]] = {
+    "dcgan": _load_dcgan,
+    "causal-lm": _load_transformers("AutoModelForCausalLM"),
+    "seq2seq": _load_transformers("AutoModelForSeq2SeqLM"),
+}
 
 
 class ModelRegistry:

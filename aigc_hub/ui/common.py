@@ -17,7 +17,7 @@ import gradio as gr
 
 from .. import hub
 from ..config import AppConfig
-from ..services import ImageService, ModelRegistry, TextService
+from ..services import ImageService, ModelRegistry, TextService, TranslationService
 
 logger = logging.getLogger("aigc_hub.ui")
 SCRATCH_TTL_S = 3600
@@ -31,6 +31,7 @@ class AppContext:
     registry: ModelRegistry
     image: ImageService
     text: TextService
+    translation: TranslationService
     scratch_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigc-hub-")))
 
     def __post_init__(self) -> None:

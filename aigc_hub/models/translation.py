@@ -1,0 +1,60 @@
+"""Translation models: how a direction is requested, and batched beam search with n-best lists.
+
+A model trained by `training/train_translation.py` is a stock transformers encoder-decoder (Marian-style). Its
+`config.json` declares the directions it was trained on (`translation_directions: [["en", "zh"], ["zh", "en"]]`);
+the target language is requested with a tag token at the start of the source, `>>zh<< Hello.` (the OPUS-MT
+convention), so one model serves both directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+def language_tag(lang: str) -> str:
+    return f">>{lang}<<"
+
+
+def directions_of(config: Any) -> list[tuple[str, str]]:
+    """The (source, target) pairs a model declares, from its config object or config.json dict."""
+    raw = config.get("translation_directions") if isinstance(config, dict) else getattr(
+        config, "translation_directions", None)
+    return [(str(a), str(b)) for a, b in (raw or [])]
+
+
+def with_tag(text: str, tgt: str) -> str:
+    return f"{language_tag(tgt)} {text}"
+
+
+@dataclass
+class Candidate:
+    text: str
+    score: float  # length-normalised log-probability of the beam (higher is better)
+
+
+def max_new_tokens_for(source_tokens: int, limit: int) -> int:
+    """Room for the translation: generous for short sentences (Chinese ↔ English lengths differ), capped."""
+    return min(limit, 2 * source_tokens + 16)
+
+
+@torch.no_grad()
+def translate_batch(model: Any, tokenizer: Any, sources: list[str], tgt: str, *, beams: int = 4, n_best: int = 1,
+                    max_source_tokens: int = 128, max_new_tokens: int = 128) -> list[list[Candidate]]:
+    """Beam-search translations of `sources` into `tgt`: for each source, `n_best` candidates, best first."""
+    if not sources:
+        return []
+    n_best = max(1, min(n_best, beams))
+    device = next(model.parameters()).device
+    batch = tokenizer([with_tag(s, tgt) for s in sources], return_tensors="pt", padding=True, truncation=True,
+                      max_length=max_source_tokens).to(device)
+    longest = int(batch["attention_mask"].sum(1).max())
+    out = model.generate(**batch, num_beams=beams, num_return_sequences=n_best, do_sample=False,
+                         max_new_tokens=max_new_tokens_for(longest, max_new_tokens), early_stopping=True,
+                         output_scores=beams > 1, return_dict_in_generate=True)
+    texts = tokenizer.batch_decode(out.sequences, skip_special_tokens=True)
+    scores = out.sequences_scores.tolist() if beams > 1 else [0.0] * len(texts)
+    return [[Candidate(texts[i * n_best + k].strip(), float(scores[i * n_best + k])) for k in range(n_best)]
+            for i in range(len(sources))]

@@ -1,0 +1,167 @@
+"""TranslationService: many lines at once, beam search, n-best lists with scores. No Gradio here.
+
+- One line in, one line out, order kept, empty lines kept empty.
+- Direction: the (source, target) pairs the model declares in its config; anything else is refused with the list.
+- Long lines are split at sentence ends (. ! ? 。！？) into pieces that fit the length the model was trained on,
+  translated as one batch with everything else, and joined again (a notice says so); a sentence longer than that is
+  cut into windows. Lines over MAX_LINE_CHARS and requests over MAX_LINES are refused: the CLI feeds big files in
+  chunks.
+- Beam search is deterministic: the same input gives the same output.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..models.translation import Candidate, directions_of, translate_batch
+from .image import GenerationError, as_int
+from .registry import LoadedModel, ModelRegistry
+
+MAX_LINES = 1000
+MAX_LINE_CHARS = 2000
+MAX_BEAMS = 8
+BATCH = 32
+SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class TranslatedLine:
+    source: str
+    alternatives: list[Candidate] = field(default_factory=list)  # best first; empty for an empty line
+
+    @property
+    def text(self) -> str:
+        return self.alternatives[0].text if self.alternatives else ""
+
+
+@dataclass
+class TranslationResult:
+    ref: str
+    src: str
+    tgt: str
+    lines: list[TranslatedLine]
+    notices: list[str]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+def split_lines(text: object) -> list[str]:
+    if isinstance(text, list):
+        lines = text
+    elif isinstance(text, str):
+        lines = text.split("\n")
+    else:
+        raise GenerationError(f"the input must be text, got {type(text).__name__}")
+    if not all(isinstance(line, str) for line in lines):
+        raise GenerationError("every input line must be text")
+    return [line.rstrip("\r") for line in lines]
+
+
+class TranslationService:
+    def __init__(self, registry: ModelRegistry | None = None) -> None:
+        self.registry = registry or ModelRegistry()
+
+    def directions(self, ref: str) -> list[tuple[str, str]]:
+        """What `ref` translates, read from its config (the weights are not loaded)."""
+        return directions_of(self.registry.config_of(ref))
+
+    def languages(self, ref: str) -> list[str]:
+        return sorted({lang for d in self.directions(ref) for lang in d})
+
+    def _entry(self, ref: str) -> LoadedModel:
+        entry = self.registry.get(ref)
+        if entry.kind != "seq2seq":
+            raise GenerationError(f"{ref} is a {entry.kind} model, not a translation model")
+        return entry
+
+    def translate(self, ref: str, text: str | list[str], src: str, tgt: str, beams: object = 4, n_best: object = 1,
+                  progress: Progress | None = None) -> TranslationResult:
+        lines = split_lines(text)
+        if len(lines) > MAX_LINES:
+            raise GenerationError(f"{len(lines)} lines; the limit is {MAX_LINES} per request (the CLI takes "
+                                  "files of any length)")
+        if not any(line.strip() for line in lines):
+            raise GenerationError("the input is empty: write one sentence per line")
+        for i, line in enumerate(lines):
+            if len(line) > MAX_LINE_CHARS:
+                raise GenerationError(f"line {i + 1} has {len(line)} characters; the limit is {MAX_LINE_CHARS} "
+                                      "(split it into sentences)")
+            if any(ord(c) < 32 and c != "\t" for c in line):
+                raise GenerationError(f"line {i + 1} holds control characters")
+        beams = as_int(beams, "beam size")
+        if not 1 <= beams <= MAX_BEAMS:
+            raise GenerationError(f"beam size must be between 1 and {MAX_BEAMS}, got {beams}")
+        n_best = as_int(n_best, "n-best")
+        if not 1 <= n_best <= beams:
+            raise GenerationError(f"n-best must be between 1 and the beam size ({beams}), got {n_best}")
+        dirs = self.directions(ref)
+        if (src, tgt) not in dirs:
+            known = ", ".join(f"{a}→{b}" for a, b in dirs) or "none declared"
+            raise GenerationError(f"{ref} does not translate {str(src)[:20]}→{str(tgt)[:20]}; it knows: {known}")
+        entry = self._entry(ref)
+        limit = int(entry.config.get("translation_max_source_length", 64))
+        tok = entry.tokenizer
+
+        notices: list[str] = []
+        pieces: list[tuple[int, str]] = []  # (line index, piece of that line)
+        for i, line in enumerate(lines):
+            parts = segment(line.strip(), tok, limit) if line.strip() else []
+            if len(parts) > 1:
+                notices.append(f"line {i + 1} was translated in {len(parts)} pieces (sentences)")
+            pieces.extend((i, p) for p in parts)
+        order = sorted(range(len(pieces)), key=lambda k: len(pieces[k][1]))  # similar lengths batch together
+        results: list[list[Candidate]] = [[] for _ in pieces]
+        for start in range(0, len(order), BATCH):
+            ids = order[start : start + BATCH]
+            out = self.registry.run(entry.device, translate_batch, entry.model, tok, [pieces[k][1] for k in ids], tgt,
+                                    beams=beams, n_best=n_best, max_source_tokens=limit + 8,
+                                    max_new_tokens=2 * limit + 16)
+            for k, cands in zip(ids, out):
+                results[k] = cands
+            if progress:
+                progress(min(start + BATCH, len(order)), len(order))
+        joiner = "" if tgt in ("zh", "ja", "ko", "th") else " "
+        translated = [TranslatedLine(line) for line in lines]
+        by_line: dict[int, list[list[Candidate]]] = {}
+        for (i, _), cands in zip(pieces, results):
+            by_line.setdefault(i, []).append(cands)
+        for i, parts in by_line.items():
+            if len(parts) == 1:
+                translated[i].alternatives = parts[0]
+            else:  # a split line: the best of each piece, joined
+                score = sum(p[0].score for p in parts) / len(parts)
+                translated[i].alternatives = [Candidate(joiner.join(p[0].text for p in parts), score)]
+        return TranslationResult(ref, src, tgt, translated, notices)
+
+
+def segment(line: str, tokenizer, limit: int) -> list[str]:
+    """`line` as pieces of at most `limit` tokens: whole sentences where they fit, token windows where not."""
+    def size(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 2  # + tag and </s>
+
+    if size(line) <= limit:
+        return [line]
+    pieces: list[str] = []
+    current = ""
+    for sentence in [s for s in SENTENCE_END.split(line) if s]:
+        joined = f"{current} {sentence}".strip() if current else sentence
+        if size(joined) <= limit:
+            current = joined
+            continue
+        if current:
+            pieces.append(current)
+        if size(sentence) <= limit:
+            current = sentence
+        else:  # one sentence longer than the model's training length: cut it into token windows
+            ids = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+            step = max(1, limit - 2)
+            pieces.extend(tokenizer.decode(ids[k : k + step]).strip() for k in range(0, len(ids), step))
+            current = ""
+    if current:
+        pieces.append(current)
+    return [p for p in pieces if p]

@@ -1,0 +1,206 @@
+"""Translation path: shared tokenizer, grouped split, tiny train → push → stock load, service, tab, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+import torch
+from gradio_client import Client
+from safetensors.torch import load_file
+
+from aigc_hub import hub
+from aigc_hub.services import GenerationError, ModelRegistry, TranslationService
+from conftest import REPO, run
+
+EN_ZH = REPO.parent / "shared" / "data" / "translation" / "en-zh" / "en-zh.jsonl"
+TINY = ["--source_lang", "en", "--target_lang", "zh", "--bidirectional", "--preset", "tiny", "--vocab_size", "600",
+        "--train_batch_size", "16", "--report_to", "none", "--eval_steps", "10", "--eval_sentences", "10",
+        "--lr_warmup_steps", "2", "--num_beams", "2", "--validation_split_percentage", "5"]
+LINES = ["Hello.", "", "How are you?", "I like tea.", "", "Where is the station?"]
+
+
+@pytest.fixture(scope="session")
+def pairs_file(tmp_path_factory):
+    """1,500 real Tatoeba pairs, or generated number sentences where ../shared/data is absent."""
+    out = tmp_path_factory.mktemp("mt") / "pairs.jsonl"
+    if EN_ZH.exists():
+        rows = [json.loads(line) for line in EN_ZH.read_text(encoding="utf-8").splitlines()[:1500]]
+    else:
+        digits = "零一二三四五六七八九"
+        rows = [{"en": f"I have {n} books.", "zh": f"我有{''.join(digits[int(d)] for d in str(n))}本书。"}
+                for n in range(1500)]
+    out.write_text("".join(json.dumps({"en": r["en"], "zh": r["zh"]}, ensure_ascii=False) + "\n" for r in rows),
+                   encoding="utf-8")
+    return out
+
+
+def train(pairs_file, out, *extra):
+    proc = run([sys.executable, str(REPO / "training" / "train_translation.py"), "--dataset", str(pairs_file),
+                "--output_dir", str(out), *TINY, *extra])
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_mt(pairs_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mt") / "tiny-mt"
+    train(pairs_file, out, "--max_train_steps", "30")
+    return out
+
+
+def test_tokenizer_handles_mixed_chinese_english_and_tags():
+    from training.text_tokenizers import train_unigram_tokenizer
+
+    texts = ["我是学生。", "你好，世界！", "Hello, world!", "I am a student.", "他喜欢喝茶。", "We like tea."] * 30
+    tok = train_unigram_tokenizer(texts, 200, special_tokens=[">>en<<", ">>zh<<"])
+    for sample in ["我是学生。", "Hello, world!", "我是 a student 他喜欢 tea", "你好，world！"]:
+        ids = tok(sample)["input_ids"]
+        assert ids[-1] == tok.eos_token_id
+        assert tok.decode(ids, skip_special_tokens=True) == sample
+    tagged = tok(">>zh<< Hello, world!")["input_ids"]
+    assert tagged[0] == tok.convert_tokens_to_ids(">>zh<<"), "a tag is one token, never split"
+    assert tok.decode(tok("你好，世界！")["input_ids"], skip_special_tokens=True) == "你好，世界！", "NFKC would turn ，！ to ASCII"
+    assert tok.unk_token_id in tok("龘")["input_ids"], "an unseen character is <unk>, not an error"
+
+
+def test_grouped_split_shares_no_sentence(pairs_file):
+    from training.translation_data import grouped_split, load_pairs
+
+    pairs = load_pairs(str(pairs_file), ("en", "zh"))
+    train_pairs, val = grouped_split(pairs, 10, seed=0)
+    assert len(train_pairs) + len(val) == len(pairs) and 0.08 * len(pairs) <= len(val) <= 0.12 * len(pairs)
+    for lang in ("en", "zh"):
+        assert not set(train_pairs.sentences[lang]) & set(val.sentences[lang])
+    sources, refs = val.references("en", "zh")
+    assert len(sources) == len(set(sources)) and sum(len(r) for r in refs) == len(val)
+
+
+def test_tiny_run_loads_with_stock_transformers_both_ways(tiny_mt, tmp_hub):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    hub.push(tiny_mt, "me/tiny-mt")
+    pushed = tmp_hub / "me" / "tiny-mt"
+    tok = AutoTokenizer.from_pretrained(str(pushed))
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(pushed))
+    for source in (">>zh<< Hello.", ">>en<< 你好。"):
+        batch = tok([source], return_tensors="pt")
+        out = model.generate(**batch, num_beams=2, max_new_tokens=8)
+        assert out.shape[0] == 1 and out.shape[1] >= 2
+    config = json.loads((pushed / "config.json").read_text())
+    assert config["translation_directions"] == [["en", "zh"], ["zh", "en"]]
+    entry = next(e for e in hub.list_models() if e.ref == "me/tiny-mt")
+    assert entry.card.pipeline_tag == "translation"
+    names = {f.name for f in entry.card.figures}
+    assert {"BLEU en→zh", "chrF en→zh", "BLEU zh→en", "chrF zh→en"} <= names
+    assert "language:\n- en\n- zh" in (pushed / "README.md").read_text()
+
+
+def test_resume_is_exact(pairs_file, tmp_path):
+    args = ["--max_train_steps", "12", "--checkpointing_steps", "5", "--checkpoints_total_limit", "1",
+            "--gradient_accumulation_steps", "2", "--eval_steps", "0"]
+    train(pairs_file, tmp_path / "full", *args)
+    [checkpoint] = list((tmp_path / "full" / "checkpoints").iterdir())
+    shutil.copytree(checkpoint, tmp_path / "resumed" / "checkpoints" / checkpoint.name)
+    proc = train(pairs_file, tmp_path / "resumed", *args, "--resume_from_checkpoint", "latest")
+    assert "at step 10" in proc.stderr
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_service_keeps_order_and_empty_lines_and_is_deterministic(tiny_mt):
+    svc = TranslationService(ModelRegistry())
+    ref = str(tiny_mt)
+    assert svc.directions(ref) == [("en", "zh"), ("zh", "en")] and svc.languages(ref) == ["en", "zh"]
+    first = svc.translate(ref, "\n".join(LINES), "en", "zh", beams=4, n_best=3)
+    assert [line.source for line in first.lines] == LINES
+    assert [bool(line.alternatives) for line in first.lines] == [bool(s) for s in LINES]
+    assert first.text.split("\n")[1] == "" and first.text.count("\n") == len(LINES) - 1
+    for line in first.lines:
+        if line.alternatives:
+            scores = [c.score for c in line.alternatives]
+            assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert svc.translate(ref, LINES, "en", "zh", beams=4, n_best=3).text == first.text, "same input, same output"
+    backwards = svc.translate(ref, LINES[::-1], "en", "zh", beams=4).text.split("\n")
+    assert backwards[::-1] == first.text.split("\n"), "each output line belongs to its input line"
+
+
+def test_long_lines_are_split_into_sentences(tiny_mt):
+    svc = TranslationService(ModelRegistry())
+    line = " ".join(f"This is sentence number {i} of a long paragraph." for i in range(40))
+    result = svc.translate(str(tiny_mt), [line, "Hi."], "en", "zh", beams=1)
+    assert len(result.lines) == 2 and any("pieces" in n for n in result.notices)
+
+
+@pytest.mark.parametrize("text, kwargs, message", [
+    ("", {}, "empty"),
+    ("  \n \n", {}, "empty"),
+    ("\n".join(["Hi."] * 10_000), {}, "limit"),
+    ("x" * 100_000, {}, "characters"),
+    ("Hi.", {"src": "en", "tgt": "fr"}, "does not translate"),
+    ("Hi.", {"src": "../../etc", "tgt": "zh"}, "does not translate"),
+    ("Hi.", {"beams": 0}, "beam size"),
+    ("Hi.", {"beams": 1000}, "beam size"),
+    ("Hi.", {"beams": "four"}, "integer"),
+    ("Hi.", {"beams": 2, "n_best": 3}, "n-best"),
+    ("Hi.\x00", {}, "control"),
+    (12345, {}, "text"),
+])
+def test_bad_translation_requests(tiny_mt, text, kwargs, message):
+    args = {"src": "en", "tgt": "zh", **kwargs}
+    with pytest.raises(GenerationError, match=message):
+        TranslationService().translate(str(tiny_mt), text, **args)
+
+
+@pytest.fixture
+def mt_app(launched, tmp_hub, tiny_mt, tiny_gan):
+    hub.push(tiny_mt, "me/tiny-mt")
+    hub.push(tiny_gan, "me/tiny-gan")
+    url, _ = launched(image_model="me/tiny-gan", translation_model="me/tiny-mt")
+    return Client(url, verbose=False)
+
+
+def test_translation_tab_translates_a_batch_over_the_api(mt_app):
+    text, table, notice = mt_app.predict("me/tiny-mt", "\n".join(LINES), "en", "zh", 4, 2, api_name="/translate")
+    lines = text.split("\n")
+    assert len(lines) == len(LINES) and lines[1] == "" and lines[4] == ""
+    rows = table["data"] if isinstance(table, dict) else table
+    assert {r[0] for r in rows} == {i + 1 for i, s in enumerate(LINES) if s} and len(rows) == 2 * 4
+    again = mt_app.predict("me/tiny-mt", "\n".join(LINES), "en", "zh", 4, 2, api_name="/translate")
+    assert again[0] == text
+    back = mt_app.predict("me/tiny-mt", "你好。\n\n谢谢。", "zh", "en", 2, 1, api_name="/translate")[0]
+    assert len(back.split("\n")) == 3
+
+
+@pytest.mark.parametrize("args", [
+    ("me/tiny-mt", "", "en", "zh", 4, 1),
+    ("me/tiny-mt", "\n".join(["Hi."] * 10_000), "en", "zh", 4, 1),
+    ("me/tiny-mt", "x" * 100_000, "en", "zh", 4, 1),
+    ("me/tiny-mt", "Hi.", "en", "fr", 4, 1),
+    ("me/nothing", "Hi.", "en", "zh", 4, 1),
+    ("me/tiny-gan", "Hi.", "en", "zh", 4, 1),
+])
+def test_bad_input_over_the_api_is_refused_and_the_server_keeps_serving(mt_app, args):
+    with pytest.raises(Exception) as err:
+        mt_app.predict(*args, api_name="/translate")
+    assert str(err.value) and "Traceback" not in str(err.value)
+    assert mt_app.predict("me/tiny-mt", "Hi.", "en", "zh", 1, 1, api_name="/translate")[0] != "\n"
+
+
+def test_cli_translates_files_line_by_line(tiny_mt, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    cmd = [sys.executable, "-m", "aigc_hub", "translate", "--model", str(tiny_mt), "--src", "en", "--tgt", "zh",
+           "--beams", "2"]
+    proc = run([*cmd, "--input", str(source), "--output", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    lines = out.read_text(encoding="utf-8").split("\n")
+    assert len(lines) == len(LINES) + 1 and lines[1] == "" and lines[4] == "" and lines[-1] == ""
+    piped = run([*cmd, "--input", str(source)])
+    assert piped.stdout == out.read_text(encoding="utf-8"), "stdout mode gives the same lines"
+    bad = run([*cmd[:-4], "--tgt", "fr", "--input", str(source)])
+    assert bad.returncode == 2 and "does not translate" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,253 @@
+"""Train a translation model from scratch: a shared tokenizer + a Marian-style encoder-decoder transformer.
+
+    python training/train_translation.py --dataset ../shared/data/translation/en-zh/en-zh.jsonl \
+        --source_lang en --target_lang zh --bidirectional --preset small --output_dir runs/en-zh
+    accelerate launch training/train_translation.py ...
+
+With `--bidirectional` one model learns both directions; the target language is asked for with a tag at the start
+of the source (`>>zh<< Hello.`). The output folder loads with stock `AutoModelForSeq2SeqLM.from_pretrained(folder)`
+and `AutoTokenizer.from_pretrained(folder)`. The loop, checkpoints, schedules, tracking and push come from
+`training/common.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import AutoModelForSeq2SeqLM, GenerationConfig, MarianConfig
+
+from aigc_hub.evaluation.translation_metrics import evaluate_translation
+from aigc_hub.models.translation import language_tag, with_tag
+from training.common import Trainer, add_common_args
+from training.text_tokenizers import build_tokenizer, train_unigram_tokenizer
+from training.translation_card import write_card
+from training.translation_data import Pairs, drop_overlap, grouped_split, load_pairs
+
+PRESETS = {  # encoder layers, decoder layers, d_model, heads, ffn
+    "tiny": (2, 2, 128, 4, 512),
+    "small": (3, 3, 256, 4, 1024),
+    "base": (6, 6, 512, 8, 2048),  # Marian / transformer-base
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = parser.add_argument_group("data")
+    g.add_argument("--dataset", required=True, help="hub dataset (translation column) or .jsonl/.csv/.parquet")
+    g.add_argument("--dataset_split", default="train", help="for hub datasets")
+    g.add_argument("--source_lang", required=True, help="language code, also the column / translation key")
+    g.add_argument("--target_lang", required=True)
+    g.add_argument("--bidirectional", action="store_true", help="also train target→source, in the same model")
+    g.add_argument("--validation_file", default=None, help="held-out pairs (training pairs sharing a sentence "
+                   "with it are dropped)")
+    g.add_argument("--validation_split_percentage", type=float, default=3.0,
+                   help="without --validation_file: this share of pairs, grouped so no sentence is in both")
+    g.add_argument("--max_source_length", type=int, default=64, help="tokens; longer sentences are truncated")
+    g.add_argument("--max_target_length", type=int, default=64)
+    g = parser.add_argument_group("tokenizer")
+    g.add_argument("--tokenizer", default="unigram", help="unigram (trained here) | an existing tokenizer")
+    g.add_argument("--vocab_size", type=int, default=8000)
+    g = parser.add_argument_group("model")
+    g.add_argument("--preset", choices=list(PRESETS), default="small")
+    g.add_argument("--encoder_layers", type=int, default=None)
+    g.add_argument("--decoder_layers", type=int, default=None)
+    g.add_argument("--d_model", type=int, default=None)
+    g.add_argument("--attention_heads", type=int, default=None)
+    g.add_argument("--ffn_dim", type=int, default=None)
+    g.add_argument("--dropout", type=float, default=0.1)
+    g = parser.add_argument_group("optimizer")
+    g.add_argument("--label_smoothing", type=float, default=0.1)
+    g.add_argument("--weight_decay", type=float, default=0.01)
+    g.add_argument("--adam_beta1", type=float, default=0.9)
+    g.add_argument("--adam_beta2", type=float, default=0.98)
+    g.add_argument("--max_grad_norm", type=float, default=1.0)
+    g = parser.add_argument_group("evaluation")
+    g.add_argument("--eval_steps", type=int, default=1000)
+    g.add_argument("--eval_sentences", type=int, default=200, help="per direction in periodic evaluations "
+                   "(greedy); the final evaluation uses the whole split and --num_beams")
+    g.add_argument("--num_beams", type=int, default=4)
+    add_common_args(parser)
+    parser.set_defaults(learning_rate=7e-4, lr_scheduler="cosine_with_min_lr", lr_min_ratio=0.05,
+                        lr_warmup_steps=500, train_batch_size=64, sample_steps=0)
+    return parser.parse_args(argv)
+
+
+def directions(args: argparse.Namespace) -> list[tuple[str, str]]:
+    forward = (args.source_lang, args.target_lang)
+    return [forward, forward[::-1]] if args.bidirectional else [forward]
+
+
+def model_config(args: argparse.Namespace, tokenizer) -> MarianConfig:
+    enc, dec, d_model, heads, ffn = PRESETS[args.preset]
+    enc, dec = args.encoder_layers or enc, args.decoder_layers or dec
+    d_model, heads, ffn = args.d_model or d_model, args.attention_heads or heads, args.ffn_dim or ffn
+    config = MarianConfig(
+        vocab_size=len(tokenizer), decoder_vocab_size=len(tokenizer), d_model=d_model, encoder_layers=enc,
+        decoder_layers=dec, encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=ffn,
+        decoder_ffn_dim=ffn, max_position_embeddings=max(args.max_source_length, args.max_target_length) + 64,
+        dropout=args.dropout, attention_dropout=args.dropout, activation_dropout=0.0, scale_embedding=True,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id, forced_eos_token_id=tokenizer.eos_token_id,
+        share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
+    )
+    config.architectures = ["MarianMTModel"]
+    config.translation_directions = [list(d) for d in directions(args)]  # read by the app and the card
+    config.translation_max_source_length = args.max_source_length  # the app splits longer inputs
+    return config
+
+
+def tokenize(pairs: Pairs, dirs: list[tuple[str, str]], tokenizer, args: argparse.Namespace
+             ) -> list[tuple[list[int], list[int]]]:
+    """(tagged source ids, target ids) for every pair in every direction."""
+    items: list[tuple[list[int], list[int]]] = []
+    for src, tgt in dirs:
+        sources = [with_tag(s, tgt) for s in pairs.sentences[src]]
+        enc = tokenizer(sources, truncation=True, max_length=args.max_source_length)["input_ids"]
+        lab = tokenizer(text_target=pairs.sentences[tgt], truncation=True, max_length=args.max_target_length)["input_ids"]
+        items.extend(zip(enc, lab))
+    return items
+
+
+class LengthBatches(torch.utils.data.Dataset):
+    """Batches of sentences of similar length, made once (seeded); the loader shuffles their order every epoch.
+
+    Random batches of short sentences were half padding (a batch is as long as its longest sentence): grouping by
+    length halves the cost of a step, as fairseq's and the Trainer's `group_by_length` do."""
+
+    def __init__(self, items: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int, seed: int) -> None:
+        rng = random.Random(seed)
+        order = sorted(range(len(items)), key=lambda i: (len(items[i][0]), len(items[i][1]), rng.random()))
+        self.batches = [[items[i] for i in order[k : k + batch_size]]
+                        for k in range(0, len(order) - batch_size + 1, batch_size)]  # drop the ragged last one
+        self.pad_id = pad_id
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return collate(self.batches[i], self.pad_id)
+
+
+def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Sources padded with <pad> (and a mask), labels with -100 (ignored by the loss)."""
+    def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+        width = max(len(s) for s in seqs)
+        return torch.tensor([s + [value] * (width - len(s)) for s in seqs])
+
+    src, tgt = zip(*batch)
+    input_ids = pad(list(src), pad_id)
+    return {"input_ids": input_ids, "attention_mask": (input_ids != pad_id).long(), "labels": pad(list(tgt), -100)}
+
+
+def _unwrap(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return batch[0]
+
+
+def load_splits(args: argparse.Namespace) -> tuple[Pairs, Pairs]:
+    langs = (args.source_lang, args.target_lang)
+    pairs = load_pairs(args.dataset, langs, args.dataset_split)
+    if args.validation_file:
+        validation = load_pairs(args.validation_file, langs)
+        return drop_overlap(pairs, validation), validation
+    return grouped_split(pairs, args.validation_split_percentage, args.seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    trainer = Trainer(args, project="train_translation")
+    acc = trainer.accelerator
+    dirs = directions(args)
+    train_pairs, val_pairs = load_splits(args)
+    tags = [language_tag(lang) for lang in sorted({t for _, t in dirs})]
+
+    def new_tokenizer():
+        if args.tokenizer == "unigram":
+            texts = [s for col in train_pairs.sentences.values() for s in col]
+            return train_unigram_tokenizer(texts, args.vocab_size, special_tokens=tags)
+        tokenizer = build_tokenizer(args.tokenizer, [])
+        tokenizer.add_special_tokens({"extra_special_tokens": tags})
+        return tokenizer
+
+    tokenizer = trainer.tokenizer(new_tokenizer)
+    items = tokenize(train_pairs, dirs, tokenizer, args)
+    train_data = LengthBatches(items, args.train_batch_size, tokenizer.pad_token_id, args.seed)
+    model = AutoModelForSeq2SeqLM.from_config(model_config(args, tokenizer))
+    model.generation_config = GenerationConfig(
+        num_beams=args.num_beams, max_new_tokens=args.max_target_length * 2, decoder_start_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id, bad_words_ids=[[tokenizer.pad_token_id]])
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": rest, "weight_decay": 0}],
+                            lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
+    loader = DataLoader(train_data, batch_size=1, shuffle=True, collate_fn=_unwrap,  # items are whole batches
+                        num_workers=args.dataloader_num_workers)
+    model, opt, loader = acc.prepare(model, opt, loader)
+    _, total = trainer.total_steps(len(loader))
+    trainer.scheduler(opt, total)
+    raw = acc.unwrap_model(model)
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=args.label_smoothing)
+    if trainer.is_main:
+        n_params = sum(p.numel() for p in raw.parameters())
+        print(f"marian model: {n_params / 1e6:.2f} M parameters, vocab {len(tokenizer)}, directions "
+              f"{['-'.join(d) for d in dirs]}, {len(train_pairs)} training pairs ({len(train_data)} examples), "
+              f"{len(val_pairs)} validation pairs", file=sys.stderr)
+
+    def train_step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        labels = batch["labels"]
+        decoder_input_ids = raw.prepare_decoder_input_ids_from_labels(labels=labels)
+        with acc.autocast():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           decoder_input_ids=decoder_input_ids).logits
+            loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        acc.backward(loss)
+        if acc.sync_gradients and args.max_grad_norm:
+            acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return {"loss": loss.detach().item()}
+
+    def evaluate(limit: int | None, beams: int) -> list:
+        results = []
+        for src, tgt in dirs:
+            sources, refs = val_pairs.references(src, tgt)
+            scores, hyps = evaluate_translation(raw, tokenizer, sources[:limit], refs[:limit], src, tgt, beams=beams,
+                                                max_source_tokens=args.max_source_length)
+            results.append((scores, sources[:3], hyps[:3]))
+        return results
+
+    def on_eval(step: int) -> None:
+        if not trainer.is_main:
+            return
+        for scores, sources, hyps in evaluate(args.eval_sentences, 1):
+            d = scores.direction
+            acc.log({f"val_bleu_{d}": scores.bleu, f"val_chrf_{d}": scores.chrf}, step=step)
+            trainer.log_text(f"sample_{d}", "\n".join(f"{s} → {h}" for s, h in zip(sources, hyps)), step)
+            print(f"step {step}: {d} BLEU {scores.bleu:.1f} chrF {scores.chrf:.1f} (greedy, "
+                  f"{scores.sentences} sentences)", file=sys.stderr)
+
+    trainer.fit(loader, [model], train_step, hooks=[(args.eval_steps, on_eval)])
+
+    def save_final(out: Path) -> None:
+        raw.save_pretrained(str(out))  # config.json (with translation_directions) + model.safetensors
+        tokenizer.save_pretrained(str(out))
+        results = evaluate(None, args.num_beams)
+        for scores, _, _ in results:
+            print(f"final {scores.direction}: BLEU {scores.bleu:.2f} chrF {scores.chrf:.2f} (beam {args.num_beams}, "
+                  f"{scores.sentences} sentences; {scores.signature})", file=sys.stderr)
+        write_card(args, out, dirs, [r[0] for r in results], trainer.global_step, len(tokenizer),
+                   [(r[0].direction, r[1], r[2]) for r in results])
+
+    trainer.finish(save_final, models=[model])
+
+
+if __name__ == "__main__":
+    main()
