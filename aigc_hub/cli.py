@@ -96,6 +96,28 @@ def _translate(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def _space_build(args: argparse.Namespace) -> None:
+    from . import space
+
+    tabs = [t for t in args.tabs.split(",") if t]
+    models = {}
+    for item in args.model or []:
+        tab, sep, ref = item.partition("=")
+        if not sep or not ref:
+            raise ValueError(f"--model takes TAB=REF (e.g. image=aigc-hub/dcgan-mnist), got {item!r}")
+        models[tab] = ref
+    plan = space.build(args.out, tabs, models, title=args.title, license=args.license, hardware=args.hardware)
+    print(plan.report())
+    print(f"next: python -m aigc_hub space deploy {args.out} --space-id OWNER/NAME [--dry-run]")
+
+
+def _space_deploy(args: argparse.Namespace) -> None:
+    from . import space
+
+    print(space.deploy(args.folder, args.space_id, private=args.private, hardware=args.hardware,
+                       dry_run=args.dry_run))
+
+
 def _list(args: argparse.Namespace) -> None:
     entries = hub.list_models(args.extra_model or [])
     if args.json:
@@ -159,6 +181,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--output", default=None, help="default: stdout")
     tr.add_argument("--device", default=None)
     tr.set_defaults(func=_translate)
+
+    sp = sub.add_parser("space", help="build or deploy a Hugging Face Space").add_subparsers(dest="action",
+                                                                                            required=True)
+    sb = sp.add_parser("build", help="write a self-contained Space folder")
+    sb.add_argument("--tabs", default="image,text,translation,models", help="comma-separated tabs")
+    sb.add_argument("--model", action="append", metavar="TAB=REF", help="the model of a tab (repeatable)")
+    sb.add_argument("--out", required=True, help="a new folder")
+    sb.add_argument("--title", default="AIGC Hub")
+    sb.add_argument("--license", default=None, help="default: the first model card's license")
+    sb.add_argument("--hardware", default="cpu-basic", help="suggested_hardware (cpu-basic, t4-small, zero-a10g, ...)")
+    sb.set_defaults(func=_space_build)
+    sd = sp.add_parser("deploy", help="create the Space repo and upload a built folder")
+    sd.add_argument("folder")
+    sd.add_argument("--space-id", required=True, help="owner/name")
+    sd.add_argument("--private", action="store_true")
+    sd.add_argument("--hardware", default=None, help="request this hardware for the Space")
+    sd.add_argument("--dry-run", action="store_true", help="list what would be created and uploaded; no network")
+    sd.set_defaults(func=_space_deploy)
 
     lst = sub.add_parser("list", help="models in the local hub and the starters")
     lst.add_argument("--json", action="store_true")

@@ -35,6 +35,7 @@ class AppConfig:
     queue_size: int = 64  # requests waiting beyond this are refused at once (a full queue fails fast)
     max_images: int = 64  # per UI/API request; the CLI allows more
     preload: bool = True  # load each tab's model at start-up so the first request is fast
+    tabs: list[str] = field(default_factory=lambda: ["image", "text", "translation", "models"])
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> "AppConfig":
@@ -94,4 +95,6 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="an HF Hub id to list in the app (repeatable)")
     parser.add_argument("--queue-size", dest="queue_size", type=int, default=None)
     parser.add_argument("--no-preload", dest="preload", action="store_false", default=None)
+    parser.add_argument("--tabs", type=lambda s: [t for t in s.split(",") if t], default=None,
+                        help="comma-separated tabs to show (default image,text,translation,models)")
     return parser

@@ -82,8 +82,8 @@ def _is_path_ref(ref: str) -> bool:
     return ref.startswith(("/", ".", "~")) or (Path(ref).is_dir() and (Path(ref) / "config.json").is_file())
 
 
-def resolve(ref: str, *, offline: bool | None = None) -> Path:
-    """The local folder that holds model `ref` (downloading it from the HF Hub when it lives only there)."""
+def locate(ref: str) -> tuple[str, Path | None]:
+    """Where `ref` lives, without any network: ("folder" | "local" | "starter", its folder) or ("hf", None)."""
     if not isinstance(ref, str) or not ref.strip():
         raise HubError("no model given")
     ref = ref.strip()
@@ -91,15 +91,23 @@ def resolve(ref: str, *, offline: bool | None = None) -> Path:
         path = Path(ref).expanduser()
         if not (path / "config.json").is_file():
             raise HubError(f"{ref}: not a model folder (no config.json)")
-        return path
+        return "folder", path
     repo_id, revision = parse_ref(ref)
-    for root in (hub_home(), STARTERS_ROOT):
+    for source, root in (("local", hub_home()), ("starter", STARTERS_ROOT)):
         path = root / repo_id
         if (path / "config.json").is_file():
             if revision:
                 raise HubError(f"{repo_id} is in the local hub, which keeps no revisions: drop '@{revision}'")
-            return path
-    return _download(repo_id, revision, offline=offline)
+            return source, path
+    return "hf", None
+
+
+def resolve(ref: str, *, offline: bool | None = None) -> Path:
+    """The local folder that holds model `ref` (downloading it from the HF Hub when it lives only there)."""
+    source, path = locate(ref)
+    if path is not None:
+        return path
+    return _download(*parse_ref(ref.strip()), offline=offline)
 
 
 def _download(repo_id: str, revision: str | None, *, offline: bool | None) -> Path:

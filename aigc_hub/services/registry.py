@@ -14,6 +14,7 @@ import contextlib
 import gc
 import io
 import json
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -120,9 +121,16 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._workers: dict[str, ThreadPoolExecutor] = {}
         self.device_overrides = dict(device_overrides or {})
+        # ZeroGPU runs each GPU function in a forked process, where a worker thread started earlier does not exist:
+        # there, work runs on the calling thread (or a fresh one for streams).
+        self.inline = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 
     def submit(self, device: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
         """Queue `fn(*args, **kwargs)` on `device`'s worker thread (FIFO); the future holds its result."""
+        if self.inline:
+            future: Future[T] = Future()
+            threading.Thread(target=_fill, args=(future, fn, args, kwargs), daemon=True).start()
+            return future
         with self._lock:
             worker = self._workers.get(device)
             if worker is None:
@@ -132,7 +140,7 @@ class ModelRegistry:
 
     def run(self, device: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` on `device`'s worker, waiting for it (directly when already on that worker)."""
-        if getattr(_worker_of, "device", None) == device:
+        if self.inline or getattr(_worker_of, "device", None) == device:
             return fn(*args, **kwargs)
         return self.submit(device, fn, *args, **kwargs).result()
 
@@ -193,6 +201,13 @@ class ModelRegistry:
             return False
         self.run(entry.device, _free, entry)  # after the work queued before it: never under a running generation
         return True
+
+
+def _fill(future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
+    try:
+        future.set_result(fn(*args, **kwargs))
+    except BaseException as e:
+        future.set_exception(e)
 
 
 def _weights_bytes(path: Path) -> int:

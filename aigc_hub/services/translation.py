@@ -134,7 +134,8 @@ class TranslationService:
             if len(parts) == 1:
                 translated[i].alternatives = parts[0]
             else:  # a split line: the best of each piece, joined
-                score = sum(p[0].score for p in parts) / len(parts)
+                scores = [p[0].score for p in parts]
+                score = None if None in scores else sum(scores) / len(scores)
                 translated[i].alternatives = [Candidate(joiner.join(p[0].text for p in parts), score)]
         return TranslationResult(ref, src, tgt, translated, notices)
 

@@ -19,10 +19,14 @@ def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None =
     registry = registry or ModelRegistry(config.devices)
     ctx = AppContext(config, registry, ImageService(registry, max_images=config.max_images), TextService(registry),
                      TranslationService(registry))
+    tabs = tabs or config.tabs
+    unknown = [t for t in tabs if t not in TABS]
+    if unknown:
+        raise ValueError(f"unknown tab(s) {unknown}: choose from {list(TABS)}")
     with gr.Blocks(title="AIGC Hub", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# AIGC Hub\nGenerate with the models in your hub. Every result carries its seed.")
         with gr.Tabs():
-            for key in tabs or list(TABS):
+            for key in tabs:
                 title, build = TABS[key]
                 with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
                     build(ctx, tab)

@@ -83,6 +83,16 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def on_gpu(fn: Callable) -> Callable:
+    """`spaces.GPU(fn)` where the `spaces` package is importable (ZeroGPU Spaces attach a GPU only inside such
+    functions, and it is a no-op on other hardware); `fn` itself everywhere else."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
 def known_model(ctx: AppContext, ref: object, pipeline_tag: str) -> str:
     """`ref` if the hub lists it for this task now (models pushed while the app runs count); else a clear error."""
     if not isinstance(ref, str) or ref not in {e.ref for e in ctx.models(pipeline_tag)}:

@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..devices import lane
 from ..imaging import make_grid, png_bytes, to_pil
-from .common import AppContext, card_markdown, known_model, user_errors
+from .common import AppContext, card_markdown, known_model, on_gpu, user_errors
 
 PIPELINE = "unconditional-image-generation"
 
@@ -69,6 +69,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         return gr.update(choices=[e.ref for e in ctx.models(PIPELINE)], value=ref)
 
     @user_errors
+    @on_gpu
     def generate(ref: str, seed_value: float, n: float, label_value: str, progress=gr.Progress()):
         progress(0, desc="generating")
         result = ctx.image.generate(known(ref), n, seed_value, None if label_value in (None, "any") else label_value,
@@ -88,6 +89,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         return paths, result.seed, [str(grid), str(archive)]
 
     @user_errors
+    @on_gpu
     def interpolate(ref: str, a: float, b: float, n: float, label_value: str):
         images, gif_data = ctx.image.interpolate(known(ref), a, b, n, None if label_value in (None, "any") else label_value)
         out = ctx.scratch("interpolation-")

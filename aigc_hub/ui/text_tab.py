@@ -8,7 +8,7 @@ import gradio as gr
 
 from ..devices import lane
 from ..services import SamplingSettings
-from .common import AppContext, card_markdown, known_model, user_errors
+from .common import AppContext, card_markdown, known_model, on_gpu, user_errors
 
 PIPELINE = "text-generation"
 PRESETS = {  # temperature, top_k, top_p, repetition_penalty
@@ -56,6 +56,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         notice = gr.Markdown(elem_id="text-notice")
 
     @user_errors
+    @on_gpu
     def generate(ref, text, n, temp, k, p, rep, stops, seed_value, request: gr.Request):
         settings = SamplingSettings(n, temp, k, p, rep, [s for s in (stops or "").splitlines() if s])
         event = threading.Event()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..devices import lane
-from .common import AppContext, card_markdown, known_model, user_errors
+from .common import AppContext, card_markdown, known_model, on_gpu, user_errors
 
 PIPELINE = "translation"
 
@@ -43,10 +43,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     notice = gr.Markdown(elem_id="translation-notice")
 
     @user_errors
+    @on_gpu
     def translate(ref, text, src_lang, tgt_lang, beam_size, n, progress=gr.Progress()):
         result = ctx.translation.translate(known_model(ctx, ref, PIPELINE), text, src_lang, tgt_lang, beam_size, n,
                                            progress=lambda done, total: progress((done, total), unit="sentences"))
-        table = [[i + 1, k + 1, c.text, round(c.score, 4)] for i, line in enumerate(result.lines)
+        table = [[i + 1, k + 1, c.text, None if c.score is None else round(c.score, 4)]
+                 for i, line in enumerate(result.lines)
                  for k, c in enumerate(line.alternatives)]
         return result.text, table, " · ".join(result.notices)
 

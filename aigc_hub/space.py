@@ -1,0 +1,210 @@
+"""Build a self-contained Hugging Face Space from the app, and deploy it.
+
+`build` writes a folder that runs exactly the code tested locally: the template `spaces/app.py` (the same
+`build_demo` composition as the local `app.py`), the `aigc_hub` package vendored beside it, an `aigc-hub.yaml`
+naming the tabs and models, the models that live only on this machine copied in (safetensors, configs, tokenizers,
+cards; never pickles), a pinned `requirements.txt` (no gradio: the front matter's `sdk_version` sets it), and a
+README whose front matter Spaces reads. Models that live on the HF Hub are not copied: `preload_from_hub` has Spaces
+download them at build time, so the cold start does not.
+
+`deploy` creates the Space repo and uploads the folder; `dry_run=True` only lists what it would do, offline.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+
+from . import hub
+from .cards import read_card
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO / "spaces" / "app.py"
+PACKAGE = Path(__file__).resolve().parent
+# Runtime needs of the served app, pinned to the versions in the project's requirements.txt (gradio excluded).
+RUNTIME = ["torch", "transformers", "tokenizers", "safetensors", "huggingface_hub", "numpy", "pillow", "PyYAML",
+           "psutil"]
+MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md", "*.png"]
+TAB_ROLES = {"image": "image_model", "text": "text_model", "translation": "translation_model"}
+CONNECT_TIMEOUT_S = 5
+
+
+class SpaceError(ValueError):
+    """The Space cannot be built or deployed; the message says why."""
+
+
+@dataclass
+class SpacePlan:
+    folder: Path
+    tabs: list[str]
+    models: dict[str, str]  # tab role → reference inside the Space
+    copied: dict[str, int] = field(default_factory=dict)  # reference → bytes copied in
+    preloaded: list[str] = field(default_factory=list)  # HF ids Spaces downloads at build time
+
+    def report(self) -> str:
+        lines = [f"Space folder {self.folder} (tabs: {', '.join(self.tabs)})"]
+        for ref, size in self.copied.items():
+            lines.append(f"  model {ref}: {size / 2**20:.1f} MiB copied in")
+        for ref in self.preloaded:
+            lines.append(f"  model {ref}: on the HF Hub, preloaded by Spaces at build time")
+        total = sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
+        lines.append(f"  total {total / 2**20:.1f} MiB")
+        return "\n".join(lines)
+
+
+def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: str = "AIGC Hub",
+          emoji: str = "🎨", license: str | None = None, hardware: str = "cpu-basic") -> SpacePlan:
+    """Write the Space folder `out` for `tabs`, serving `models` (tab name → model reference)."""
+    from .ui.app import TABS
+
+    unknown = [t for t in tabs if t not in TABS]
+    if unknown or not tabs:
+        raise SpaceError(f"unknown or no tabs {unknown or tabs}: choose from {', '.join(TABS)}")
+    stray = [t for t in models if t not in TAB_ROLES]
+    if stray:
+        raise SpaceError(f"--model takes TAB=REF with TAB one of {', '.join(TAB_ROLES)}; got {stray}")
+    missing = [t for t in tabs if t in TAB_ROLES and t not in models]
+    if missing:
+        raise SpaceError(f"no model for tab(s) {missing}: add --model {missing[0]}=REF")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise SpaceError(f"{out} exists and is not empty: pick a new folder")
+    plan = SpacePlan(out, list(tabs), {})
+    cards, datasets, licenses = [], [], []
+    tmp = out.with_name(f".{out.name}.building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for tab, ref in models.items():
+            source, path = hub.locate(ref)
+            if source == "hf":
+                plan.models[TAB_ROLES[tab]] = ref
+                plan.preloaded.append(hub.parse_ref(ref)[0])
+                continue
+            space_ref = ref if source in ("local", "starter") else f"local/{path.name}"
+            target = tmp / "models" / space_ref
+            if not target.exists():
+                _copy_model(path, target)
+            plan.models[TAB_ROLES[tab]] = space_ref
+            plan.copied[space_ref] = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+            card = read_card(path)
+            cards.append(card)
+            datasets += card.datasets
+            licenses += [card.license] if card.license else []
+        shutil.copytree(PACKAGE, tmp / "aigc_hub", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "weights"))
+        shutil.copy2(TEMPLATE, tmp / "app.py")
+        config = {"tabs": list(tabs), "preload": True, **plan.models}
+        (tmp / "aigc-hub.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (tmp / "requirements.txt").write_text(requirements())
+        meta = front_matter(title, emoji, license or (licenses[0] if licenses else "mit"), tabs,
+                            models=plan.preloaded, datasets=sorted(set(datasets)), hardware=hardware)
+        (tmp / "README.md").write_text(readme(meta, plan, [c.summary() for c in cards]))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return plan
+
+
+def _copy_model(src: Path, dst: Path) -> None:
+    from .services.registry import read_config
+
+    read_config(src)  # refuses pickle-only folders and broken configs before anything is copied
+    dst.mkdir(parents=True)
+    for pattern in MODEL_FILES:
+        for f in src.glob(pattern):
+            if f.is_file():
+                shutil.copy2(f, dst / f.name)
+
+
+def requirements() -> str:
+    """Pinned runtime requirements, from the project's own pins."""
+    pins: dict[str, str] = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[name.strip().lower().replace("_", "-")] = f"{name.strip()}=={version.strip()}"
+    missing = [n for n in RUNTIME if n.lower().replace("_", "-") not in pins]
+    if missing:
+        raise SpaceError(f"requirements.txt pins no version for {missing}")
+    header = "# Pinned from AIGC Hub's requirements.txt; gradio comes from the README's sdk_version.\n"
+    return header + "".join(pins[n.lower().replace("_", "-")] + "\n" for n in RUNTIME)
+
+
+def front_matter(title: str, emoji: str, license: str, tabs: list[str], *, models: list[str], datasets: list[str],
+                 hardware: str) -> dict:
+    import gradio
+
+    meta = {
+        "title": title[:60],
+        "emoji": emoji,
+        "colorFrom": "indigo",
+        "colorTo": "pink",
+        "sdk": "gradio",
+        "sdk_version": gradio.__version__,
+        "app_file": "app.py",
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "license": license,
+        "short_description": f"AIGC Hub demo: {', '.join(t for t in tabs if t != 'models')}"[:60],
+        "suggested_hardware": hardware,
+        "tags": ["aigc-hub", *tabs],
+    }
+    if models:
+        meta["models"] = models
+        meta["preload_from_hub"] = models
+    if datasets:
+        meta["datasets"] = datasets
+    return meta
+
+
+def readme(meta: dict, plan: SpacePlan, summaries: list[str]) -> str:
+    rows = "\n".join(f"- `{ref}`" for ref in plan.models.values())
+    figures = "\n".join(f"- {s}" for s in summaries)
+    return (f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n\n# {meta['title']}\n\n"
+            f"Built with `python -m aigc_hub space build`: the same app as AIGC Hub's local `app.py`.\n\n"
+            f"Models:\n{rows}\n\n{figures}\n")
+
+
+def deploy(folder: str | Path, space_id: str, *, private: bool = False, hardware: str | None = None,
+           dry_run: bool = False) -> str:
+    """Create the Space `space_id` and upload `folder`; with dry_run, say what would happen and touch nothing."""
+    folder = Path(folder)
+    hub.validate_repo_id(space_id)
+    if not (folder / "app.py").is_file() or not (folder / "README.md").is_file():
+        raise SpaceError(f"{folder} is not a built Space (no app.py / README.md): run `space build` first")
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    if dry_run:
+        total = sum(f.stat().st_size for f in files)
+        lines = [f"would create Space {space_id} (sdk gradio, {'private' if private else 'public'}"
+                 f"{f', hardware {hardware}' if hardware else ''}) and upload {len(files)} files, "
+                 f"{total / 2**20:.1f} MiB:"]
+        lines += [f"  {f.relative_to(folder)} ({f.stat().st_size} bytes)" for f in files]
+        return "\n".join(lines)
+    from huggingface_hub import HfApi, constants, get_token
+
+    if not get_token():
+        raise SpaceError("deploying a Space needs a Hugging Face token: run `hf auth login` or set HF_TOKEN")
+    if constants.HF_HUB_OFFLINE:
+        raise SpaceError("HF_HUB_OFFLINE is set: deploying needs the network (unset it, or use --dry-run)")
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:  # fail in seconds, not after the HTTP client's retries, when there is no network
+        socket.create_connection((host, 443), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise SpaceError(f"cannot reach {host} ({e}): no network?") from None
+    api = HfApi()
+    try:
+        api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True,
+                        space_hardware=hardware)
+        info = api.upload_folder(folder_path=str(folder), repo_id=space_id, repo_type="space",
+                                 ignore_patterns=["**/__pycache__/**"], commit_message="Deploy with AIGC Hub")
+    except Exception as e:  # HTTP errors (bad token, taken name) and network errors alike
+        raise SpaceError(f"deploy to {space_id} failed: {type(e).__name__}: {e}") from None
+    return str(getattr(info, "commit_url", f"https://huggingface.co/spaces/{space_id}"))
