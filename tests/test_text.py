@@ -48,29 +48,6 @@ def tiny_lm(corpus, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def long_lm(tmp_path_factory):
-    """An untrained 2-layer GPT-2 with a 2,048-token context: slow enough to stop half-way."""
-    from transformers import AutoModelForCausalLM, GPT2Config
-
-    from training.text_tokenizers import train_char_tokenizer
-
-    out = tmp_path_factory.mktemp("lm") / "long-lm"
-    tok = train_char_tokenizer(["abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ:.,!?\n"])
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_head=2, n_embd=64, n_positions=2048, vocab_size=len(tok),
-                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
-    model = AutoModelForCausalLM.from_config(config)
-    model.config.architectures = ["GPT2LMHeadModel"]
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
-    from aigc_hub.cards import render_card
-
-    render_card(title="long", pipeline_tag="text-generation", task="text generation", tags=[], datasets=[],
-                license="mit", figures=[], body="untrained").save(out / "README.md")
-    return out
-
-
 def test_tokenizers_round_trip():
     from training.text_tokenizers import train_bpe_tokenizer, train_char_tokenizer
 

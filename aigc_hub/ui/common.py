@@ -90,7 +90,8 @@ def on_gpu(fn: Callable) -> Callable:
         import spaces  # type: ignore[import-not-found]
     except ImportError:
         return fn
-    return spaces.GPU(fn)
+    gpu = getattr(spaces, "GPU", None)  # (this repository's own spaces/ folder is importable from its root)
+    return gpu(fn) if callable(gpu) else fn
 
 
 def known_model(ctx: AppContext, ref: object, pipeline_tag: str) -> str:

@@ -1,0 +1,132 @@
+"""Every tab driven the way a user meets it: headless Chromium (Debian's `chromium`) through Playwright.
+
+Screenshots go to test-artifacts/browser/ (git-ignored). Selectors are the components' `elem_id`s. CI installs
+Chromium (`.ci/run`); elsewhere the tests skip when /usr/bin/chromium is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from aigc_hub import hub
+from conftest import ARTIFACTS
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]
+SHOTS = ARTIFACTS / "browser"
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Chromium (apt-get install -y chromium)")
+        pytest.skip("no /usr/bin/chromium: install Debian's chromium package to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, launched, tmp_hub, long_lm):
+    hub.push(long_lm, "me/long-lm")
+    url, _ = launched()  # the starters are the default models of the Image, Text and Translation tabs
+    pg = browser.new_page(viewport={"width": 1280, "height": 1400})
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(url)
+    pg.wait_for_selector("#image-generate")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield pg
+    pg.close()
+
+
+def pick(pg, elem_id: str, value: str) -> None:
+    """Choose `value` in a Gradio dropdown by typing it and taking the matching option."""
+    box = pg.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(value)
+    pg.locator("ul[role=listbox] li", has_text=value).first.click()
+
+
+def set_number(pg, elem_id: str, value: int) -> None:
+    field = pg.locator(f"#{elem_id} input[type=number]").first
+    field.fill(str(value))
+    field.press("Enter")
+
+
+def value_of(pg, selector: str) -> str:
+    return pg.locator(selector).first.input_value()
+
+
+def test_image_tab_generates_the_asked_number_of_images(page):
+    pick(page, "image-model", "aigc-hub/dcgan-mnist")
+    set_number(page, "image-seed", 42)
+    set_number(page, "image-count", 6)
+    page.click("#image-generate")
+    page.wait_for_function("document.querySelectorAll('#image-gallery .thumbnail-item img, "
+                           "#image-gallery .grid-wrap img').length >= 6")
+    page.wait_for_function("document.querySelector('#image-used-seed input').value === '42'")
+    page.screenshot(path=str(SHOTS / "image.png"), full_page=True)
+    images = page.locator("#image-gallery .grid-wrap img").count()
+    assert images == 6
+
+
+def test_text_tab_streams_and_stop_halts_it(page):
+    page.click("#tab-text-button")
+    pick(page, "text-model", "me/long-lm")
+    page.fill("#text-prompt textarea", "A")
+    page.get_by_text("Sampling").click()
+    set_number(page, "text-max-new", 2048)
+    page.click("#text-generate")
+    lengths = []
+    deadline = time.time() + 60
+    while len(set(lengths)) < 3 and time.time() < deadline:  # three different, growing lengths: it streams
+        n = len(value_of(page, "#text-output textarea"))
+        if n and (not lengths or n > lengths[-1]):
+            lengths.append(n)
+        time.sleep(0.05)
+    assert len(set(lengths)) >= 3 and lengths == sorted(lengths), f"the output grows while it runs: {lengths}"
+    page.click("#text-stop")
+    page.wait_for_function("document.querySelector('#text-notice').innerText.includes('Stopped')")
+    time.sleep(1.0)
+    halted = len(value_of(page, "#text-output textarea"))
+    time.sleep(1.0)
+    assert len(value_of(page, "#text-output textarea")) == halted, "nothing arrives after Stop"
+    assert halted < 2048, "stopped before the asked length"
+    page.screenshot(path=str(SHOTS / "text.png"), full_page=True)
+
+
+def test_translation_tab_translates_line_by_line(page):
+    page.click("#tab-translation-button")
+    pick(page, "translation-model", "aigc-hub/translator-en-zh")
+    page.fill("#translation-input textarea", "Hello.\n\nThank you very much.\nWhere is the station?")
+    set_number(page, "translation-beams", 4)
+    page.click("#translation-run")
+    page.wait_for_function("document.querySelector('#translation-output textarea').value.split('\\n').length === 4")
+    lines = value_of(page, "#translation-output textarea").split("\n")
+    assert lines[0] and not lines[1] and lines[2] and lines[3], lines
+    assert all(any("\u4e00" <= c <= "\u9fff" for c in line) for line in (lines[0], lines[2], lines[3])), lines
+    page.click("#translation-swap")
+    assert page.locator("#translation-src input").input_value() == "zh"
+    page.screenshot(path=str(SHOTS / "translation.png"), full_page=True)
+
+
+def test_models_tab_loads_and_unloads(page):
+    page.click("#tab-models-button")
+    pick(page, "models-ref", "me/long-lm")
+    page.click("#models-load")
+    page.wait_for_function("document.querySelector('#models-status').innerText.includes('Loaded me/long-lm')")
+    assert "on cpu (float32" in page.locator("#models-status").inner_text()
+    assert "me/long-lm" in page.locator("#models-table").inner_text()
+    page.screenshot(path=str(SHOTS / "models.png"), full_page=True)
+    page.click("#models-unload")
+    page.wait_for_function("document.querySelector('#models-status').innerText.includes('Unloaded me/long-lm')")
