@@ -119,6 +119,8 @@ def _space_deploy(args: argparse.Namespace) -> None:
 
 
 def _list(args: argparse.Namespace) -> None:
+    for ref in args.extra_model or []:
+        hub.locate(ref)  # refuses malformed ids and paths that are not model folders
     entries = hub.list_models(args.extra_model or [])
     if args.json:
         print(json.dumps([{"ref": e.ref, "source": e.source, "path": str(e.path) if e.path else None,
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, PermissionError) as e:  # HubError, ModelLoadError, GenerationError, ...
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # HubError, ModelLoadError, GenerationError, SpaceError, file errors
+        # (a hostile argument may hold surrogates from undecodable bytes: never let the message itself fail)
+        print(f"error: {e}".encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None

@@ -43,8 +43,11 @@ class AppConfig:
         values: dict = {}
         path = path or env.get("AIGC_HUB_CONFIG")
         if path:
-            text = Path(path).read_text()
-            loaded = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+                loaded = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+                raise ValueError(f"{path}: cannot read the config file ({type(e).__name__}: {e})") from None
             if not isinstance(loaded, dict):
                 raise ValueError(f"{path}: the config file must hold a mapping")
             unknown = set(loaded) - {f.name for f in fields(cls)}
@@ -54,8 +57,25 @@ class AppConfig:
         for f in fields(cls):
             raw = env.get(f"AIGC_HUB_{f.name.upper()}")
             if raw is not None:
-                values[f.name] = _parse(f.type, raw)
-        return cls(**values)
+                try:
+                    values[f.name] = _parse(f.type, raw)
+                except ValueError:
+                    raise ValueError(f"AIGC_HUB_{f.name.upper()}={raw[:40]!r} is not a valid {f.type}") from None
+        return cls(**values).checked()
+
+    def checked(self) -> "AppConfig":
+        """Refuse settings the server cannot start with, before anything is loaded or bound."""
+        if not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, got {self.port!r}")
+        if not isinstance(self.host, str) or not self.host.strip() or any(c.isspace() for c in self.host):
+            raise ValueError(f"host must be a name or address such as 127.0.0.1, got {self.host!r}")
+        for name in ("queue_size", "max_images"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= 100_000:
+                raise ValueError(f"{name} must be an integer between 1 and 100000, got {value!r}")
+        if not isinstance(self.tabs, list) or not self.tabs:
+            raise ValueError(f"tabs must be a non-empty list, got {self.tabs!r}")
+        return self
 
     def apply_args(self, args: argparse.Namespace) -> "AppConfig":
         for f in fields(self):
@@ -65,7 +85,7 @@ class AppConfig:
         for item in getattr(args, "device", None) or []:
             ref, _, dev = item.rpartition("=")
             self.devices[ref or self.image_model] = dev
-        return self
+        return self.checked()
 
 
 def _parse(kind: str, raw: str) -> object:

@@ -83,6 +83,7 @@ def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: st
         for tab, ref in models.items():
             source, path = hub.locate(ref)
             if source == "hf":
+                _check_on_hf(ref)
                 plan.models[TAB_ROLES[tab]] = ref
                 plan.preloaded.append(hub.parse_ref(ref)[0])
                 continue
@@ -111,6 +112,23 @@ def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: st
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return plan
+
+
+def _check_on_hf(ref: str) -> None:
+    """An HF-hosted model must exist (checked in seconds when online; offline it cannot be, and is trusted)."""
+    from huggingface_hub import constants, model_info
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    repo_id, revision = hub.parse_ref(ref)
+    try:
+        model_info(repo_id, revision=revision, timeout=CONNECT_TIMEOUT_S)
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise SpaceError(f"{ref} is neither in the local hub nor on the Hugging Face Hub") from None
+    except Exception as e:  # no network: say so rather than build a Space that cannot start
+        raise SpaceError(f"{ref} is not in the local hub and the Hugging Face Hub could not be reached "
+                         f"({type(e).__name__}); set HF_HUB_OFFLINE=1 to build without checking") from None
 
 
 def _copy_model(src: Path, dst: Path) -> None:

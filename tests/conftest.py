@@ -15,6 +15,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 MNIST = REPO.parent / "shared" / "data" / "images" / "mnist" / "mnist.npz"
 ARTIFACTS = REPO / "test-artifacts"
+EN_ZH = REPO.parent / "shared" / "data" / "translation" / "en-zh" / "en-zh.jsonl"
+TINY_MT = ["--source_lang", "en", "--target_lang", "zh", "--bidirectional", "--preset", "tiny", "--vocab_size", "600",
+           "--train_batch_size", "16", "--report_to", "none", "--eval_steps", "10", "--eval_sentences", "10",
+           "--lr_warmup_steps", "2", "--num_beams", "2", "--validation_split_percentage", "5"]
 
 
 @pytest.fixture
@@ -88,7 +92,8 @@ def launched(tmp_hub):
     def start(**settings):
         port = free_port()
         demo = build_demo(AppConfig(port=port, **settings))
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    show_error=True)  # as `serve` and Spaces launch it
         demos.append(demo)
         return f"http://127.0.0.1:{port}/", demo
 
@@ -117,4 +122,31 @@ def long_lm(tmp_path_factory):
     tok.save_pretrained(str(out))
     render_card(title="long", pipeline_tag="text-generation", task="text generation", tags=[], datasets=[],
                 license="mit", figures=[], body="untrained").save(out / "README.md")
+    return out
+
+
+@pytest.fixture(scope="session")
+def pairs_file(tmp_path_factory):
+    """1,500 real Tatoeba pairs, or generated number sentences where ../shared/data is absent."""
+    import json
+
+    out = tmp_path_factory.mktemp("mt") / "pairs.jsonl"
+    if EN_ZH.exists():
+        rows = [json.loads(line) for line in EN_ZH.read_text(encoding="utf-8").splitlines()[:1500]]
+    else:
+        digits = "零一二三四五六七八九"
+        rows = [{"en": f"I have {n} books.", "zh": f"我有{''.join(digits[int(d)] for d in str(n))}本书。"}
+                for n in range(1500)]
+    out.write_text("".join(json.dumps({"en": r["en"], "zh": r["zh"]}, ensure_ascii=False) + "\n" for r in rows),
+                   encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_mt(pairs_file, tmp_path_factory):
+    """A bidirectional en/zh translation model after 30 tiny steps (it translates badly, but it translates)."""
+    out = tmp_path_factory.mktemp("mt") / "tiny-mt"
+    proc = run([sys.executable, str(REPO / "training" / "train_translation.py"), "--dataset", str(pairs_file),
+                "--output_dir", str(out), *TINY_MT, "--max_train_steps", "30"])
+    assert proc.returncode == 0, proc.stderr[-5000:]
     return out

@@ -13,42 +13,16 @@ from safetensors.torch import load_file
 
 from aigc_hub import hub
 from aigc_hub.services import GenerationError, ModelRegistry, TranslationService
-from conftest import REPO, run
+from conftest import REPO, TINY_MT, run
 
-EN_ZH = REPO.parent / "shared" / "data" / "translation" / "en-zh" / "en-zh.jsonl"
-TINY = ["--source_lang", "en", "--target_lang", "zh", "--bidirectional", "--preset", "tiny", "--vocab_size", "600",
-        "--train_batch_size", "16", "--report_to", "none", "--eval_steps", "10", "--eval_sentences", "10",
-        "--lr_warmup_steps", "2", "--num_beams", "2", "--validation_split_percentage", "5"]
 LINES = ["Hello.", "", "How are you?", "I like tea.", "", "Where is the station?"]
-
-
-@pytest.fixture(scope="session")
-def pairs_file(tmp_path_factory):
-    """1,500 real Tatoeba pairs, or generated number sentences where ../shared/data is absent."""
-    out = tmp_path_factory.mktemp("mt") / "pairs.jsonl"
-    if EN_ZH.exists():
-        rows = [json.loads(line) for line in EN_ZH.read_text(encoding="utf-8").splitlines()[:1500]]
-    else:
-        digits = "零一二三四五六七八九"
-        rows = [{"en": f"I have {n} books.", "zh": f"我有{''.join(digits[int(d)] for d in str(n))}本书。"}
-                for n in range(1500)]
-    out.write_text("".join(json.dumps({"en": r["en"], "zh": r["zh"]}, ensure_ascii=False) + "\n" for r in rows),
-                   encoding="utf-8")
-    return out
 
 
 def train(pairs_file, out, *extra):
     proc = run([sys.executable, str(REPO / "training" / "train_translation.py"), "--dataset", str(pairs_file),
-                "--output_dir", str(out), *TINY, *extra])
+                "--output_dir", str(out), *TINY_MT, *extra])
     assert proc.returncode == 0, proc.stderr[-5000:]
     return proc
-
-
-@pytest.fixture(scope="session")
-def tiny_mt(pairs_file, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mt") / "tiny-mt"
-    train(pairs_file, out, "--max_train_steps", "30")
-    return out
 
 
 def test_tokenizer_handles_mixed_chinese_english_and_tags():

@@ -154,6 +154,8 @@ class TextService:
             raise GenerationError("the prompt is empty")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise GenerationError(f"the prompt has {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+        if any(ord(c) < 32 and c not in "\n\t\r" for c in prompt):
+            raise GenerationError("the prompt holds control characters (only newlines and tabs are text)")
         s = (settings or SamplingSettings()).checked()
         seed = resolve_seed(seed)
         entry = self._entry(ref)

@@ -44,11 +44,15 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     def do_load(name: str, where: str):
         if name not in [e.ref for e in ctx.models()]:
             raise gr.Error(f"unknown model {str(name)[:100]!r}: pick one from the list", print_exception=False)
+        if not isinstance(where, str) or not where.strip():  # (names not on this machine: the registry says so)
+            raise gr.Error("no device given: auto, or one of the devices listed", print_exception=False)
         entry = ctx.registry.load(name, None if where == "auto" else where)
         return f"Loaded {entry.describe()}", table(ctx), device_markdown()
 
     @user_errors
     def do_unload(name: str):
+        if name not in {e.ref for e in ctx.models()} | {m.ref for m in ctx.registry.loaded()}:
+            raise gr.Error(f"unknown model {str(name)[:100]!r}: pick one from the list", print_exception=False)
         done = ctx.registry.unload(name)
         return (f"Unloaded {name}" if done else f"{name} was not loaded"), table(ctx), device_markdown()
 

@@ -1,0 +1,241 @@
+"""The bad-input catalogue: every public API endpoint and CLI command gets at least 15 hostile requests.
+
+Each must end in a clear message (never a traceback) — or, for the few listed as accepted, in a documented
+default or clamp — and the server must answer the next good request. API calls go over Gradio's raw HTTP API so
+wrong types, junk bodies and invalid UTF-8 reach the server as a hostile client would send them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import httpx
+import pytest
+
+from aigc_hub import hub
+from aigc_hub.cli import main as cli_main
+
+NAN, INF = float("nan"), float("inf")
+BAD_TEXT = ["", "   ", "x" * 100_000, "\x00\x07\x1b[2J", "\ud800 lone surrogate", "../../etc/passwd", "a/b/c", None,
+            12345, ["a", "list"], {"a": "dict"}]
+BAD_NUMBER = [NAN, INF, -INF, 1e300, -10**12, "abc", [], {"n": 1}]
+
+GOOD = {
+    "generate_image": ["me/tiny-gan", 1, 2, "any"],
+    "interpolate": ["me/tiny-gan", 0, 1, 3, "any"],
+    "generate_text": ["me/long-lm", "A", 5, 0.8, 50, 0.95, 1.0, "", 1],
+    "stop_text": [],
+    "translate": ["me/tiny-mt", "Hello.\n\nThanks.", "en", "zh", 2, 1],
+    "load_model": ["me/tiny-gan", "auto"],
+    "unload_model": ["me/tiny-gan"],
+    "list_models": [],
+}
+MODELS = ["me/truncated", "me/pickle-only", "me/bad-config", "me/nothing", "../../etc"]
+TEXT_ARGS = {"generate_text": {1, 7}, "translate": {1, 2, 3}}  # positions of free-text inputs
+# Hostile values the app takes on purpose (documented defaults and clamps), as (endpoint, position, value).
+ACCEPTED = {
+    ("generate_text", 7, ""), ("generate_text", 7, "   "), ("generate_text", 7, "\x00\x07\x1b[2J"),
+    ("generate_text", 7, "../../etc/passwd"), ("generate_text", 7, "a/b/c"), ("generate_text", 7, None),
+    ("generate_text", 1, "\ud800 lone surrogate"), ("generate_text", 1, "../../etc/passwd"),
+    ("generate_text", 1, "a/b/c"), ("generate_text", 1, "x" * 100_000),  # cut from the left with a notice
+    ("generate_text", 7, "x" * 100_000), ("generate_text", 7, "\ud800 lone surrogate"),
+    ("generate_text", 2, 1e300), ("generate_text", 2, -10**12),  # max new tokens clamped to [1, 2048]
+    ("translate", 1, "../../etc/passwd"), ("translate", 1, "a/b/c"), ("translate", 1, "\ud800 lone surrogate"),
+    ("unload_model", 0, "me/truncated"), ("unload_model", 0, "me/pickle-only"), ("unload_model", 0, "me/bad-config"),
+    # listed but not loaded: "was not loaded"
+    ("generate_image", 3, None), ("interpolate", 4, None),  # no label: every class in turn
+}
+EXTRA_ARGUMENT = "extra"  # Gradio drops arguments beyond an endpoint's inputs: harmless, so accepted
+COERCED = "coerced"  # Gradio's Textbox turns any JSON value into its string form before the handler sees it
+
+
+def hostile_cases(endpoint: str) -> list[tuple[str, object]]:
+    """(label, data or raw bytes) pairs: each input position gets the hostile values of its kind, plus junk bodies."""
+    good = GOOD[endpoint]
+    cases: list[tuple[str, object]] = []
+    for pos, value in enumerate(good):
+        if pos == 0 and endpoint != "translate" or (endpoint == "translate" and pos == 0):
+            values = MODELS + BAD_TEXT[:4]
+        elif pos in TEXT_ARGS.get(endpoint, set()) or isinstance(value, str):
+            values = BAD_TEXT
+        else:
+            values = BAD_NUMBER
+        for v in values:
+            data = list(good)
+            data[pos] = v
+            coerced = pos in TEXT_ARGS.get(endpoint, set()) and isinstance(v, (int, list, dict))
+            cases.append((f"{endpoint}[{pos}]={str(v)[:30]!r}", data, COERCED if coerced else (endpoint, pos, v)))
+    junk = [b'{"data": ["\xff\xfe invalid utf-8"]}', b"{not json", b'{"data": "not a list"}', b"{}",
+            json.dumps({"data": list(good) + ["extra"]}).encode(), json.dumps({"data": [None] * 12}).encode()]
+    too_many = len(good) < 12
+    cases += [(f"{endpoint} body {body[:20]!r}", body,
+               EXTRA_ARGUMENT if b'"extra"' in body or (b"null" in body and too_many) else None) for body in junk]
+    if endpoint in ("stop_text", "list_models"):  # no inputs: junk bodies and stray arguments are all there is
+        cases += [(f"{endpoint} stray {str(v)[:20]!r}", [v], EXTRA_ARGUMENT) for v in BAD_TEXT + BAD_NUMBER[:4]]
+    return cases
+
+
+def call(url: str, endpoint: str, payload: object) -> tuple[str, str]:
+    """("ok" | "error" | "http", message) for one request over Gradio's HTTP API."""
+    body = payload if isinstance(payload, bytes) else json.dumps({"data": payload}).encode()
+    r = httpx.post(f"{url}gradio_api/call/{endpoint}", content=body, headers={"content-type": "application/json"},
+                   timeout=120)
+    if r.status_code != 200:
+        return "http", f"{r.status_code} {r.text[:300]}"
+    event_id = r.json()["event_id"]
+    with httpx.stream("GET", f"{url}gradio_api/call/{endpoint}/{event_id}", timeout=300) as s:
+        stream = "".join(s.iter_text())
+    kind = "error" if "event: error" in stream else "ok" if "event: complete" in stream else "http"
+    message = stream.split("data:", 1)[-1].strip()
+    if kind == "error":
+        message = (json.loads(message) or {}).get("error") or "" if message.startswith("{") else message
+    return kind, message
+
+
+def broken_models(tmp_hub, tiny_gan) -> None:
+    """A truncated safetensors file, a pickle-only folder and a config.json that does not parse, all listed."""
+    for name in ("truncated", "pickle-only", "bad-config"):
+        shutil.copytree(tiny_gan, tmp_hub / "me" / name)
+    weights = tmp_hub / "me" / "truncated" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    pickled = tmp_hub / "me" / "pickle-only"
+    (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
+    (tmp_hub / "me" / "bad-config" / "config.json").write_text("{not json")
+
+
+@pytest.fixture
+def hostile_app(launched, tmp_hub, tiny_gan, long_lm, tiny_mt):
+    hub.push(tiny_gan, "me/tiny-gan")
+    hub.push(long_lm, "me/long-lm")
+    hub.push(tiny_mt, "me/tiny-mt")
+    broken_models(tmp_hub, tiny_gan)
+    url, _ = launched(image_model="me/tiny-gan", text_model="me/long-lm", translation_model="me/tiny-mt")
+    return url
+
+
+@pytest.mark.parametrize("endpoint", list(GOOD))
+def test_every_api_endpoint_refuses_hostile_input_and_keeps_serving(hostile_app, endpoint):
+    cases = hostile_cases(endpoint)
+    assert len(cases) >= 15
+    assert call(hostile_app, endpoint, GOOD[endpoint])[0] == "ok"
+    problems = []
+    for label, payload, key in cases:
+        kind, message = call(hostile_app, endpoint, payload)
+        accepted = key in (EXTRA_ARGUMENT, COERCED) or isinstance(key, tuple) and any(
+            key[:2] == a[:2] and _same(key[2], a[2]) for a in ACCEPTED)
+        if kind == "ok" and not accepted:
+            problems.append(f"{label}: accepted without a message")
+        elif kind != "ok" and (not message.strip() or "Traceback" in message):
+            problems.append(f"{label}: unclear error {message[:200]!r}")
+        again = call(hostile_app, endpoint, GOOD[endpoint])
+        if again[0] != "ok":
+            problems.append(f"{label}: the next good request failed: {again[1][:200]}")
+    assert not problems, "\n".join(problems)
+
+
+def _same(a: object, b: object) -> bool:
+    return type(a) is type(b) and a == b
+
+
+# --- CLI --------------------------------------------------------------------------------------------------------
+
+def cli_cases(tiny_gan, long_lm, tiny_mt, tmp_path) -> dict[str, list[list[str]]]:
+    bad_utf8 = tmp_path / "bad.txt"
+    bad_utf8.write_bytes(b"Hello \xff\xfe world\n")
+    big = tmp_path / "big.txt"
+    big.write_text("x" * 100_000 + "\n")
+    folder_refs = ["", " ", "../../etc", "a/b/c", "me/nothing", "x" * 10_000, "\x00", "\udcff", str(tmp_path)]
+    img = ["generate", "image", "--out", str(tmp_path / "o.png")]
+    txt = ["generate", "text", "--prompt", "A"]
+    tr = ["translate", "--src", "en", "--tgt", "zh", "--input", str(tmp_path / "in.txt")]
+    (tmp_path / "in.txt").write_text("Hello.\n")
+    m = ["--model"]
+    return {
+        "generate image": [[*img, *m, r] for r in folder_refs] + [
+            [*img, *m, str(tiny_gan), "--num", "-5"], [*img, *m, str(tiny_gan), "--num", "nan"],
+            [*img, *m, str(tiny_gan), "--num", "10000000000"], [*img, *m, str(tiny_gan), "--seed", "-9"],
+            [*img, *m, str(tiny_gan), "--seed", "1e400"], [*img, *m, str(tiny_gan), "--label", "99"],
+            ["generate", "image", *m, str(tiny_gan), "--out", str(tmp_path / "o.gif")],
+            ["generate", "image", *m, str(tiny_gan), "--out", "/proc/nope/o.png"]],
+        "generate text": [[*txt, *m, r] for r in folder_refs] + [
+            ["generate", "text", *m, str(long_lm), "--prompt", ""], ["generate", "text", *m, str(long_lm), "--prompt", " "],
+            [*txt, *m, str(long_lm), "--temperature", "-1"], [*txt, *m, str(long_lm), "--temperature", "nan"],
+            [*txt, *m, str(long_lm), "--top-p", "0"], [*txt, *m, str(long_lm), "--top-p", "inf"],
+            [*txt, *m, str(long_lm), "--top-k", "-1"], [*txt, *m, str(long_lm), "--max-new-tokens", "lots"],
+            [*txt, *m, str(tiny_gan)]],
+        "translate": [[*tr, *m, r] for r in folder_refs] + [
+            ["translate", *m, str(tiny_mt), "--src", "en", "--tgt", "fr", "--input", str(tmp_path / "in.txt")],
+            ["translate", *m, str(tiny_mt), "--src", "xx", "--tgt", "zh", "--input", str(tmp_path / "in.txt")],
+            [*tr, *m, str(tiny_mt), "--beams", "0"], [*tr, *m, str(tiny_mt), "--beams", "999"],
+            [*tr, *m, str(tiny_mt), "--beams", "nan"],
+            ["translate", *m, str(tiny_mt), "--src", "en", "--tgt", "zh", "--input", str(bad_utf8)],
+            ["translate", *m, str(tiny_mt), "--src", "en", "--tgt", "zh", "--input", str(big)],
+            ["translate", *m, str(tiny_mt), "--src", "en", "--tgt", "zh", "--input", str(tmp_path / "missing.txt")],
+            [*tr, *m, str(tiny_gan)]],
+        "list": [["list", "--extra-model", r] for r in ["", "../../etc", "a/b/c", "\x00", "x" * 10_000, "\udcff"]] + [
+            ["list", "--bogus"], ["list", "--json", "--json", "extra"], ["list", "extra"], ["list", "--extra-model"],
+            ["list", "-x"], ["list", "--json=1"], ["list", "--extra-model", "/nonexistent/dir"],
+            ["list", "--extra-model", str(tmp_path / "bad.txt")], ["list", "--extra-model", "a@b@c"]],
+        "push": [["push", str(tiny_gan), "--repo-id", r] for r in ["", " ", "../../etc", "a/b/c", "/abs/x", "\x00/x",
+                                                                   "x" * 500 + "/y", "a/..", "\udcff/x"]] + [
+            ["push", str(tmp_path / "missing"), "--repo-id", "me/x"], ["push", str(bad_utf8), "--repo-id", "me/x"],
+            ["push", str(tmp_path), "--repo-id", "me/x"], ["push", str(tiny_gan)],
+            ["push", str(tiny_gan), "--repo-id", "me/x", "--hf"], ["push", "", "--repo-id", "me/x"]],
+        "serve": [["serve", "--port", p] for p in ["-1", "0", "70000", "abc", "1e9"]] + [
+            ["serve", "--host", ""], ["serve", "--host", "bad host"], ["serve", "--queue-size", "0"],
+            ["serve", "--queue-size", "-5"], ["serve", "--tabs", "painting"], ["serve", "--tabs", ","],
+            ["serve", "--config", str(tmp_path / "missing.yaml")], ["serve", "--config", str(bad_utf8)],
+            ["serve", "--config", str(_write(tmp_path / "c.yaml", "port: [1, 2"))],
+            ["serve", "--config", str(_write(tmp_path / "d.yaml", "unknown_setting: 1"))],
+            ["serve", "--config", str(_write(tmp_path / "e.yaml", "- a list"))]],
+        "space build": [["space", "build", "--out", str(tmp_path / "s"), "--tabs", "image", "--model", f"image={r}"]
+                        for r in folder_refs if r != "me/nothing"] + [  # offline, an HF id cannot be checked
+            ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "image"],
+            ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "", "--model", f"image={tiny_gan}"],
+            ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "paint", "--model", f"image={tiny_gan}"],
+            ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "image", "--model", "image"],
+            ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "image", "--model", f"video={tiny_gan}"],
+            ["space", "build", "--out", str(tmp_path), "--tabs", "image", "--model", f"image={tiny_gan}"],
+            ["space", "build", "--tabs", "image", "--model", f"image={tiny_gan}"]],
+        "space deploy": [["space", "deploy", str(tmp_path / "s"), "--space-id", r, "--dry-run"]
+                         for r in ["", "../../etc", "a/b/c", "/abs", "\x00", "x" * 500, "\udcff"]] + [
+            ["space", "deploy", str(tmp_path / "missing"), "--space-id", "me/x", "--dry-run"],
+            ["space", "deploy", str(tmp_path), "--space-id", "me/x", "--dry-run"],
+            ["space", "deploy", str(bad_utf8), "--space-id", "me/x", "--dry-run"],
+            ["space", "deploy", "", "--space-id", "me/x"], ["space", "deploy", str(tmp_path / "s")],
+            ["space", "deploy", str(tmp_path), "--space-id", "me/x"],
+            ["space", "deploy", str(tmp_path), "--space-id", "me/x", "--hardware", "\x00"],
+            ["space", "deploy", "--dry-run"], ["space", "deploy", str(tmp_path), "--space-id", "me/x", "--privat"]],
+    }
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+CLI_COMMANDS = ["generate image", "generate text", "translate", "list", "push", "serve", "space build", "space deploy"]
+
+
+@pytest.mark.parametrize("command", CLI_COMMANDS)
+def test_every_cli_command_refuses_hostile_input_clearly(command, tmp_hub, tiny_gan, long_lm, tiny_mt, tmp_path,
+                                                         capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    cases = cli_cases(tiny_gan, long_lm, tiny_mt, tmp_path)[command]
+    assert len(cases) >= 15, len(cases)
+    problems = []
+    for argv in cases:
+        label = " ".join(a[:30] for a in argv)
+        try:
+            cli_main(argv)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out, err = capsys.readouterr()
+        if code in (0, None):
+            problems.append(f"{label}: accepted")
+        elif not err.strip() or "Traceback" in err:
+            problems.append(f"{label}: unclear error {err[-300:]!r}")
+    assert not problems, "\n".join(problems)
