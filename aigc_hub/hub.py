@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,8 @@ def locate(ref: str) -> tuple[str, Path | None]:
     repo_id, revision = parse_ref(ref)
     for source, root in (("local", hub_home()), ("starter", STARTERS_ROOT)):
         path = root / repo_id
+        if source == "local":
+            _recover(path)
         if (path / "config.json").is_file():
             if revision:
                 raise HubError(f"{repo_id} is in the local hub, which keeps no revisions: drop '@{revision}'")
@@ -143,6 +146,7 @@ def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = 
         return _push_hf(folder, repo_id, private)
     dest = hub_home() / repo_id
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _recover(dest)
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         shutil.copytree(folder, tmp, ignore=_ignore_for_push)
@@ -158,6 +162,21 @@ def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = 
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return str(dest)
+
+
+def _recover(dest: Path) -> None:
+    """Undo what a push killed mid-way left behind: the previous version set aside in the instant between its two
+    renames comes back, and temporary copies of pushes that died more than an hour ago are removed."""
+    if not dest.parent.is_dir():
+        return
+    if not dest.exists():
+        olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if olds and (olds[-1] / "config.json").is_file():
+            os.rename(olds[-1], dest)
+    cutoff = time.time() - 3600
+    for stale in dest.parent.glob(f".{dest.name}.tmp-*"):
+        if stale.stat().st_mtime < cutoff:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _ignore_for_push(directory: str, names: list[str]) -> set[str]:
