@@ -1,0 +1,177 @@
+"""Many users at once: start the app on loopback and run N concurrent `gradio_client` users × M mixed requests
+(image grid, streamed text, batch translation), bounded in time.
+
+Printed: per-endpoint p50 / p95 latency, failures (target 0), peak RSS of the server; then a second phase with the
+queue bound set small on purpose, where the requests beyond it must be refused at once ("queue full") rather than
+wait or crash.
+
+    python benchmarks/bench_load.py [--users 32] [--requests 5] [--queue-size 64] [--small-queue 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = {"image": "aigc-hub/dcgan-mnist", "text": "aigc-hub/gpt-tinyshakespeare",
+          "translation": "aigc-hub/translator-en-zh"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """The app as users run it (`python app.py`), in its own process; peak RSS sampled while it runs."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.log = open(REPO / "benchmarks" / f".load-server-{self.port}.log", "w")
+        self.proc = subprocess.Popen([sys.executable, "app.py", "--port", str(self.port), *args], cwd=REPO,
+                                     stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the app exited: see {self.log.name}")
+            try:
+                if httpx.get(self.url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        proc = psutil.Process(self.proc.pid)
+        while not self._stop.is_set():
+            try:
+                rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+                self.peak_rss = max(self.peak_rss, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+def request(client, kind: str, i: int, timeout: float) -> None:
+    if kind == "image":
+        job = client.submit(MODELS["image"], i, 8, "any", api_name="/generate_image")
+        job.result(timeout=timeout)
+    elif kind == "text":
+        job = client.submit(MODELS["text"], "ROMEO:", 64, 0.8, 50, 0.95, 1.0, "", i, api_name="/generate_text")
+        job.result(timeout=timeout)  # the streamed chunks arrive before the result; latency = until the last one
+    else:
+        job = client.submit(MODELS["translation"], "Hello.\nHow are you?\nI like tea.\nWhere is the station?", "en", "zh", 4, 1,
+                            api_name="/translate")
+        job.result(timeout=timeout)
+
+
+def run_users(url: str, users: int, per_user: int, deadline_s: float) -> tuple[dict, list[str], float]:
+    from gradio_client import Client
+
+    latencies: dict[str, list[float]] = defaultdict(list)
+    failures: list[str] = []
+    lock = threading.Lock()
+    start_gate = threading.Barrier(users)
+    end = time.time() + deadline_s
+
+    def user(u: int) -> None:
+        try:
+            client = Client(url, verbose=False)
+        except Exception as e:  # counted, never raised: a failed connection is a failure of the app
+            with lock:
+                failures.append(f"user {u}: connect: {type(e).__name__}: {e}")
+            start_gate.abort()
+            return
+        try:
+            start_gate.wait(timeout=120)
+        except threading.BrokenBarrierError:
+            pass
+        for r in range(per_user):
+            kind = ("image", "text", "translation")[(u + r) % 3]
+            t0 = time.perf_counter()
+            try:
+                request(client, kind, u * 100 + r, timeout=max(1.0, end - time.time()))
+                with lock:
+                    latencies[kind].append(time.perf_counter() - t0)
+            except Exception as e:
+                with lock:
+                    failures.append(f"user {u} {kind}: {type(e).__name__}: {str(e)[:200]}")
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(1.0, end - time.time() + 30))
+    return latencies, failures, time.perf_counter() - t0
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=5, help="per user")
+    parser.add_argument("--queue-size", type=int, default=64, help="the app's default")
+    parser.add_argument("--small-queue", type=int, default=4, help="phase 2: a bound the users must overflow")
+    parser.add_argument("--deadline", type=float, default=600, help="seconds for a phase, in all")
+    for kind, ref in MODELS.items():
+        parser.add_argument(f"--{kind}-model", default=ref)
+    args = parser.parse_args()
+    served = []
+    for kind in MODELS:
+        MODELS[kind] = getattr(args, f"{kind}_model")
+        served += [f"--{kind}-model", MODELS[kind], "--extra-model", MODELS[kind]]
+
+    server = Server("--queue-size", str(args.queue_size), *served)
+    try:
+        latencies, failures, wall = run_users(server.url, args.users, args.requests, args.deadline)
+    finally:
+        server.close()
+    total = sum(len(v) for v in latencies.values())
+    print(f"load: {args.users} users × {args.requests} requests, queue {args.queue_size}: {total} done in {wall:.1f} s, "
+          f"{len(failures)} failures, peak server RSS {server.peak_rss / 2**20:.0f} MiB")
+    for kind, values in sorted(latencies.items()):
+        print(f"  {kind:12s} n={len(values):3d}  p50 {pct(values, 50):6.2f} s  p95 {pct(values, 95):6.2f} s")
+    for f in failures[:10]:
+        print(f"  failure: {f}")
+
+    small = Server("--queue-size", str(args.small_queue), *served)
+    try:
+        _, refused, wall = run_users(small.url, args.users, 1, args.deadline)
+    finally:
+        small.close()
+    full = [f for f in refused if "queue" in f.lower() and "full" in f.lower()]
+    print(f"queue bound {args.small_queue}: {args.users} simultaneous requests → {len(full)} refused at once as "
+          f"'queue full', {len(refused) - len(full)} other failures ({wall:.1f} s)")
+    for f in [f for f in refused if f not in full][:5]:
+        print(f"  other failure: {f}")
+
+
+if __name__ == "__main__":
+    main()
