@@ -33,6 +33,9 @@ class AppConfig:
     devices: dict[str, str] = field(default_factory=dict)
     extra_models: list[str] = field(default_factory=list)
     queue_size: int = 64  # requests waiting beyond this are refused at once (a full queue fails fast)
+    # Requests in flight per device lane. The device's one worker thread still runs their model work in turn; a
+    # second slot lets one request's pre/post-processing (PNG encoding, decoding) overlap another's compute.
+    lane_concurrency: int = 1
     max_images: int = 64  # per UI/API request; the CLI allows more
     preload: bool = True  # load each tab's model at start-up so the first request is fast
     tabs: list[str] = field(default_factory=lambda: ["image", "text", "translation", "models"])
@@ -69,7 +72,7 @@ class AppConfig:
             raise ValueError(f"port must be between 1 and 65535, got {self.port!r}")
         if not isinstance(self.host, str) or not self.host.strip() or any(c.isspace() for c in self.host):
             raise ValueError(f"host must be a name or address such as 127.0.0.1, got {self.host!r}")
-        for name in ("queue_size", "max_images"):
+        for name in ("queue_size", "max_images", "lane_concurrency"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= 100_000:
                 raise ValueError(f"{name} must be an integer between 1 and 100000, got {value!r}")
@@ -114,6 +117,8 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--extra-model", dest="extra_models", action="append", default=None,
                         help="an HF Hub id to list in the app (repeatable)")
     parser.add_argument("--queue-size", dest="queue_size", type=int, default=None)
+    parser.add_argument("--lane-concurrency", dest="lane_concurrency", type=int, default=None,
+                        help="requests in flight per device lane (default 1)")
     parser.add_argument("--no-preload", dest="preload", action="store_false", default=None)
     parser.add_argument("--tabs", type=lambda s: [t for t in s.split(",") if t], default=None,
                         help="comma-separated tabs to show (default image,text,translation,models)")

@@ -1,11 +1,13 @@
 """Loaded models: which reference is on which device, in which dtype, using how much memory; load and unload.
 
-One registry is shared by every service of a process, so the Models tab sees what the Image (and later Text and
-Translation) tabs loaded. Each device has one long-lived worker thread that runs all model work on it (loading,
-forward passes, generation, freeing): models on the same device take turns, models on different devices run in
-parallel. One thread per device, not one per request, because every Python thread that runs torch CPU ops gets its
-own OpenMP team, and two teams on two cores spin against each other (measured: a matmul loop 55 % slower). Loading checks the folder before any weights are read: safetensors only (a pickle-only
-checkpoint is refused, never unpickled), a `config.json` that parses, complete weight files.
+One registry is shared by every service of a process, so the Models tab sees what the Image, Text and Translation
+tabs loaded. Each device has one long-lived worker thread that runs all model work on it (loading, forward passes,
+generation, freeing): models on the same device take turns, models on different devices run in parallel. One thread
+per device, not one per request, because every Python thread that runs torch CPU ops gets its own OpenMP team, and
+two teams on two cores spin against each other (measured: a matmul loop 55 % slower).
+
+Loading checks the folder before any weights are read: safetensors only (a pickle-only checkpoint is refused, never
+unpickled), a `config.json` that parses, complete weight files.
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ class ModelRegistry:
             worker = self._workers.get(device)
             if worker is None:
                 worker = self._workers[device] = ThreadPoolExecutor(
-                    1, thread_name_prefix=f"aigc-{device}", initializer=setattr, initargs=(_worker_of, "device", device))
+                    1, thread_name_prefix=f"aigc-{device}", initializer=setattr,
+                    initargs=(_worker_of, "device", device))
         return worker.submit(fn, *args, **kwargs)
 
     def run(self, device: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

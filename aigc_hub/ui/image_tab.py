@@ -103,6 +103,6 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     model.change(on_model, model, [card, label], api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
     button.click(generate, [model, seed, count, label], [gallery, used_seed, files], api_name="generate_image",
-                 concurrency_id=device_lane, concurrency_limit=1)
+                 concurrency_id=device_lane, concurrency_limit=ctx.config.lane_concurrency)
     interp_button.click(interpolate, [model, seed_a, seed_b, frames, label], [gif, strip], api_name="interpolate",
-                        concurrency_id=device_lane, concurrency_limit=1)
+                        concurrency_id=device_lane, concurrency_limit=ctx.config.lane_concurrency)

@@ -93,7 +93,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     event = run.click(generate, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings, seed],
                       [output, used_seed, notice], api_name="generate_text", concurrency_id=device_lane,
-                      concurrency_limit=1)
+                      concurrency_limit=ctx.config.lane_concurrency)
     # Stop runs outside the device lane (it must not queue behind the generation it stops); `cancels` also ends
     # the stream on the client side, and the stream's `finally` sets the flag that ends the computation.
     stop.click(stop_generation, None, notice, api_name="stop_text", cancels=[event], concurrency_limit=None)

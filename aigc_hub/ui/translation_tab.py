@@ -63,7 +63,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 gr.update(choices=choices, value=first[1]))
 
     run.click(translate, [model, source, src, tgt, beams, n_best], [output, alternatives, notice],
-              api_name="translate", concurrency_id=device_lane, concurrency_limit=1)
+              api_name="translate", concurrency_id=device_lane, concurrency_limit=ctx.config.lane_concurrency)
     swap.click(lambda a, b, text, out: (b, a, out or text, ""), [src, tgt, source, output], [src, tgt, source, output],
                api_visibility="private")
     model.change(on_model, model, [card, src, tgt], api_visibility="private")
