@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--queue-size", type=int, default=64, help="the app's default")
     parser.add_argument("--small-queue", type=int, default=4, help="phase 2: a bound the users must overflow")
     parser.add_argument("--deadline", type=float, default=600, help="seconds for a phase, in all")
+    parser.add_argument("--lane-concurrency", type=int, default=None, help="the app's setting (default: its own)")
     for kind, ref in MODELS.items():
         parser.add_argument(f"--{kind}-model", default=ref)
     args = parser.parse_args()
@@ -147,6 +148,8 @@ def main() -> None:
     for kind in MODELS:
         MODELS[kind] = getattr(args, f"{kind}_model")
         served += [f"--{kind}-model", MODELS[kind], "--extra-model", MODELS[kind]]
+    if args.lane_concurrency:
+        served += ["--lane-concurrency", str(args.lane_concurrency)]
 
     server = Server("--queue-size", str(args.queue_size), *served)
     try:
@@ -154,7 +157,8 @@ def main() -> None:
     finally:
         server.close()
     total = sum(len(v) for v in latencies.values())
-    print(f"load: {args.users} users × {args.requests} requests, queue {args.queue_size}: {total} done in {wall:.1f} s, "
+    print(f"load: {args.users} users × {args.requests} requests, queue {args.queue_size}, lane concurrency "
+          f"{args.lane_concurrency or 'default'}: {total} done in {wall:.1f} s, "
           f"{len(failures)} failures, peak server RSS {server.peak_rss / 2**20:.0f} MiB")
     for kind, values in sorted(latencies.items()):
         print(f"  {kind:12s} n={len(values):3d}  p50 {pct(values, 50):6.2f} s  p95 {pct(values, 95):6.2f} s")

@@ -118,6 +118,7 @@ def long_lm(tmp_path_factory):
                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
     model = AutoModelForCausalLM.from_config(config)
     model.config.architectures = ["GPT2LMHeadModel"]
+    model.generation_config.suppress_tokens = [tok.eos_token_id]  # random weights: never end early by chance
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
     render_card(title="long", pipeline_tag="text-generation", task="text generation", tags=[], datasets=[],

@@ -84,6 +84,7 @@ def test_text_tab_streams_and_stop_halts_it(page):
     page.click("#tab-text-button")
     pick(page, "text-model", "me/long-lm")
     page.fill("#text-prompt textarea", "A")
+    set_number(page, "text-seed", 1)
     page.get_by_text("Sampling").click()
     set_number(page, "text-max-new", 2048)
     page.click("#text-generate")
@@ -115,8 +116,10 @@ def test_translation_tab_translates_line_by_line(page):
     lines = value_of(page, "#translation-output textarea").split("\n")
     assert lines[0] and not lines[1] and lines[2] and lines[3], lines
     assert all(any("\u4e00" <= c <= "\u9fff" for c in line) for line in (lines[0], lines[2], lines[3])), lines
-    page.click("#translation-swap")
-    assert page.locator("#translation-src input").input_value() == "zh"
+    page.click("#translation-swap")  # languages swap and the translation becomes the input
+    page.wait_for_function("document.querySelector('#translation-src input').value === 'zh'")
+    assert page.locator("#translation-tgt input").input_value() == "en"
+    assert value_of(page, "#translation-input textarea").split("\n") == lines
     page.screenshot(path=str(SHOTS / "translation.png"), full_page=True)
 
 
