@@ -74,6 +74,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_serving(proc: subprocess.Popen, url: str, log: Path, timeout: float = 180) -> str:
+    """Poll `url` until the app in `proc` answers; fail with its log if it exits or never comes up."""
+    import time
+
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the app did not come up in {timeout:.0f} s")
+
+
 def run(cmd: list[str], env: dict | None = None, timeout: int = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run a command from the repository root; fail with its output when it fails."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 from gradio_client import Client
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, wait_until_serving
 from test_training import train
 
 
@@ -25,16 +23,7 @@ def app_process(tmp_hub):
         proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=REPO, stdout=log,
                                 stderr=subprocess.STDOUT, env={**os.environ, "AIGC_HUB_HOME": str(tmp_hub)})
         procs.append(proc)
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            assert proc.poll() is None, (tmp_hub.parent / f"app-{port}.log").read_text()
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        raise TimeoutError("the app did not come up in 120 s")
+        return wait_until_serving(proc, f"http://127.0.0.1:{port}/", tmp_hub.parent / f"app-{port}.log")
 
     yield start
     for proc in procs:

@@ -7,13 +7,12 @@ import subprocess
 import sys
 import time
 
-import httpx
 import pytest
 import yaml
 from gradio_client import Client
 
 from aigc_hub import hub
-from conftest import REPO, free_port, run
+from conftest import free_port, run, wait_until_serving
 
 STARTERS = {"image": "aigc-hub/dcgan-mnist", "text": "aigc-hub/gpt-tinyshakespeare",
             "translation": "aigc-hub/translator-en-zh"}
@@ -44,16 +43,8 @@ def space_process(tmp_path):
         proc = subprocess.Popen([sys.executable, str(folder / "app.py")], cwd=elsewhere, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         procs.append(proc)
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert proc.poll() is None, (tmp_path / f"space-{port}.log").read_text()
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return Client(url, verbose=False)
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        raise TimeoutError("the Space did not come up in 180 s")
+        url = wait_until_serving(proc, f"http://127.0.0.1:{port}/", tmp_path / f"space-{port}.log")
+        return Client(url, verbose=False)
 
     yield start
     for proc in procs:

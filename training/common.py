@@ -65,6 +65,24 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def add_optimizer_args(parser: argparse.ArgumentParser, *, weight_decay: float, beta2: float) -> None:
+    """AdamW settings of the transformer scripts (defaults differ: nanoGPT's 0.1 / 0.99, Marian's 0.01 / 0.98)."""
+    g = parser.add_argument_group("optimizer")
+    g.add_argument("--weight_decay", type=float, default=weight_decay)
+    g.add_argument("--adam_beta1", type=float, default=0.9)
+    g.add_argument("--adam_beta2", type=float, default=beta2)
+    g.add_argument("--max_grad_norm", type=float, default=1.0)
+
+
+def adamw(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.AdamW:
+    """AdamW without weight decay on biases and norm weights (nanoGPT, fairseq)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}],
+                             lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
+
+
 class Trainer:
     """Runs a step loop under accelerate and makes it resumable to the exact step."""
 

@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
 from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.evaluation.text_metrics import evaluate_lm
-from training.common import Trainer, add_common_args
+from training.common import Trainer, adamw, add_common_args, add_optimizer_args
 from training.text_data import Blocks, PackedStream, load_text_stream, load_texts, pack
 from training.text_tokenizers import build_tokenizer
 
@@ -58,11 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--n_embd", type=int, default=None)
     g.add_argument("--block_size", type=int, default=128)
     g.add_argument("--dropout", type=float, default=0.0)
-    g = parser.add_argument_group("optimizer")
-    g.add_argument("--weight_decay", type=float, default=0.1)
-    g.add_argument("--adam_beta1", type=float, default=0.9)
-    g.add_argument("--adam_beta2", type=float, default=0.99)
-    g.add_argument("--max_grad_norm", type=float, default=1.0)
+    add_optimizer_args(parser, weight_decay=0.1, beta2=0.99)
     g = parser.add_argument_group("evaluation")
     g.add_argument("--eval_steps", type=int, default=250)
     g.add_argument("--eval_batches", type=int, default=20, help="batches per periodic evaluation (final: all)")
@@ -111,10 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in validation)
 
     model = AutoModelForCausalLM.from_config(model_config(args, tokenizer))
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]  # no decay on biases and norms (nanoGPT)
-    rest = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": rest, "weight_decay": 0}],
-                            lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
+    opt = adamw(model, args)
     loader = DataLoader(train_data, batch_size=args.train_batch_size, shuffle=not args.streaming, drop_last=True,
                         num_workers=args.dataloader_num_workers)
     model, opt, loader = acc.prepare(model, opt, loader)

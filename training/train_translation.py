@@ -26,7 +26,7 @@ from transformers import AutoModelForSeq2SeqLM, GenerationConfig, MarianConfig
 
 from aigc_hub.evaluation.translation_metrics import evaluate_translation
 from aigc_hub.models.translation import language_tag, with_tag
-from training.common import Trainer, add_common_args
+from training.common import Trainer, adamw, add_common_args, add_optimizer_args
 from training.text_tokenizers import build_tokenizer, train_unigram_tokenizer
 from training.translation_card import write_card
 from training.translation_data import Pairs, drop_overlap, grouped_split, load_pairs
@@ -63,12 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--attention_heads", type=int, default=None)
     g.add_argument("--ffn_dim", type=int, default=None)
     g.add_argument("--dropout", type=float, default=0.1)
-    g = parser.add_argument_group("optimizer")
     g.add_argument("--label_smoothing", type=float, default=0.1)
-    g.add_argument("--weight_decay", type=float, default=0.01)
-    g.add_argument("--adam_beta1", type=float, default=0.9)
-    g.add_argument("--adam_beta2", type=float, default=0.98)
-    g.add_argument("--max_grad_norm", type=float, default=1.0)
+    add_optimizer_args(parser, weight_decay=0.01, beta2=0.98)
     g = parser.add_argument_group("evaluation")
     g.add_argument("--eval_steps", type=int, default=1000)
     g.add_argument("--eval_sentences", type=int, default=200, help="per direction in periodic evaluations "
@@ -184,10 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         num_beams=args.num_beams, max_new_tokens=args.max_target_length * 2, decoder_start_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         forced_eos_token_id=tokenizer.eos_token_id, bad_words_ids=[[tokenizer.pad_token_id]])
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": rest, "weight_decay": 0}],
-                            lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
+    opt = adamw(model, args)
     loader = DataLoader(train_data, batch_size=1, shuffle=True, collate_fn=_unwrap,  # items are whole batches
                         num_workers=args.dataloader_num_workers)
     model, opt, loader = acc.prepare(model, opt, loader)
