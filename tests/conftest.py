@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -89,6 +91,31 @@ def wait_until_serving(proc: subprocess.Popen, url: str, log: Path, timeout: flo
         except httpx.HTTPError:
             time.sleep(0.5)
     raise TimeoutError(f"the app did not come up in {timeout:.0f} s")
+
+
+def assert_same_weights(a: Path, b: Path, files: tuple[str, ...] = ("model.safetensors",)) -> None:
+    """Two runs' weight files hold bit-identical tensors."""
+    import torch
+    from safetensors.torch import load_file
+
+    for name in files:
+        x, y = load_file(str(a / name)), load_file(str(b / name))
+        assert x.keys() == y.keys(), name
+        for k in x:
+            assert torch.equal(x[k], y[k]), f"{name}: {k} differs"
+
+
+def resume_from_kept_checkpoint(train: Callable[..., subprocess.CompletedProcess], root: Path, args: list[str],
+                                files: tuple[str, ...] = ("model.safetensors",)) -> subprocess.CompletedProcess:
+    """Run `train(out, *args)` to the end, start a second run from the one checkpoint it kept, and check that the
+    resumed run ends with the uninterrupted run's weights. Returns the resumed run's process."""
+    train(root / "full", *args)
+    [checkpoint] = list((root / "full" / "checkpoints").glob("checkpoint-*"))
+    shutil.copytree(checkpoint, root / "resumed" / "checkpoints" / checkpoint.name)
+    proc = train(root / "resumed", *args, "--resume_from_checkpoint", "latest")
+    assert f"at step {checkpoint.name.split('-')[1]}" in proc.stderr, proc.stderr[-2000:]
+    assert_same_weights(root / "full", root / "resumed", files)
+    return proc
 
 
 def run(cmd: list[str], env: dict | None = None, timeout: int = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:

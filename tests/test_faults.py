@@ -9,12 +9,10 @@ import subprocess
 import sys
 import time
 
-import torch
-from safetensors.torch import load_file
 
 from aigc_hub import hub
 from aigc_hub.services import ImageService, ModelRegistry
-from conftest import REPO
+from conftest import REPO, assert_same_weights
 
 TINY = ["--base_channels", "8", "--latent_dim", "16", "--embed_dim", "8", "--train_batch_size", "32",
         "--max_train_samples", "256", "--report_to", "none", "--sample_steps", "0", "--logging_steps", "5",
@@ -51,9 +49,7 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_the_uninterrupted_weights(
     assert "resumed from" in resumed_log
     state = [p for p in (killed / "checkpoints").glob("checkpoint-*")]
     assert max(int(p.name.split("-")[1]) for p in state) == 50, "it ran to the planned 60 steps (last save at 50)"
-    for name in ("model.safetensors", "discriminator/model.safetensors"):
-        a, b = load_file(str(full / name)), load_file(str(killed / name))
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"{name} differs"
+    assert_same_weights(full, killed, ("model.safetensors", "discriminator/model.safetensors"))
 
 
 def test_a_push_killed_half_way_leaves_the_previous_version(tmp_hub, tiny_gan, tmp_path):
