@@ -40,8 +40,7 @@ class CardInfo:
 def render_card(
     *,
     title: str,
-    pipeline_tag: str,
-    task: str,
+    family: str,
     tags: list[str],
     datasets: list[str],
     license: str,
@@ -50,7 +49,12 @@ def render_card(
     library_name: str = "aigc-hub",
     extra: dict | None = None,
 ) -> ModelCard:
-    """A model card whose metadata carries `figures` as model-index results."""
+    """A model card whose metadata carries `figures` as model-index results; its pipeline tag, task and the family's
+    tags come from the family table (families.FAMILIES[family]), `tags` adds the model's own."""
+    from .families import card_fields
+
+    meta = card_fields(family, tags)
+    pipeline_tag, task = meta["pipeline_tag"], meta["task"]
     evals = [
         EvalResult(task_type=pipeline_tag, task_name=task, dataset_type=datasets[0] if datasets else "custom",
                    dataset_name=f.dataset or (datasets[0] if datasets else "custom"), metric_type=f.metric_type,
@@ -61,7 +65,7 @@ def render_card(
         model_name=title,
         library_name=library_name,
         pipeline_tag=pipeline_tag,
-        tags=["aigc-hub", *[t for t in tags if t != "aigc-hub"]],
+        tags=["aigc-hub", *[t for t in meta["tags"] if t != "aigc-hub"]],
         datasets=datasets or None,
         license=license,
         eval_results=evals or None,

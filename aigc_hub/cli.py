@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -11,8 +12,12 @@ import numpy as np
 
 from . import hub
 from .config import AppConfig, add_serve_args
+from .errors import UserError, report_internal
+from .families import tab_keys
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+logger = logging.getLogger("aigc_hub.cli")
 
 
 def _generate_image(args: argparse.Namespace) -> None:
@@ -23,6 +28,9 @@ def _generate_image(args: argparse.Namespace) -> None:
 
     service = ImageService(ModelRegistry({args.model: args.device} if args.device else None))
     out = Path(args.out)
+    if out.suffix not in ("", ".png", ".npz"):  # refuse before any work
+        raise UserError(f"--out must end in .png (a grid), .npz (arrays) or name a folder (one PNG each): {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tqdm(total=max(args.num, 0), unit="img", disable=args.num < 256,
               file=sys.stderr) as bar:
         result = service.generate(args.model, args.num, args.seed, args.label,
@@ -30,11 +38,10 @@ def _generate_image(args: argparse.Namespace) -> None:
     if out.suffix == ".npz":
         labels = np.array([-1 if lab is None else lab for lab in result.labels], dtype=np.int64)
         np.savez_compressed(out, images=result.images, seeds=np.array(result.seeds, dtype=np.int64), labels=labels)
+    elif out.suffix == ".png" and len(result.seeds) == 1:  # one image: the image itself, not a padded grid
+        out.write_bytes(result.png(0))
     elif out.suffix == ".png":
-        grid = to_pil(make_grid(result.images, nrow=args.nrow))
-        out.write_bytes(png_bytes(grid, f"{result.parameters[0]}, Count: {len(result.seeds)}"))
-    elif out.suffix:
-        raise ValueError(f"--out must end in .png (a grid), .npz (arrays) or name a folder (one PNG each): {out}")
+        out.write_bytes(png_bytes(to_pil(make_grid(result.images, nrow=args.nrow)), result.grid_parameters()))
     else:
         out.mkdir(parents=True, exist_ok=True)
         for i, s in enumerate(result.seeds):
@@ -72,7 +79,7 @@ def _translate(args: argparse.Namespace) -> None:
     try:
         source = (open(args.input, encoding="utf-8", errors="strict") if args.input else sys.stdin).read()
     except UnicodeDecodeError as e:
-        raise ValueError(f"the input is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise UserError(f"the input is not UTF-8 text ({e.reason} at byte {e.start})") from None
     lines = source.split("\n")
     if lines and lines[-1] == "":  # a final newline ends the last line; it is not one more empty line
         lines.pop()
@@ -90,6 +97,7 @@ def _translate(args: argparse.Namespace) -> None:
             bar.update(len(chunk))
     text = "".join(line + "\n" for line in out)
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {len(out)} line(s) to {args.output}", file=sys.stderr)
     else:
@@ -104,9 +112,10 @@ def _space_build(args: argparse.Namespace) -> None:
     for item in args.model or []:
         tab, sep, ref = item.partition("=")
         if not sep or not ref:
-            raise ValueError(f"--model takes TAB=REF (e.g. image=aigc-hub/dcgan-mnist), got {item!r}")
+            raise UserError(f"--model takes TAB=REF (e.g. image=aigc-hub/dcgan-mnist), got {item!r}")
         models[tab] = ref
-    plan = space.build(args.out, tabs, models, title=args.title, license=args.license, hardware=args.hardware)
+    plan = space.build(args.out, tabs, models, title=args.title, license=args.license, hardware=args.hardware,
+                       defaults=AppConfig.load(args.config))
     print(plan.report())
     print(f"next: python -m aigc_hub space deploy {args.out} --space-id OWNER/NAME [--dry-run]")
 
@@ -124,7 +133,7 @@ def _list(args: argparse.Namespace) -> None:
     entries = hub.list_models(args.extra_model or [])
     if args.json:
         print(json.dumps([{"ref": e.ref, "source": e.source, "path": str(e.path) if e.path else None,
-                           "task": e.card.task, "pipeline_tag": e.card.pipeline_tag, "datasets": e.card.datasets,
+                           "task": e.task, "family": e.family, "pipeline_tag": e.card.pipeline_tag, "datasets": e.card.datasets,
                            "figures": {f.name: f.value for f in e.card.figures}} for e in entries], indent=2))
         return
     if not entries:
@@ -143,7 +152,18 @@ def _serve(args: argparse.Namespace) -> None:
 
     config = AppConfig.load(args.config).apply_args(args)
     demo = build_demo(config)
-    demo.launch(server_name=config.host, server_port=config.port, show_error=True)
+    try:
+        demo.launch(server_name=config.host, server_port=config.port, show_error=True, share=config.share,
+                    root_path=config.root_path or None, prevent_thread_lock=True)
+    except OSError as e:  # Gradio's own advice names only its variable; say what works here
+        if "port" not in str(e).lower():
+            raise
+        raise UserError(f"port {config.port} on {config.host} is in use: choose another with --port N "
+                        "(or AIGC_HUB_PORT / GRADIO_SERVER_PORT)") from None
+    if config.share and not demo.share_url:
+        print("error: --share could not create a public link (no internet, or the share server refused); the "
+              f"app serves only at {demo.local_url}", file=sys.stderr)
+    demo.block_thread()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("space", help="build or deploy a Hugging Face Space").add_subparsers(dest="action",
                                                                                             required=True)
     sb = sp.add_parser("build", help="write a self-contained Space folder")
-    sb.add_argument("--tabs", default="image,text,translation,models", help="comma-separated tabs")
-    sb.add_argument("--model", action="append", metavar="TAB=REF", help="the model of a tab (repeatable)")
+    sb.add_argument("--tabs", default=",".join(tab_keys()), help="comma-separated tabs")
+    sb.add_argument("--model", action="append", metavar="TAB=REF",
+                    help="the model of a tab (repeatable; default: the app's default model of each tab)")
+    sb.add_argument("--config", default=None, help="app settings whose default models to use")
     sb.add_argument("--out", required=True, help="a new folder")
     sb.add_argument("--title", default="AIGC Hub")
     sb.add_argument("--license", default=None, help="default: the first model card's license")
@@ -224,7 +246,16 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, OSError) as e:  # HubError, ModelLoadError, GenerationError, SpaceError, file errors
-        # (a hostile argument may hold surrogates from undecodable bytes: never let the message itself fail)
-        print(f"error: {e}".encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+    except (UserError, OSError) as e:  # the user's errors, and files they named that cannot be read or written
+        _say(f"error: {e}")
         raise SystemExit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as e:  # a bug of ours: the log has the traceback, the message its id
+        _say(f"error: {report_internal(logger, e, ' '.join(sys.argv[1:3]) or 'command')}")
+        raise SystemExit(EXIT_INTERNAL) from None
+
+
+def _say(message: str) -> None:
+    # (a hostile argument may hold surrogates from undecodable bytes: never let the message itself fail)
+    print(message.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)

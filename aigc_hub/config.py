@@ -1,11 +1,15 @@
-"""App settings: defaults < config file (YAML or JSON) < environment (AIGC_HUB_*) < command-line options.
+"""App settings: defaults < config file (YAML or JSON) < Gradio's environment variables < AIGC_HUB_* environment
+< command-line options.
 
 Example `aigc-hub.yaml`:
 
-    image_model: aigc-hub/dcgan-mnist
-    devices: {aigc-hub/dcgan-mnist: cpu}     # per-model placement override ("auto", "cpu", "cuda:1", ...)
+    image_model: aigc-hub/dcgan-mnist        # one `<task>_model` per task of families.TASKS
+    devices: {aigc-hub/dcgan-mnist: cpu}     # per-model placement ("auto", "cpu", "cuda:1", ...); "*": every model
     extra_models: [someone/their-gan]         # HF Hub ids to list beside the local hub and the starters
     port: 7860
+
+Gradio's own variables are honoured too (`GRADIO_SERVER_NAME`, `GRADIO_SERVER_PORT`, `GRADIO_ROOT_PATH`,
+`GRADIO_SHARE`), below the `AIGC_HUB_*` ones.
 """
 
 from __future__ import annotations
@@ -15,31 +19,54 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-DEFAULT_IMAGE_MODEL = "aigc-hub/dcgan-mnist"
-DEFAULT_TEXT_MODEL = "aigc-hub/gpt-tinyshakespeare"
-DEFAULT_TRANSLATION_MODEL = "aigc-hub/translator-en-zh"
+from .errors import ConfigError
+from .families import TASKS, tab_keys
+
+GRADIO_ENV = {"GRADIO_SERVER_NAME": "host", "GRADIO_SERVER_PORT": "port", "GRADIO_ROOT_PATH": "root_path",
+              "GRADIO_SHARE": "share"}
+
+
+def _model_setting(task: str) -> str:
+    return f"{task}_model"
 
 
 @dataclass
 class AppConfig:
     host: str = "127.0.0.1"
     port: int = 7860
-    image_model: str = DEFAULT_IMAGE_MODEL
-    text_model: str = DEFAULT_TEXT_MODEL
-    translation_model: str = DEFAULT_TRANSLATION_MODEL
+    models: dict[str, str] = field(default_factory=lambda: {k: t.default_model for k, t in TASKS.items()})
     devices: dict[str, str] = field(default_factory=dict)
     extra_models: list[str] = field(default_factory=list)
-    queue_size: int = 64  # requests waiting beyond this are refused at once (a full queue fails fast)
+    queue_size: int = 64  # requests waiting beyond this (per device) are refused at once: a full queue fails fast
     # Requests in flight per device lane. The device's one worker thread still runs their model work in turn; a
     # second slot lets one request's pre/post-processing (PNG encoding, zips, decoding) overlap another's compute.
     # benchmarks/bench_load.py on 2 cores: 1 → 58 s for 160 mixed requests, 2 → 51 s, 4 → 57 s.
     lane_concurrency: int = 2
     max_images: int = 64  # per UI/API request; the CLI allows more
     preload: bool = True  # load each tab's model at start-up so the first request is fast
-    tabs: list[str] = field(default_factory=lambda: ["image", "text", "translation", "models"])
+    tabs: list[str] = field(default_factory=tab_keys)
+    share: bool = False  # a public *.gradio.live link (needs the internet)
+    root_path: str = ""  # the app's path behind a reverse proxy, e.g. /aigc
+
+    @classmethod
+    def of(cls, **settings: Any) -> "AppConfig":
+        """An AppConfig from settings as a config file writes them (`image_model: ...` beside the others)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in settings.items() if k in known}
+        models = dict(cls().models)
+        if isinstance(values.get("models"), dict):
+            models.update(values["models"])
+        for task in TASKS:
+            if _model_setting(task) in settings:
+                models[task] = settings[_model_setting(task)]
+        unknown = set(settings) - known - {_model_setting(t) for t in TASKS}
+        if unknown:
+            raise ConfigError(f"unknown settings {sorted(unknown)}")
+        return cls(**{**values, "models": models}).checked()
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> "AppConfig":
@@ -51,44 +78,63 @@ class AppConfig:
                 text = Path(path).read_text(encoding="utf-8")
                 loaded = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
             except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
-                raise ValueError(f"{path}: cannot read the config file ({type(e).__name__}: {e})") from None
+                raise ConfigError(f"{path}: cannot read the config file ({type(e).__name__}: {e})") from None
             if not isinstance(loaded, dict):
-                raise ValueError(f"{path}: the config file must hold a mapping")
-            unknown = set(loaded) - {f.name for f in fields(cls)}
-            if unknown:
-                raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+                raise ConfigError(f"{path}: the config file must hold a mapping")
             values.update(loaded)
-        for f in fields(cls):
-            raw = env.get(f"AIGC_HUB_{f.name.upper()}")
+        kinds = {f.name: f.type for f in fields(cls)} | {_model_setting(t): "str" for t in TASKS}
+        named = [(var, setting) for var, setting in GRADIO_ENV.items()]
+        named += [(f"AIGC_HUB_{setting.upper()}", setting) for setting in kinds if setting != "models"]
+        for var, setting in named:
+            raw = env.get(var)
             if raw is not None:
                 try:
-                    values[f.name] = _parse(f.type, raw)
+                    values[setting] = _parse(str(kinds[setting]), raw)
                 except ValueError:
-                    raise ValueError(f"AIGC_HUB_{f.name.upper()}={raw[:40]!r} is not a valid {f.type}") from None
-        return cls(**values).checked()
+                    raise ConfigError(f"{var}={raw[:40]!r} is not a valid {kinds[setting]}") from None
+        try:
+            return cls.of(**values)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+
+    def model_for(self, task: str) -> str:
+        """The model a task's tab opens with."""
+        return self.models.get(task) or TASKS[task].default_model
 
     def checked(self) -> "AppConfig":
         """Refuse settings the server cannot start with, before anything is loaded or bound."""
-        if not isinstance(self.port, int) or not 0 < self.port < 65536:
-            raise ValueError(f"port must be between 1 and 65535, got {self.port!r}")
+        if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 < self.port < 65536:
+            raise ConfigError(f"port must be between 1 and 65535, got {self.port!r}")
         if not isinstance(self.host, str) or not self.host.strip() or any(c.isspace() for c in self.host):
-            raise ValueError(f"host must be a name or address such as 127.0.0.1, got {self.host!r}")
+            raise ConfigError(f"host must be a name or address such as 127.0.0.1, got {self.host!r}")
         for name in ("queue_size", "max_images", "lane_concurrency"):
             value = getattr(self, name)
-            if not isinstance(value, int) or not 1 <= value <= 100_000:
-                raise ValueError(f"{name} must be an integer between 1 and 100000, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100_000:
+                raise ConfigError(f"{name} must be an integer between 1 and 100000, got {value!r}")
         if not isinstance(self.tabs, list) or not self.tabs:
-            raise ValueError(f"tabs must be a non-empty list, got {self.tabs!r}")
+            raise ConfigError(f"tabs must be a non-empty list, got {self.tabs!r}")
+        unknown = [t for t in self.tabs if t not in tab_keys()]
+        if unknown:
+            raise ConfigError(f"unknown tab(s) {unknown}: choose from {', '.join(tab_keys())}")
+        if not isinstance(self.models, dict) or any(t not in TASKS or not isinstance(r, str) or not r.strip()
+                                                    for t, r in self.models.items()):
+            raise ConfigError(f"models must map tasks ({', '.join(TASKS)}) to model ids, got {self.models!r}")
+        if not isinstance(self.root_path, str) or (self.root_path and not self.root_path.startswith("/")):
+            raise ConfigError(f"root_path must be a URL path such as /aigc, got {self.root_path!r}")
         return self
 
     def apply_args(self, args: argparse.Namespace) -> "AppConfig":
         for f in fields(self):
             value = getattr(args, f.name, None)
-            if value is not None:
+            if value is not None and f.name != "models":
                 setattr(self, f.name, value)
+        for task in TASKS:
+            value = getattr(args, _model_setting(task), None)
+            if value is not None:
+                self.models[task] = value
         for item in getattr(args, "device", None) or []:
             ref, _, dev = item.rpartition("=")
-            self.devices[ref or self.image_model] = dev
+            self.devices[ref or "*"] = dev  # a bare DEVICE places every model
         return self.checked()
 
 
@@ -96,6 +142,8 @@ def _parse(kind: str, raw: str) -> object:
     if "int" in kind:
         return int(raw)
     if "bool" in kind:
+        if raw.lower() not in ("1", "true", "yes", "0", "false", "no", ""):
+            raise ValueError(raw)
         return raw.lower() in ("1", "true", "yes")
     if "list" in kind:
         return [x for x in raw.split(",") if x]
@@ -107,20 +155,25 @@ def _parse(kind: str, raw: str) -> object:
 def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options shared by `app.py` and `python -m aigc_hub serve`."""
     parser.add_argument("--config", default=None, help="YAML/JSON settings file (or $AIGC_HUB_CONFIG)")
-    parser.add_argument("--host", default=None, help="default 127.0.0.1; 0.0.0.0 to serve the network")
-    parser.add_argument("--port", type=int, default=None, help="default 7860")
-    parser.add_argument("--image-model", dest="image_model", default=None, help=f"default {DEFAULT_IMAGE_MODEL}")
-    parser.add_argument("--text-model", dest="text_model", default=None, help=f"default {DEFAULT_TEXT_MODEL}")
-    parser.add_argument("--translation-model", dest="translation_model", default=None,
-                        help=f"default {DEFAULT_TRANSLATION_MODEL}")
+    parser.add_argument("--host", default=None,
+                        help="default 127.0.0.1 (or $GRADIO_SERVER_NAME); 0.0.0.0 to serve the network")
+    parser.add_argument("--port", type=int, default=None, help="default 7860 (or $AIGC_HUB_PORT, $GRADIO_SERVER_PORT)")
+    for key, task in TASKS.items():
+        parser.add_argument(f"--{key}-model", dest=_model_setting(key), default=None,
+                            help=f"the {task.title} tab's model (default {task.default_model})")
     parser.add_argument("--device", action="append", metavar="[REF=]DEVICE",
-                        help="placement override, e.g. cpu or aigc-hub/dcgan-mnist=cuda:1 (repeatable)")
+                        help="placement: cpu (every model) or aigc-hub/dcgan-mnist=cuda:1 (one model); repeatable")
     parser.add_argument("--extra-model", dest="extra_models", action="append", default=None,
                         help="an HF Hub id to list in the app (repeatable)")
-    parser.add_argument("--queue-size", dest="queue_size", type=int, default=None)
+    parser.add_argument("--queue-size", dest="queue_size", type=int, default=None,
+                        help="requests that may wait per device before new ones are refused (default 64)")
     parser.add_argument("--lane-concurrency", dest="lane_concurrency", type=int, default=None,
                         help="requests in flight per device lane (default 2)")
     parser.add_argument("--no-preload", dest="preload", action="store_false", default=None)
     parser.add_argument("--tabs", type=lambda s: [t for t in s.split(",") if t], default=None,
-                        help="comma-separated tabs to show (default image,text,translation,models)")
+                        help=f"comma-separated tabs to show (default {','.join(tab_keys())})")
+    parser.add_argument("--share", action="store_true", default=None,
+                        help="also serve on a public gradio.live link (needs the internet)")
+    parser.add_argument("--root-path", dest="root_path", default=None,
+                        help="the app's URL path behind a reverse proxy, e.g. /aigc (or $GRADIO_ROOT_PATH)")
     return parser

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import DeviceError
+
 MARGIN = 1.5  # weights × MARGIN must fit in free memory: activations and the CUDA context need room too
 
 
@@ -26,10 +28,6 @@ class Device:
     def describe(self) -> str:
         gib = 1024**3
         return f"{self.name} ({self.label or self.kind}, {self.free_bytes / gib:.1f}/{self.total_bytes / gib:.1f} GiB free)"
-
-
-class DeviceError(ValueError):
-    """An unknown or unusable device was asked for."""
 
 
 def inventory() -> list[Device]:
@@ -71,8 +69,3 @@ def dtype_for(device: str) -> torch.dtype:
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
     return torch.float16
-
-
-def lane(device: str) -> str:
-    """The queue lane (Gradio `concurrency_id`) of a device: models on one device take turns."""
-    return "lane-" + device.replace(":", "")

@@ -16,9 +16,11 @@ reader sees the old version or the new one, never a half-written one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,16 +30,15 @@ from huggingface_hub.utils import HFValidationError
 from huggingface_hub.utils import validate_repo_id as _hf_validate
 
 from .cards import CardInfo, read_card
+from .errors import HubError
 
 STARTERS_ROOT = Path(__file__).resolve().parent.parent / "starters"
 # What a model folder may hold when pushed: weights as safetensors, configs, tokenizers, the card, a sample image.
 PUSH_IGNORE = ["checkpoints/**", "logs/**", "samples/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt", ".*"]
 HF_ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md", "*.png"]
+_UMASK = os.umask(0o022)  # read once, at import (setting it is process-wide: never while threads serve)
+os.umask(_UMASK)
 _REF = re.compile(r"^(?P<repo>[^@]+?)(?:@(?P<rev>[\w.\-/]+))?$")
-
-
-class HubError(ValueError):
-    """A reference that cannot be resolved, or a push that cannot be done; the message says why."""
 
 
 @dataclass
@@ -46,6 +47,14 @@ class ModelEntry:
     source: str  # "local" | "starter" | "hf" | "folder"
     path: Path | None  # None for an HF model not in the local cache
     card: CardInfo = field(default_factory=CardInfo)
+    family: str | None = None  # the families.FAMILIES entry its folder matches; None: unknown or not downloaded
+
+    @property
+    def task(self) -> str | None:
+        """The task (tab) that serves it, from the family table."""
+        from .families import FAMILIES
+
+        return FAMILIES[self.family].task if self.family else None
 
 
 def hub_home() -> Path:
@@ -84,7 +93,8 @@ def _is_path_ref(ref: str) -> bool:
 
 
 def locate(ref: str) -> tuple[str, Path | None]:
-    """Where `ref` lives, without any network: ("folder" | "local" | "starter", its folder) or ("hf", None)."""
+    """Where `ref` lives, without any network and without writing: ("folder" | "local" | "starter", its folder)
+    or ("hf", None)."""
     if not isinstance(ref, str) or not ref.strip():
         raise HubError("no model given")
     ref = ref.strip()
@@ -96,8 +106,8 @@ def locate(ref: str) -> tuple[str, Path | None]:
     repo_id, revision = parse_ref(ref)
     for source, root in (("local", hub_home()), ("starter", STARTERS_ROOT)):
         path = root / repo_id
-        if source == "local":
-            _recover(path)
+        if source == "local" and not path.exists():
+            path = _set_aside(path) or path  # a push killed between its two renames: serve what it set aside
         if (path / "config.json").is_file():
             if revision:
                 raise HubError(f"{repo_id} is in the local hub, which keeps no revisions: drop '@{revision}'")
@@ -150,6 +160,7 @@ def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = 
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         shutil.copytree(folder, tmp, ignore=_ignore_for_push)
+        _readable_by_all(tmp)
         _fsync_tree(tmp)
         if dest.exists():
             old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
@@ -161,22 +172,53 @@ def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        invalidate()
     return str(dest)
 
 
-def _recover(dest: Path) -> None:
+def recover(root: Path | None = None) -> list[str]:
+    """Finish what killed pushes left in the local hub (at start-up; a push does it for its own entry).
+    Returns the repo ids it touched."""
+    root = root or hub_home()
+    touched = []
+    for owner in root.iterdir() if root.is_dir() else []:
+        if not owner.is_dir() or owner.name.startswith("."):
+            continue
+        names = {p.name.lstrip(".").split(".old-")[0].split(".tmp-")[0] for p in owner.iterdir()}
+        for name in sorted(names):
+            if _recover(owner / name):
+                touched.append(f"{owner.name}/{name}")
+    if touched:
+        invalidate()
+    return touched
+
+
+def _set_aside(dest: Path) -> Path | None:
+    """The newest complete previous version of `dest` that a push set aside (`.name.old-*`), if any."""
+    if not dest.parent.is_dir():
+        return None
+    olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    olds = [p for p in olds if (p / "config.json").is_file()]
+    return olds[-1] if olds else None
+
+
+def _recover(dest: Path) -> bool:
     """Undo what a push killed mid-way left behind: the previous version set aside in the instant between its two
     renames comes back, and temporary copies of pushes that died more than an hour ago are removed."""
     if not dest.parent.is_dir():
-        return
+        return False
+    changed = False
     if not dest.exists():
-        olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime)
-        if olds and (olds[-1] / "config.json").is_file():
-            os.rename(olds[-1], dest)
+        old = _set_aside(dest)
+        if old is not None:
+            os.rename(old, dest)
+            changed = True
     cutoff = time.time() - 3600
     for stale in dest.parent.glob(f".{dest.name}.tmp-*"):
         if stale.stat().st_mtime < cutoff:
             shutil.rmtree(stale, ignore_errors=True)
+            changed = True
+    return changed
 
 
 def _ignore_for_push(directory: str, names: list[str]) -> set[str]:
@@ -190,6 +232,12 @@ def _ignore_for_push(directory: str, names: list[str]) -> set[str]:
         if is_run_dir or any(fnmatch.fnmatch(name, pat) for pat in PUSH_IGNORE if "/" not in pat):
             skipped.add(name)
     return skipped
+
+
+def _readable_by_all(root: Path) -> None:
+    """Published files get the modes the user's umask gives new files (copies of mkstemp files are 0600)."""
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -217,26 +265,103 @@ def _push_hf(folder: Path, repo_id: str, private: bool) -> str:
     return str(getattr(info, "commit_url", f"https://huggingface.co/{repo_id}"))
 
 
-def list_models(extra_refs: list[str] | tuple[str, ...] = ()) -> list[ModelEntry]:
-    """Every model the hub knows: local hub, then starters (a local entry hides a starter of the same id), then
-    `extra_refs` (HF ids from the app config; their cards are read only when they are already in the HF cache)."""
+class _Listing:
+    """The hub listing, parsed once and kept until a push, a refresh or a change in the hub's folders.
+
+    The check for a change costs a few `stat` calls per model (folders, config.json, README.md), not a parse of
+    every card on every request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._signature: tuple = ()
+        self._entries: dict[str, ModelEntry] = {}
+        self._extras: dict[str, ModelEntry] = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._signature, self._extras = (), {}
+
+    def entries(self, extra_refs: list[str] | tuple[str, ...]) -> list[ModelEntry]:
+        roots = (("local", hub_home()), ("starter", STARTERS_ROOT))
+        signature = tuple(_signature(root) for _, root in roots) + (str(hub_home()),)
+        with self._lock:
+            if signature != self._signature:
+                self._entries, self._extras = _scan(roots), {}
+                self._signature = signature
+            entries = dict(self._entries)
+            for ref in extra_refs:
+                if ref in entries:
+                    continue
+                if ref not in self._extras:
+                    self._extras[ref] = _extra_entry(ref)
+                entries[ref] = self._extras[ref]
+        return list(entries.values())
+
+
+def _signature(root: Path) -> tuple:
+    """What changes when a model is added, removed, replaced or has its card or config edited."""
+    marks: list = []
+    try:
+        marks.append(root.stat().st_mtime_ns)
+        for owner in sorted(os.scandir(root), key=lambda e: e.name):
+            if not owner.is_dir():
+                continue
+            marks.append((owner.name, owner.stat().st_mtime_ns))
+            for model in sorted(os.scandir(owner.path), key=lambda e: e.name):
+                for name in ("config.json", "README.md"):
+                    with contextlib.suppress(OSError):
+                        marks.append((model.path, name, os.stat(os.path.join(model.path, name)).st_mtime_ns))
+    except OSError:  # no hub folder yet
+        pass
+    return tuple(marks)
+
+
+def _scan(roots: tuple[tuple[str, Path], ...]) -> dict[str, ModelEntry]:
+    from .families import family_of_folder
+
     entries: dict[str, ModelEntry] = {}
-    for source, root in (("local", hub_home()), ("starter", STARTERS_ROOT)):
+    for source, root in roots:
         for config in sorted(root.glob("*/*/config.json")):
             path = config.parent
             repo_id = f"{path.parent.name}/{path.name}"
-            if path.name.startswith(".") or repo_id in entries:
+            if path.name.startswith(".") or path.parent.name.startswith(".") or repo_id in entries:
                 continue
-            entries[repo_id] = ModelEntry(repo_id, source, path, read_card(path))
-    for ref in extra_refs:
-        if ref in entries:
-            continue
-        if _is_path_ref(ref):
-            entries[ref] = ModelEntry(ref, "folder", Path(ref), read_card(Path(ref)))
-            continue
-        try:
-            path = _download(*parse_ref(ref), offline=True)
-            entries[ref] = ModelEntry(ref, "hf", path, read_card(path))
-        except HubError:
-            entries[ref] = ModelEntry(ref, "hf", None)
-    return list(entries.values())
+            family = family_of_folder(path)
+            entries[repo_id] = ModelEntry(repo_id, source, path, read_card(path), family.name if family else None)
+        if source == "local":  # a push killed between its renames: its previous version is still listed
+            for old in sorted(root.glob("*/.*.old-*/config.json")):
+                repo_id = f"{old.parent.parent.name}/{old.parent.name[1:].split('.old-')[0]}"
+                if repo_id not in entries and not (root / repo_id).exists():
+                    family = family_of_folder(old.parent)
+                    entries[repo_id] = ModelEntry(repo_id, source, old.parent, read_card(old.parent),
+                                                  family.name if family else None)
+    return entries
+
+
+def _extra_entry(ref: str) -> ModelEntry:
+    from .families import family_of_folder
+
+    if _is_path_ref(ref):
+        family = family_of_folder(Path(ref))
+        return ModelEntry(ref, "folder", Path(ref), read_card(Path(ref)), family.name if family else None)
+    try:
+        path = _download(*parse_ref(ref), offline=True)
+    except HubError:
+        return ModelEntry(ref, "hf", None)
+    family = family_of_folder(path)
+    return ModelEntry(ref, "hf", path, read_card(path), family.name if family else None)
+
+
+_LISTING = _Listing()
+
+
+def invalidate() -> None:
+    """Forget the cached listing: the next `list_models` reads the hub again."""
+    _LISTING.invalidate()
+
+
+def list_models(extra_refs: list[str] | tuple[str, ...] = ()) -> list[ModelEntry]:
+    """Every model the hub knows: local hub, then starters (a local entry hides a starter of the same id), then
+    `extra_refs` (HF ids from the app config; their cards are read only when they are already in the HF cache).
+    Cached: see `_Listing`."""
+    return _LISTING.entries(tuple(extra_refs))

@@ -23,6 +23,9 @@ import yaml
 
 from . import hub
 from .cards import read_card
+from .config import AppConfig
+from .errors import SpaceError
+from .families import TASKS, tab_keys
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "spaces" / "app.py"
@@ -31,24 +34,22 @@ PACKAGE = Path(__file__).resolve().parent
 RUNTIME = ["torch", "transformers", "tokenizers", "safetensors", "huggingface_hub", "numpy", "pillow", "PyYAML",
            "psutil"]
 MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md", "*.png"]
-TAB_ROLES = {"image": "image_model", "text": "text_model", "translation": "translation_model"}
 CONNECT_TIMEOUT_S = 5
-
-
-class SpaceError(ValueError):
-    """The Space cannot be built or deployed; the message says why."""
 
 
 @dataclass
 class SpacePlan:
     folder: Path
     tabs: list[str]
-    models: dict[str, str]  # tab role → reference inside the Space
+    models: dict[str, str]  # task → reference inside the Space
     copied: dict[str, int] = field(default_factory=dict)  # reference → bytes copied in
     preloaded: list[str] = field(default_factory=list)  # HF ids Spaces downloads at build time
+    defaulted: dict[str, str] = field(default_factory=dict)  # task → the app's default model, used without --model
 
     def report(self) -> str:
         lines = [f"Space folder {self.folder} (tabs: {', '.join(self.tabs)})"]
+        for task, ref in self.defaulted.items():
+            lines.append(f"  {task} tab: no --model given, so the app's default {ref}")
         for ref, size in self.copied.items():
             lines.append(f"  model {ref}: {size / 2**20:.1f} MiB copied in")
         for ref in self.preloaded:
@@ -59,23 +60,23 @@ class SpacePlan:
 
 
 def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: str = "AIGC Hub",
-          emoji: str = "🎨", license: str | None = None, hardware: str = "cpu-basic") -> SpacePlan:
-    """Write the Space folder `out` for `tabs`, serving `models` (tab name → model reference)."""
-    from .ui.app import TABS
-
-    unknown = [t for t in tabs if t not in TABS]
+          emoji: str = "🎨", license: str | None = None, hardware: str = "cpu-basic",
+          defaults: AppConfig | None = None) -> SpacePlan:
+    """Write the Space folder `out` for `tabs`, serving `models` (task → model reference); a task tab without one
+    serves the app's default model for it (from `defaults`, else the app's settings)."""
+    unknown = [t for t in tabs if t not in tab_keys()]
     if unknown or not tabs:
-        raise SpaceError(f"unknown or no tabs {unknown or tabs}: choose from {', '.join(TABS)}")
-    stray = [t for t in models if t not in TAB_ROLES]
+        raise SpaceError(f"unknown or no tabs {unknown or tabs}: choose from {', '.join(tab_keys())}")
+    stray = [t for t in models if t not in TASKS]
     if stray:
-        raise SpaceError(f"--model takes TAB=REF with TAB one of {', '.join(TAB_ROLES)}; got {stray}")
-    missing = [t for t in tabs if t in TAB_ROLES and t not in models]
-    if missing:
-        raise SpaceError(f"no model for tab(s) {missing}: add --model {missing[0]}=REF")
+        raise SpaceError(f"--model takes TAB=REF with TAB one of {', '.join(TASKS)}; got {stray}")
+    defaults = defaults or AppConfig.load()
+    defaulted = {t: defaults.model_for(t) for t in tabs if t in TASKS and t not in models}
+    models = {**defaulted, **models}
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise SpaceError(f"{out} exists and is not empty: pick a new folder")
-    plan = SpacePlan(out, list(tabs), {})
+    plan = SpacePlan(out, list(tabs), {}, defaulted=defaulted)
     cards, datasets, licenses = [], [], []
     tmp = out.with_name(f".{out.name}.building")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -84,14 +85,14 @@ def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: st
             source, path = hub.locate(ref)
             if source == "hf":
                 _check_on_hf(ref)
-                plan.models[TAB_ROLES[tab]] = ref
+                plan.models[tab] = ref
                 plan.preloaded.append(hub.parse_ref(ref)[0])
                 continue
             space_ref = ref if source in ("local", "starter") else f"local/{path.name}"
             target = tmp / "models" / space_ref
             if not target.exists():
                 _copy_model(path, target)
-            plan.models[TAB_ROLES[tab]] = space_ref
+            plan.models[tab] = space_ref
             plan.copied[space_ref] = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
             card = read_card(path)
             cards.append(card)
@@ -99,7 +100,7 @@ def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: st
             licenses += [card.license] if card.license else []
         shutil.copytree(PACKAGE, tmp / "aigc_hub", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "weights"))
         shutil.copy2(TEMPLATE, tmp / "app.py")
-        config = {"tabs": list(tabs), "preload": True, **plan.models}
+        config = {"tabs": list(tabs), "preload": True, **{f"{t}_model": ref for t, ref in plan.models.items()}}
         (tmp / "aigc-hub.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (tmp / "requirements.txt").write_text(requirements())
         meta = front_matter(title, emoji, license or (licenses[0] if licenses else "mit"), tabs,

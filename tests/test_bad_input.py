@@ -126,12 +126,29 @@ def test_every_api_endpoint_refuses_hostile_input_and_keeps_serving(hostile_app,
             key[:2] == a[:2] and _same(key[2], a[2]) for a in ACCEPTED)
         if kind == "ok" and not accepted:
             problems.append(f"{label}: accepted without a message")
-        elif kind != "ok" and (not message.strip() or "Traceback" in message):
+        elif kind != "ok" and not _clear(message):
             problems.append(f"{label}: unclear error {message[:200]!r}")
         again = call(hostile_app, endpoint, GOOD[endpoint])
         if again[0] != "ok":
             problems.append(f"{label}: the next good request failed: {again[1][:200]}")
     assert not problems, "\n".join(problems)
+
+
+def _clear(message: str) -> bool:
+    """A message for the user: not empty, no traceback, and not our internal-error report (a bug, not bad input)."""
+    return bool(message.strip()) and "Traceback" not in message and "internal error" not in message.lower()
+
+
+def test_the_catalogue_catches_an_internal_error(hostile_app, monkeypatch):
+    """If a handler breaks on a case, the catalogue must say so: a bug shows as "internal error", not as a refusal."""
+    from aigc_hub.services import ImageService
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(ImageService, "generate", broken)
+    kind, message = call(hostile_app, "generate_image", GOOD["generate_image"])
+    assert kind == "error" and not _clear(message) and "log id" in message, message
 
 
 def _same(a: object, b: object) -> bool:
@@ -191,7 +208,7 @@ def cli_cases(tiny_gan, long_lm, tiny_mt, tmp_path) -> dict[str, list[list[str]]
             ["serve", "--config", str(_write(tmp_path / "e.yaml", "- a list"))]],
         "space build": [["space", "build", "--out", str(tmp_path / "s"), "--tabs", "image", "--model", f"image={r}"]
                         for r in folder_refs if r != "me/nothing"] + [  # offline, an HF id cannot be checked
-            ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "image"],
+            ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "image", "--config", str(tmp_path / "no.yaml")],
             ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "", "--model", f"image={tiny_gan}"],
             ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "paint", "--model", f"image={tiny_gan}"],
             ["space", "build", "--out", str(tmp_path / "s"), "--tabs", "image", "--model", "image"],
@@ -236,6 +253,6 @@ def test_every_cli_command_refuses_hostile_input_clearly(command, tmp_hub, tiny_
         out, err = capsys.readouterr()
         if code in (0, None):
             problems.append(f"{label}: accepted")
-        elif not err.strip() or "Traceback" in err:
-            problems.append(f"{label}: unclear error {err[-300:]!r}")
+        elif code != 2 or not _clear(err):
+            problems.append(f"{label}: exit {code}, unclear error {err[-300:]!r}")
     assert not problems, "\n".join(problems)

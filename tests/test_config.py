@@ -4,22 +4,23 @@ import argparse
 
 import pytest
 
-from aigc_hub.config import DEFAULT_IMAGE_MODEL, AppConfig, add_serve_args
+from aigc_hub.config import AppConfig, add_serve_args
+from aigc_hub.families import TASKS
 
 
 def test_precedence(tmp_path):
-    assert AppConfig.load(env={}).image_model == DEFAULT_IMAGE_MODEL
+    assert AppConfig.load(env={}).model_for("image") == TASKS["image"].default_model
     path = tmp_path / "hub.yaml"
     path.write_text("image_model: me/from-file\nport: 9000\ndevices: {me/from-file: cpu}\n")
     from_file = AppConfig.load(path, env={})
-    assert (from_file.image_model, from_file.port, from_file.devices) == ("me/from-file", 9000, {"me/from-file": "cpu"})
+    assert (from_file.models["image"], from_file.port, from_file.devices) == ("me/from-file", 9000, {"me/from-file": "cpu"})
     env = {"AIGC_HUB_CONFIG": str(path), "AIGC_HUB_PORT": "9100", "AIGC_HUB_EXTRA_MODELS": "a/b,c/d"}
     from_env = AppConfig.load(env=env)
-    assert (from_env.image_model, from_env.port, from_env.extra_models) == ("me/from-file", 9100, ["a/b", "c/d"])
+    assert (from_env.models["image"], from_env.port, from_env.extra_models) == ("me/from-file", 9100, ["a/b", "c/d"])
     args = add_serve_args(argparse.ArgumentParser()).parse_args(
         ["--port", "9200", "--image-model", "me/cli", "--device", "me/cli=cuda:1", "--no-preload"])
     final = from_env.apply_args(args)
-    assert (final.port, final.image_model, final.preload) == (9200, "me/cli", False)
+    assert (final.port, final.models["image"], final.preload) == (9200, "me/cli", False)
     assert final.devices["me/cli"] == "cuda:1"
 
 
@@ -31,3 +32,23 @@ def test_bad_config_files(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(ValueError, match="mapping"):
         AppConfig.load(path, env={})
+
+
+def test_gradio_variables_sit_below_aigc_hub_ones():
+    env = {"GRADIO_SERVER_PORT": "9300", "GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_ROOT_PATH": "/aigc"}
+    config = AppConfig.load(env=env)
+    assert (config.port, config.host, config.root_path) == (9300, "0.0.0.0", "/aigc")
+    assert AppConfig.load(env={**env, "AIGC_HUB_PORT": "9400"}).port == 9400
+
+
+def test_tabs_and_model_settings_come_from_the_task_table(tmp_path):
+    assert AppConfig.load(env={}).tabs == [*TASKS, "models"]
+    args = add_serve_args(argparse.ArgumentParser()).parse_args(
+        [f"--{task}-model" if i % 2 == 0 else f"me/{task}" for task in TASKS for i in range(2)])
+    assert AppConfig.load(env={}).apply_args(args).models == {task: f"me/{task}" for task in TASKS}
+    env = {f"AIGC_HUB_{task.upper()}_MODEL": f"env/{task}" for task in TASKS}
+    assert AppConfig.load(env=env).models == {task: f"env/{task}" for task in TASKS}
+    args = add_serve_args(argparse.ArgumentParser()).parse_args(["--device", "cpu"])
+    assert AppConfig.load(env={}).apply_args(args).devices == {"*": "cpu"}, "a bare device places every model"
+    with pytest.raises(ValueError, match="unknown tab"):
+        AppConfig.of(tabs=["painting"])

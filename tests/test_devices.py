@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from aigc_hub.devices import Device, DeviceError, dtype_for, inventory, lane, place
+from aigc_hub.devices import Device, DeviceError, dtype_for, inventory, place
 
 GiB = 1024**3
 
@@ -34,10 +34,16 @@ def test_override():
         place(1 * GiB, "cuda:3", devices=fake(30))
 
 
-def test_dtype_and_lanes():
+def test_dtype_on_cpu():
     assert dtype_for("cpu") == torch.float32
-    assert dtype_for("cuda:0") in (torch.bfloat16, torch.float16)
-    assert lane("cuda:1") == "lane-cuda1" and lane("cpu") == "lane-cpu"
+
+
+def test_dtype_on_a_gpu_follows_its_bf16_support(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert dtype_for("cuda:0") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert dtype_for("cuda:0") == torch.float16
 
 
 def test_real_inventory_has_cpu():

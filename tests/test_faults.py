@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 
 from aigc_hub import hub
 from aigc_hub.services import ImageService, ModelRegistry
@@ -27,6 +29,7 @@ def start(digits_npz, out, log):
                                                                                        "PYTHONUNBUFFERED": "1"})
 
 
+@pytest.mark.slow  # a subprocess
 def test_sigkill_after_a_checkpoint_then_resume_gives_the_uninterrupted_weights(digits_npz, tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     with open(tmp_path / "full.log", "w") as log:
@@ -52,6 +55,7 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_the_uninterrupted_weights(
     assert_same_weights(full, killed, ("model.safetensors", "discriminator/model.safetensors"))
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_push_killed_half_way_leaves_the_previous_version(tmp_hub, tiny_gan, tmp_path):
     hub.push(tiny_gan, "me/model")
     before = (tmp_hub / "me" / "model" / "model.safetensors").read_bytes()
@@ -83,8 +87,14 @@ def test_a_push_killed_half_way_leaves_the_previous_version(tmp_hub, tiny_gan, t
     assert (entry / "zz-big.safetensors").stat().st_size == 48 << 22
 
 
-def test_a_push_killed_between_its_two_renames_is_undone_on_the_next_read(tmp_hub, tiny_gan):
+def test_a_push_killed_between_its_two_renames_is_served_read_only_and_undone_at_start_up(tmp_hub, tiny_gan):
     hub.push(tiny_gan, "me/model")
     entry = tmp_hub / "me" / "model"
-    os.rename(entry, entry.parent / ".model.old-deadbeef")  # the state between "set the old aside" and "move in"
-    assert hub.resolve("me/model") == entry and (entry / "config.json").is_file()
+    aside = entry.parent / ".model.old-deadbeef"
+    os.rename(entry, aside)  # the state between "set the old aside" and "move in"
+    before = sorted(p.name for p in (tmp_hub / "me").iterdir())
+    assert hub.resolve("me/model") == aside, "reading finds the previous version where the push left it"
+    assert [e.ref for e in hub.list_models() if e.source == "local"] == ["me/model"]
+    assert sorted(p.name for p in (tmp_hub / "me").iterdir()) == before, "reading the hub never writes to it"
+    assert hub.recover() == ["me/model"]  # what the app does at start-up (and a push for its own entry)
+    assert hub.resolve("me/model") == entry and (entry / "config.json").is_file() and not aside.exists()

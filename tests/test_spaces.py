@@ -14,6 +14,8 @@ from gradio_client import Client
 from aigc_hub import hub
 from conftest import free_port, run, wait_until_serving
 
+pytestmark = pytest.mark.slow  # every test here runs the CLI or an app in a subprocess
+
 STARTERS = {"image": "aigc-hub/dcgan-mnist", "text": "aigc-hub/gpt-tinyshakespeare",
             "translation": "aigc-hub/translator-en-zh"}
 
@@ -100,7 +102,6 @@ def test_hf_hosted_models_are_preloaded_not_copied(tmp_hub, tiny_gan, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--tabs", "image", "--model", "image=../../etc"], "not a model folder"),
     (["--tabs", "image", "--model", "image=a/b/c"], "invalid model id"),
-    (["--tabs", "image"], "no model for tab"),
     (["--tabs", "painting", "--model", "image=me/x"], "unknown"),
     (["--tabs", "image", "--model", "video=me/x"], "TAB=REF"),
 ])
@@ -132,11 +133,15 @@ def test_deploy_dry_run_lists_everything_and_offline_deploys_fail_fast(tmp_hub, 
     assert bad.returncode == 2 and "invalid model id" in bad.stderr
 
 
-def test_three_tab_space_with_the_starters(tmp_hub, tmp_path, space_process):
+def test_three_tab_space_with_the_apps_default_models(tmp_hub, tmp_path, space_process, monkeypatch):
+    """No --model: each tab serves the app's default model (the starters), and the report says which."""
     if not all((hub.STARTERS_ROOT / ref / "config.json").is_file() for ref in STARTERS.values()):
         pytest.fail("a starter checkpoint is missing from starters/")
+    monkeypatch.delenv("AIGC_HUB_CONFIG", raising=False)
     out = tmp_path / "space"
-    build(out, ["image", "text", "translation"], STARTERS)
+    report = build(out, ["image", "text", "translation"], {}).stdout
+    for tab, ref in STARTERS.items():
+        assert f"{tab} tab: no --model given, so the app's default {ref}" in report, report
     client = space_process(out)
     gallery, _, _ = client.predict(STARTERS["image"], 1, 2, "7", api_name="/generate_image")
     assert len(gallery) == 2

@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         disc_raw.save_pretrained(str(out / "discriminator"))  # kept for fine-tuning; not needed to generate
         Image.fromarray(sample_grid().squeeze()).save(out / "sample.png")
         figures = evaluate(args, final, data.num_classes)
+        for f in figures:  # on the console too, not only in the card
+            print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
         write_card(args, out, data, figures, trainer.global_step)
 
     trainer.finish(save_final, models=[run.gen, run.disc])
@@ -225,8 +227,8 @@ requested label.
 
 {args.card_notes}
 """
-    card = render_card(title=args.card_title or f"DCGAN {dataset}", pipeline_tag="unconditional-image-generation",
-                       task="image generation", tags=["dcgan", "gan"] + (["class-conditional"] if data.num_classes else []),
+    card = render_card(title=args.card_title or f"DCGAN {dataset}", family="dcgan",
+                       tags=["class-conditional"] if data.num_classes else [],
                        datasets=[dataset], license=args.card_license, figures=figures, body=body)
     card.save(out / "README.md")
 

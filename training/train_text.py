@@ -202,8 +202,8 @@ Nats per character are tokenizer-independent (total loss over the characters cov
 
 {args.card_notes}
 """
-    card = render_card(title=args.card_title or f"{args.architecture} {dataset}", pipeline_tag="text-generation",
-                       task="text generation", tags=[args.architecture, "causal-lm", "from-scratch"],
+    card = render_card(title=args.card_title or f"{args.architecture} {dataset}", family="causal-lm",
+                       tags=[args.architecture, "from-scratch"],
                        datasets=[dataset], license=args.card_license, figures=figures, body=body,
                        library_name="transformers")
     card.save(out / "README.md")

@@ -65,8 +65,8 @@ sacreBLEU, beam {args.num_beams}, every reference of a source counted (`{signatu
 
 {args.card_notes}
 """
-    card = render_card(title=args.card_title or f"Translation {src}-{tgt} ({dataset})", pipeline_tag="translation",
-                       task="translation", tags=["marian", "translation", "from-scratch", *[f"{a}-{b}" for a, b in dirs]],
+    card = render_card(title=args.card_title or f"Translation {src}-{tgt} ({dataset})", family="seq2seq",
+                       tags=["marian", "from-scratch", *[f"{a}-{b}" for a, b in dirs]],
                        datasets=[dataset], license=args.card_license, figures=figures, body=body,
                        library_name="transformers", extra={"language": sorted({lang for d in dirs for lang in d})})
     card.save(out / "README.md")

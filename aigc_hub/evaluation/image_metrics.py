@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
+from tqdm.auto import tqdm
 
 from .classifier import DigitClassifier, FeatureNet, load_classifier
 
@@ -28,15 +29,19 @@ class ImageScores:
     num_samples: int
 
 
-def frechet_distance(a: torch.Tensor, b: torch.Tensor, net: FeatureNet, batch: int = 500) -> float:
-    """FD between two image sets (uint8 or [-1, 1] float, NCHW) in the classifier's feature space."""
+def frechet_distance(a: torch.Tensor, b: torch.Tensor, net: FeatureNet, batch: int = 500,
+                     bar: tqdm | None = None) -> float:
+    """FD between two image sets (uint8 or [-1, 1] float, NCHW) in the classifier's feature space; `bar` advances
+    by the images it has embedded."""
     metric = FrechetInceptionDistance(feature=net, reset_real_features=True)
     metric.inception.eval()
     with torch.no_grad():
-        for i in range(0, len(a), batch):
-            metric.update(a[i : i + batch].float() if a.dtype != torch.uint8 else a[i : i + batch], real=True)
-        for i in range(0, len(b), batch):
-            metric.update(b[i : i + batch].float() if b.dtype != torch.uint8 else b[i : i + batch], real=False)
+        for images, real in ((a, True), (b, False)):
+            for i in range(0, len(images), batch):
+                chunk = images[i : i + batch]
+                metric.update(chunk if chunk.dtype == torch.uint8 else chunk.float(), real=real)
+                if bar is not None:
+                    bar.update(len(chunk))
         return float(metric.compute())
 
 
@@ -55,16 +60,21 @@ def evaluate_generator(
     classifier = classifier or load_classifier()
     net = FeatureNet(classifier)
     fakes, correct = [], 0
-    for start in range(0, num_samples, batch):
-        n = min(batch, num_samples - start)
-        labels = torch.arange(start, start + n) % num_classes if num_classes else None
-        images = generate(start, n, labels).float().cpu()
-        fakes.append(images)
-        if labels is not None:
-            correct += int((classifier(images).argmax(1) == labels).sum())
-    fake = torch.cat(fakes)
     n_real = min(len(real_eval), num_samples)
-    fd = frechet_distance(real_eval[:n_real], fake, net, batch)
-    floor = frechet_distance(real_eval[:n_real], real_train[:num_samples], net, batch)
+    n_train = min(len(real_train), num_samples)
+    # Progress in images handled: generated, then embedded for the two distances (minutes on a CPU).
+    with tqdm(total=num_samples + 2 * n_real + num_samples + n_train, desc="evaluating", unit="img",
+              dynamic_ncols=True) as bar:
+        for start in range(0, num_samples, batch):
+            n = min(batch, num_samples - start)
+            labels = torch.arange(start, start + n) % num_classes if num_classes else None
+            images = generate(start, n, labels).float().cpu()
+            fakes.append(images)
+            if labels is not None:
+                correct += int((classifier(images).argmax(1) == labels).sum())
+            bar.update(n)
+        fake = torch.cat(fakes)
+        fd = frechet_distance(real_eval[:n_real], fake, net, batch, bar)
+        floor = frechet_distance(real_eval[:n_real], real_train[:num_samples], net, batch, bar)
     acc = correct / num_samples if num_classes else None
     return ImageScores(fd=fd, fd_floor=floor, class_accuracy=acc, num_samples=num_samples)

@@ -1,10 +1,23 @@
 """Plain-Python services (no Gradio): the UI, the CLI, the API and Spaces all call these."""
 
-from .image import GenerationError, ImageResult, ImageService
-from .registry import LoadedModel, ModelLoadError, ModelRegistry
+from ..errors import GenerationError, ModelLoadError
+from .image import ImageResult, ImageService
+from .lanes import Lanes, QueueFull
+from .registry import LoadedModel, ModelRegistry
 from .text import SamplingSettings, TextService, TextStream
 from .translation import TranslatedLine, TranslationResult, TranslationService
 
-__all__ = ["GenerationError", "ImageResult", "ImageService", "LoadedModel", "ModelLoadError", "ModelRegistry",
-           "SamplingSettings", "TextService", "TextStream", "TranslatedLine", "TranslationResult",
-           "TranslationService"]
+__all__ = ["GenerationError", "ImageResult", "ImageService", "Lanes", "LoadedModel", "ModelLoadError",
+           "ModelRegistry", "QueueFull", "SamplingSettings", "TextService", "TextStream", "TranslatedLine",
+           "TranslationResult", "TranslationService"]
+
+
+def service_for(task: str, registry: ModelRegistry, **settings):
+    """The service object of a task, as the family table names it (families.TASKS[task].service), given the
+    settings its table entry lists."""
+    import importlib
+
+    from ..families import TASKS
+
+    module, _, cls = TASKS[task].service.partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(registry, **{k: settings[k] for k in TASKS[task].service_settings if k in settings})

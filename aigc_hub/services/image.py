@@ -8,8 +8,6 @@ again from its own seed with `num=1`.
 from __future__ import annotations
 
 import io
-import math
-import secrets
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,17 +16,15 @@ import torch
 from PIL import Image
 
 from .. import __version__
+from ..errors import GenerationError
 from ..imaging import png_bytes, to_pil, to_uint8
+from ..validation import MAX_SEED, as_int, count, resolve_seed
 from .registry import LoadedModel, ModelRegistry
 
-MAX_SEED = 2**32 - 1
+TASK = "image"
 MAX_IMAGES = 100_000  # per call; the UI and API allow far fewer
 BATCH = 256  # generator forward size; bounds memory for large requests
 Progress = Callable[[int, int], None]  # (done, total)
-
-
-class GenerationError(ValueError):
-    """Bad request parameters; the message is meant for the user."""
 
 
 @dataclass
@@ -46,33 +42,12 @@ class ImageResult:
     def png(self, i: int) -> bytes:
         return png_bytes(self.pil(i), self.parameters[i])
 
-
-def as_int(value: object, what: str) -> int:
-    """`value` as an int; NaN, inf, fractions, booleans and non-numbers get a clear GenerationError."""
-    try:
-        number = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number != int(number):
-        raise GenerationError(f"{what} must be an integer, got {str(value)[:40]!r}")
-    return int(number)
-
-
-def resolve_seed(seed: object) -> int:
-    """−1 or None → a fresh random seed; otherwise an integer in [0, 2**32 − 1]."""
-    value = -1 if seed is None else as_int(seed, "seed")
-    if value == -1:
-        return secrets.randbelow(2**31)
-    if not 0 <= value <= MAX_SEED:
-        raise GenerationError(f"seed must be -1 (random) or between 0 and {MAX_SEED}, got {value}")
-    return value
-
-
-def _count(num: object, limit: int, what: str = "number of images") -> int:
-    n = as_int(num, what)
-    if not 1 <= n <= limit:
-        raise GenerationError(f"{what} must be between 1 and {limit}, got {n}")
-    return n
+    def grid_parameters(self) -> str:
+        """The text of a grid of all images: its base seed and count, and a label only when every image has it."""
+        one_label = len(set(self.labels)) == 1
+        labels = "" if one_label else ", Labels: one per image (each PNG names its own)"
+        return (parameters_text(self.model, self.seed, self.labels[0] if one_label else None, self.images.shape[1])
+                + f", Seeds: seed + i{labels}, Count: {len(self.seeds)}")
 
 
 def noise(seeds: list[int], latent_dim: int) -> torch.Tensor:
@@ -96,8 +71,8 @@ class ImageService:
 
     def _entry(self, ref: str) -> LoadedModel:
         entry = self.registry.get(ref)
-        if entry.kind != "dcgan":
-            raise GenerationError(f"{ref} is a {entry.kind} model, not an image generator")
+        if entry.task != TASK:
+            raise GenerationError(f"{ref} is a {entry.kind} model ({entry.task}), not an image generator")
         return entry
 
     def _label(self, entry: LoadedModel, label: object) -> int | None:
@@ -115,13 +90,14 @@ class ImageService:
 
     def _forward(self, entry: LoadedModel, z: torch.Tensor, labels: list[int | None]) -> np.ndarray:
         model = entry.model
+        weights = next(model.parameters())  # inputs go where the weights are (entry.device names the lane)
         y = None
         if entry.config.get("num_classes", 0):
-            y = torch.tensor(labels, device=entry.device)
+            y = torch.tensor(labels, device=weights.device)
 
         @torch.no_grad()  # grad mode is per thread: set it on the worker that runs the forward
         def forward() -> np.ndarray:
-            return to_uint8(model(z.to(entry.device, entry.dtype), y))
+            return to_uint8(model(z.to(weights.device, weights.dtype), y))
 
         return self.registry.run(entry.device, forward)
 
@@ -134,7 +110,7 @@ class ImageService:
         progress: Progress | None = None,
     ) -> ImageResult:
         """`num` images; with a conditional model and no label, item i shows class i mod num_classes."""
-        n = _count(num, self.max_images)
+        n = count(num, self.max_images, "number of images")
         base = resolve_seed(seed)
         if base + n - 1 > MAX_SEED:
             raise GenerationError(f"seed + count must stay ≤ {MAX_SEED}")
@@ -151,7 +127,7 @@ class ImageService:
                 progress(min(start + BATCH, n), n)
         images = np.concatenate(chunks)
         res = entry.config["resolution"]
-        params = [self.parameters(ref, s, lab, res) for s, lab in zip(seeds, labels)]
+        params = [parameters_text(ref, s, lab, res) for s, lab in zip(seeds, labels)]
         return ImageResult(images, seeds, labels, ref, base, params)
 
     def interpolate(
@@ -159,7 +135,7 @@ class ImageService:
     ) -> tuple[np.ndarray, bytes]:
         """Frames along the slerp path from seed_a's latent to seed_b's, and the animated GIF (there and back)."""
         a, b = resolve_seed(seed_a), resolve_seed(seed_b)
-        frames = _count(frames, 120, "number of frames")
+        frames = count(frames, 120, "number of frames")
         entry = self._entry(ref)
         fixed = self._label(entry, label)
         classes = entry.config.get("num_classes", 0)
@@ -170,11 +146,12 @@ class ImageService:
         images = self._forward(entry, z, [lab] * frames)
         return images, gif_bytes(images)
 
-    @staticmethod
-    def parameters(ref: str, seed: int, label: int | None, resolution: int) -> str:
-        label_part = f", Label: {label}" if label is not None else ""
-        return (f"Steps: 1, Sampler: DCGAN, Seed: {seed}, Size: {resolution}x{resolution}, Model: {ref}"
-                f"{label_part}, Version: aigc-hub {__version__}")
+
+def parameters_text(ref: str, seed: int, label: int | None, resolution: int) -> str:
+    """A1111-style generation parameters, as stored in each PNG's `parameters` text chunk."""
+    label_part = f", Label: {label}" if label is not None else ""
+    return (f"Steps: 1, Sampler: DCGAN, Seed: {seed}, Size: {resolution}x{resolution}, Model: {ref}"
+            f"{label_part}, Version: aigc-hub {__version__}")
 
 
 def gif_bytes(images: np.ndarray, scale: int = 4, ms_per_frame: int = 80) -> bytes:

@@ -12,10 +12,7 @@ unpickled), a `config.json` that parses, complete weight files.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import io
-import json
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,28 +22,34 @@ from typing import Any, Callable, TypeVar
 
 import torch
 
-from .. import devices, hub
+from .. import devices, families, hub
+from ..errors import ModelLoadError, UserError
+from ..families import Family
 
 
 T = TypeVar("T")
 _worker_of = threading.local()  # .device is set on each device's worker thread
 
 
-class ModelLoadError(ValueError):
-    """The model cannot be loaded; the message says why in words a user can act on."""
-
-
 @dataclass
 class LoadedModel:
     ref: str
-    kind: str  # "dcgan", "causal-lm", "seq2seq"
+    family: Family
     path: Path
     model: Any
-    device: str
+    device: str  # the device name the registry placed it on: its worker thread and its queue lane
     dtype: torch.dtype
     bytes: int
     config: dict
     tokenizer: Any = None  # text and translation models
+
+    @property
+    def kind(self) -> str:
+        return self.family.name
+
+    @property
+    def task(self) -> str:
+        return self.family.task
 
     def describe(self) -> str:
         return f"{self.ref} on {self.device} ({str(self.dtype).replace('torch.', '')}, {self.bytes / 2**20:.1f} MiB)"
@@ -61,65 +64,16 @@ def read_config(path: Path) -> dict:
             raise ModelLoadError(f"{path.name}: only pickle weights ({', '.join(pickles)}); AIGC Hub loads "
                                  "safetensors only (convert with safetensors.torch.save_file)")
         raise ModelLoadError(f"{path.name}: no .safetensors weights in the model folder")
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{path.name}: config.json does not parse ({e})") from None
-    if not isinstance(config, dict):
-        raise ModelLoadError(f"{path.name}: config.json must hold a JSON object")
-    return config
-
-
-def detect_kind(config: dict) -> str:
-    if "model_type" not in config and {"resolution", "latent_dim", "channels"} <= config.keys():
-        return "dcgan"
-    architectures = config.get("architectures") or []
-    if any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in architectures):
-        return "causal-lm"
-    if config.get("is_encoder_decoder") and any(a.endswith(("MTModel", "ForConditionalGeneration"))
-                                                for a in architectures):
-        return "seq2seq"
-    raise ModelLoadError(f"unsupported model type {config.get('model_type', 'unknown')!r}")
-
-
-def _load_dcgan(path: Path, config: dict, device: str, dtype: torch.dtype) -> torch.nn.Module:
-    from ..models.dcgan import Generator
-
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints "Loading weights from local directory"
-            model = Generator.from_pretrained(str(path), strict=True)
-    except TypeError as e:
-        raise ModelLoadError(f"{path.name}: config.json does not describe a DCGAN generator ({e})") from None
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
-
-
-def _load_transformers(auto_class: str) -> Callable[[Path, dict, str, torch.dtype], tuple[Any, Any]]:
-    def load(path: Path, config: dict, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
-        import transformers
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        # Safetensors only, never remote code: a folder that asks for either is refused by the loader.
-        model = getattr(transformers, auto_class).from_pretrained(str(path), dtype=dtype, use_safetensors=True,
-                                                                  trust_remote_code=False)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
-        return model.to(device).eval().requires_grad_(False), tokenizer
-
-    return load
-
-
-LOADERS: dict[str, Callable[[Path, dict, str, torch.dtype], Any]] = {
-    "dcgan": _load_dcgan,
-    "causal-lm": _load_transformers("AutoModelForCausalLM"),
-    "seq2seq": _load_transformers("AutoModelForSeq2SeqLM"),
-}
+    return families.read_config(path)
 
 
 class ModelRegistry:
     """Thread-safe: callers on any thread; all model work on one device runs on that device's worker thread."""
 
-    def __init__(self, device_overrides: dict[str, str] | None = None) -> None:
+    def __init__(self, device_overrides: dict[str, str] | None = None,
+                 inventory: Callable[[], list[devices.Device]] | None = None) -> None:
         self._models: dict[str, LoadedModel] = {}
+        self.inventory = inventory or devices.inventory  # tests pass a fake one (two GPUs on a CPU machine)
         self._lock = threading.Lock()
         self._workers: dict[str, ThreadPoolExecutor] = {}
         self.device_overrides = dict(device_overrides or {})
@@ -147,6 +101,10 @@ class ModelRegistry:
             return fn(*args, **kwargs)
         return self.submit(device, fn, *args, **kwargs).result()
 
+    def override(self, ref: str) -> str | None:
+        """The configured placement of `ref`: its own entry, else the entry for every model ("*")."""
+        return self.device_overrides.get(ref) or self.device_overrides.get("*")
+
     def loaded(self) -> list[LoadedModel]:
         with self._lock:
             return list(self._models.values())
@@ -165,31 +123,35 @@ class ModelRegistry:
             current = self._models.get(ref)
         return current.config if current else read_config(hub.resolve(ref))
 
+    def family_of(self, ref: str) -> Family:
+        """The family of `ref` (from the table), without loading its weights."""
+        with self._lock:
+            current = self._models.get(ref)
+        return current.family if current else families.detect(self.config_of(ref), ref)
+
     def planned_device(self, ref: str, device: str | None = None) -> str:
         """Where `ref` is, or would go if it were loaded now."""
         with self._lock:
             current = self._models.get(ref)
         if current is not None and device in (None, "auto"):
             return current.device
-        return devices.place(_weights_bytes(hub.resolve(ref)), device or self.device_overrides.get(ref))
+        return devices.place(_weights_bytes(hub.resolve(ref)), device or self.override(ref),
+                             self.inventory())
 
     def load(self, ref: str, device: str | None = None) -> LoadedModel:
         path = hub.resolve(ref)
         config = read_config(path)
-        kind = detect_kind(config)
+        family = families.detect(config, ref)
         size = _weights_bytes(path)
-        target = devices.place(size, device or self.device_overrides.get(ref))
+        target = devices.place(size, device or self.override(ref), self.inventory())
         dtype = devices.dtype_for(target)
         try:
-            model = self.run(target, LOADERS[kind], path, config, target, dtype)
-        except ModelLoadError:
+            loaded = self.run(target, family.load, path, config, target, dtype)
+        except UserError:
             raise
         except Exception as e:  # a truncated or mismatched safetensors file, an unreadable folder
             raise ModelLoadError(f"{ref}: the weights could not be loaded ({type(e).__name__}: {e})") from None
-        tokenizer = None
-        if isinstance(model, tuple):
-            model, tokenizer = model
-        entry = LoadedModel(ref, kind, path, model, target, dtype, size, config, tokenizer)
+        entry = LoadedModel(ref, family, path, loaded.model, target, dtype, size, config, loaded.tokenizer)
         with self._lock:
             old = self._models.pop(ref, None)
             self._models[ref] = entry

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -22,8 +21,11 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from .image import GenerationError, as_int, resolve_seed
+from ..errors import GenerationError
+from ..validation import as_int, as_number, check_text, check_unicode, resolve_seed
 from .registry import LoadedModel, ModelRegistry
+
+TASK = "text"
 
 MAX_NEW_TOKENS = 2048
 MAX_PROMPT_CHARS = 200_000  # longer prompts are refused before tokenizing
@@ -88,25 +90,16 @@ class SamplingSettings:
     stop: list[str] = field(default_factory=list)
 
     def checked(self) -> "SamplingSettings":
-        def number(value: object, what: str) -> float:
-            try:
-                x = float(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise GenerationError(f"{what} must be a number, got {str(value)[:40]!r}") from None
-            if not math.isfinite(x):
-                raise GenerationError(f"{what} must be finite, got {value!r}")
-            return x
-
-        temperature = number(self.temperature, "temperature")
+        temperature = as_number(self.temperature, "temperature")
         if temperature < 0:
             raise GenerationError(f"temperature must be ≥ 0 (0 = greedy), got {temperature}")
-        top_p = number(self.top_p, "top_p")
+        top_p = as_number(self.top_p, "top_p")
         if not 0 < top_p <= 1:
             raise GenerationError(f"top_p must be in (0, 1], got {top_p}")
         top_k = as_int(self.top_k, "top_k")
         if top_k < 0:
             raise GenerationError(f"top_k must be ≥ 0 (0 = off), got {top_k}")
-        penalty = number(self.repetition_penalty, "repetition_penalty")
+        penalty = as_number(self.repetition_penalty, "repetition_penalty")
         if not 0 < penalty <= 10:
             raise GenerationError(f"repetition_penalty must be in (0, 10], got {penalty}")
         max_new = min(max(as_int(self.max_new_tokens, "max_new_tokens"), 1), MAX_NEW_TOKENS)
@@ -143,19 +136,14 @@ class TextService:
 
     def _entry(self, ref: str) -> LoadedModel:
         entry = self.registry.get(ref)
-        if entry.kind != "causal-lm":
-            raise GenerationError(f"{ref} is a {entry.kind} model, not a text generator")
+        if entry.task != TASK:
+            raise GenerationError(f"{ref} is a {entry.kind} model ({entry.task}), not a text generator")
         return entry
 
     def stream(self, ref: str, prompt: str, settings: SamplingSettings | None = None, seed: object = -1,
                stop_event: threading.Event | None = None) -> TextStream:
         """Start generating; the returned stream yields text pieces as tokens arrive."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise GenerationError("the prompt is empty")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise GenerationError(f"the prompt has {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
-        if any(ord(c) < 32 and c not in "\n\t\r" for c in prompt):
-            raise GenerationError("the prompt holds control characters (only newlines and tabs are text)")
+        check_text(prompt, "prompt", MAX_PROMPT_CHARS)
         s = (settings or SamplingSettings()).checked()
         seed = resolve_seed(seed)
         entry = self._entry(ref)
@@ -175,8 +163,15 @@ class TextService:
         streamer = _TokenQueue()
         criteria = StoppingCriteriaList([_StopOnEvent(event)])
         if s.stop:
-            criteria.append(StopStringCriteria(tok, s.stop))
-        kwargs = dict(input_ids=ids.to(entry.device), attention_mask=torch.ones_like(ids).to(entry.device),
+            for stop in s.stop:
+                check_unicode(stop, "stop string")
+            try:
+                criteria.append(StopStringCriteria(tok, s.stop))
+            except ValueError:  # transformers refuses strings no token sequence of this vocabulary can spell
+                raise GenerationError(f"a stop string holds characters this model's tokenizer cannot produce: "
+                                      f"{', '.join(repr(x[:20]) for x in s.stop)}") from None
+        where = model.device  # where the weights are (the lane is entry.device)
+        kwargs = dict(input_ids=ids.to(where), attention_mask=torch.ones_like(ids).to(where),
                       max_new_tokens=max_new, streamer=streamer, stopping_criteria=criteria,
                       pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
                       repetition_penalty=s.repetition_penalty)

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..models.translation import Candidate, directions_of, translate_batch
-from .image import GenerationError, as_int
+from ..errors import GenerationError
+from ..validation import as_int, check_unicode
 from .registry import LoadedModel, ModelRegistry
+
+TASK = "translation"
 
 MAX_LINES = 1000
 MAX_LINE_CHARS = 2000
@@ -75,8 +78,8 @@ class TranslationService:
 
     def _entry(self, ref: str) -> LoadedModel:
         entry = self.registry.get(ref)
-        if entry.kind != "seq2seq":
-            raise GenerationError(f"{ref} is a {entry.kind} model, not a translation model")
+        if entry.task != TASK:
+            raise GenerationError(f"{ref} is a {entry.kind} model ({entry.task}), not a translation model")
         return entry
 
     def translate(self, ref: str, text: str | list[str], src: str, tgt: str, beams: object = 4, n_best: object = 1,
@@ -93,6 +96,7 @@ class TranslationService:
                                       "(split it into sentences)")
             if any(ord(c) < 32 and c != "\t" for c in line):
                 raise GenerationError(f"line {i + 1} holds control characters")
+            check_unicode(line, f"line {i + 1}")
         beams = as_int(beams, "beam size")
         if not 1 <= beams <= MAX_BEAMS:
             raise GenerationError(f"beam size must be between 1 and {MAX_BEAMS}, got {beams}")

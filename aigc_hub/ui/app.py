@@ -1,34 +1,48 @@
-"""`build_demo`: compose the tabs into one Gradio app (the local app, the CLI's `serve` and Spaces all use it)."""
+"""`build_demo`: compose the tabs into one Gradio app (the local app, the CLI's `serve` and Spaces all use it).
+
+The tabs are those of the family table (families.TASKS: one per task, each built by its module under aigc_hub.ui),
+then the admin tabs.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import gradio as gr
 
+from .. import hub
 from ..config import AppConfig
-from ..services import ImageService, ModelRegistry, TextService, TranslationService
-from . import image_tab, models_tab, text_tab, translation_tab
+from ..errors import ConfigError
+from ..families import TASKS, tab_keys
+from ..services import ModelRegistry
 from .common import AppContext
 
-TABS = {"image": ("Image", image_tab.build), "text": ("Text", text_tab.build),
-        "translation": ("Translation", translation_tab.build), "models": ("Models", models_tab.build)}
+ADMIN = {"models": ("Models", "models_tab")}
+
+
+def tab_builders() -> dict[str, tuple[str, str]]:
+    """tab key → (title, module under aigc_hub.ui)."""
+    return {**{key: (task.title, task.tab) for key, task in TASKS.items()}, **ADMIN}
 
 
 def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None = None,
                tabs: list[str] | None = None) -> gr.Blocks:
     config = config or AppConfig.load()
     registry = registry or ModelRegistry(config.devices)
-    ctx = AppContext(config, registry, ImageService(registry, max_images=config.max_images), TextService(registry),
-                     TranslationService(registry))
+    hub.recover()  # finish what pushes killed mid-way left behind, once, before anything reads the hub
+    ctx = AppContext(config, registry)
     tabs = tabs or config.tabs
-    unknown = [t for t in tabs if t not in TABS]
+    builders = tab_builders()
+    unknown = [t for t in tabs if t not in builders]
     if unknown:
-        raise ValueError(f"unknown tab(s) {unknown}: choose from {list(TABS)}")
+        raise ConfigError(f"unknown tab(s) {unknown}: choose from {', '.join(tab_keys())}")
     with gr.Blocks(title="AIGC Hub", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# AIGC Hub\nGenerate with the models in your hub. Every result carries its seed.")
         with gr.Tabs():
             for key in tabs:
-                title, build = TABS[key]
+                title, module = builders[key]
                 with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
-                    build(ctx, tab)
+                    importlib.import_module(f"{__package__}.{module}").build(ctx, tab)
+    # Bounded: requests beyond it are refused at once. The device lanes bound each device's waiting line too.
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
     return demo

@@ -1,8 +1,9 @@
-"""What the tabs share: turning service errors into messages the user sees, and the hub listing."""
+"""What the tabs share: the app context (settings, registry, services, lanes, hub listing) and error handling."""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import inspect
 import logging
@@ -11,13 +12,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
 from .. import hub
 from ..config import AppConfig
-from ..services import ImageService, ModelRegistry, TextService, TranslationService
+from ..errors import UserError, report_internal
+from ..families import TASKS
+from ..services import Lanes, ModelRegistry, service_for
 
 logger = logging.getLogger("aigc_hub.ui")
 SCRATCH_TTL_S = 3600
@@ -25,17 +28,24 @@ SCRATCH_TTL_S = 3600
 
 @dataclass
 class AppContext:
-    """Everything a tab needs, built once per app: settings, the shared model registry, the services."""
+    """Everything a tab needs, built once per app: settings, the shared model registry, one service per task, the
+    device lanes."""
 
     config: AppConfig
     registry: ModelRegistry
-    image: ImageService
-    text: TextService
-    translation: TranslationService
+    services: dict[str, Any] = field(default_factory=dict)
+    lanes: Lanes = field(default_factory=Lanes)
     scratch_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigc-hub-")))
 
     def __post_init__(self) -> None:
+        settings = vars(self.config)
+        for task in TASKS:
+            self.services.setdefault(task, service_for(task, self.registry, **settings))
+        self.lanes = Lanes(self.config.lane_concurrency, self.config.queue_size)
         atexit.register(shutil.rmtree, self.scratch_root, True)
+
+    def service(self, task: str) -> Any:
+        return self.services[task]
 
     def scratch(self, prefix: str) -> Path:
         """A fresh folder for one request's files; Gradio copies what it serves, so folders older than an hour
@@ -46,21 +56,43 @@ class AppContext:
                 shutil.rmtree(old, ignore_errors=True)
         return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_root))
 
-    def models(self, pipeline_tag: str | None = None) -> list[hub.ModelEntry]:
+    def models(self, task: str | None = None) -> list[hub.ModelEntry]:
+        """The hub's models (cached listing), those of one task when `task` is given."""
         entries = hub.list_models(self.config.extra_models)
-        return [e for e in entries if pipeline_tag is None or e.card.pipeline_tag == pipeline_tag]
+        return [e for e in entries if task is None or e.task == task]
+
+    def refresh(self, task: str | None = None) -> list[str]:
+        """Read the hub again (the ↻ buttons); the refs of `task`."""
+        hub.invalidate()
+        return [e.ref for e in self.models(task)]
+
+    def entry(self, ref: str, task: str | None = None) -> hub.ModelEntry | None:
+        return next((e for e in self.models(task) if e.ref == ref), None)
+
+    def default_model(self, task: str) -> str | None:
+        """The configured model of a task's tab when the hub lists it, else the first the hub lists."""
+        refs = [e.ref for e in self.models(task)]
+        wanted = self.config.model_for(task)
+        return wanted if wanted in refs else (refs[0] if refs else None)
+
+    @contextlib.contextmanager
+    def lane(self, ref: str) -> Iterator[str]:
+        """Hold a slot on the lane of the device `ref` is on (or will be placed on) for the block."""
+        device = self.registry.planned_device(ref)
+        with self.lanes.hold(device):
+            yield device
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Bad input and unloadable models become a visible gr.Error; anything else is logged and reported briefly."""
+    """The user's errors become a visible gr.Error with their message; anything else is logged with a short id and
+    shown as an internal error naming that id."""
 
     def translate(e: Exception) -> gr.Error:
         if isinstance(e, gr.Error):
             return e
-        if isinstance(e, ValueError):  # HubError, ModelLoadError, GenerationError, DeviceError
+        if isinstance(e, UserError):
             return gr.Error(str(e), print_exception=False)
-        logger.exception("request failed")
-        return gr.Error(f"internal error ({type(e).__name__}); the server log has details", print_exception=False)
+        return gr.Error(report_internal(logger, e, fn.__name__), print_exception=False)
 
     if inspect.isgeneratorfunction(fn):  # streaming handlers fail while iterated, not when called
 
@@ -94,15 +126,21 @@ def on_gpu(fn: Callable) -> Callable:
     return gpu(fn) if callable(gpu) else fn
 
 
-def known_model(ctx: AppContext, ref: object, pipeline_tag: str) -> str:
+def known_model(ctx: AppContext, ref: object, task: str) -> str:
     """`ref` if the hub lists it for this task now (models pushed while the app runs count); else a clear error."""
-    if not isinstance(ref, str) or ref not in {e.ref for e in ctx.models(pipeline_tag)}:
-        raise gr.Error(f"unknown model {str(ref)[:100]!r} for this tab: pick one from the list (↻ refreshes it)",
-                       print_exception=False)
-    return ref
+    if isinstance(ref, str) and ctx.entry(ref, task) is not None:
+        return ref
+    raise gr.Error(f"unknown model {str(ref)[:100]!r} for the {TASKS[task].title} tab: pick one from the list "
+                   "(↻ refreshes it)", print_exception=False)
 
 
-def card_markdown(entry: hub.ModelEntry | None) -> str:
+def card_markdown(entry: hub.ModelEntry | None, task: str | None = None) -> str:
     if entry is None:
-        return "_Model not found in the hub listing._"
+        return (f"_No {TASKS[task].title.lower()} model in the hub yet: {TASKS[task].train_hint}._" if task
+                else "_Model not found in the hub listing._")
     return f"**{entry.card.title or entry.ref}** ({entry.source}) — {entry.card.summary()}"
+
+
+# Model work is admitted by Gradio's queue without a per-event limit and gated by the device lanes (see
+# services/lanes.py): Gradio's concurrency_id is fixed per event and cannot follow a model to another device.
+WORK = dict(concurrency_id="model-work", concurrency_limit=None)

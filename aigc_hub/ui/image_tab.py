@@ -7,11 +7,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..devices import lane
 from ..imaging import make_grid, png_bytes, to_pil
-from .common import AppContext, card_markdown, known_model, on_gpu, user_errors
+from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
 
-PIPELINE = "unconditional-image-generation"
+TASK = "image"
 
 
 def _label_update(ctx: AppContext, ref: str) -> dict:
@@ -20,12 +19,11 @@ def _label_update(ctx: AppContext, ref: str) -> dict:
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
-    entries = {e.ref: e for e in ctx.models(PIPELINE)}
-    refs = list(entries)
-    default = ctx.config.image_model if ctx.config.image_model in entries else (refs[0] if refs else None)
+    refs = [e.ref for e in ctx.models(TASK)]
+    default = ctx.default_model(TASK)
     if default and ctx.config.preload:
         ctx.registry.get(default)  # load now: the first request should not wait for it
-    device_lane = lane(ctx.registry.planned_device(default)) if default else lane("cpu")
+    service = ctx.service(TASK)
     classes = ctx.registry.config_of(default).get("num_classes", 0) if default else 0
 
     with gr.Row():
@@ -33,7 +31,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         model = gr.Dropdown(refs, value=default, label="Model", elem_id="image-model", scale=2,
                             allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="image-refresh")
-        card = gr.Markdown(card_markdown(entries.get(default)), elem_id="image-card")
+        card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK), elem_id="image-card")
     with gr.Row():
         seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
         count = gr.Slider(1, ctx.config.max_images, value=16, step=1, label="Images", elem_id="image-count")
@@ -58,22 +56,24 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             strip = gr.Gallery(label="Frames", columns=8, format="png", elem_id="interp-frames-gallery")
 
     def known(ref: str) -> str:
-        return known_model(ctx, ref, PIPELINE)
+        return known_model(ctx, ref, TASK)
 
     @user_errors
     def on_model(ref: str):
-        entry = next((e for e in ctx.models(PIPELINE) if e.ref == ref), None)
-        return card_markdown(entry), _label_update(ctx, known(ref))
+        return card_markdown(ctx.entry(known(ref), TASK)), _label_update(ctx, ref)
 
     def on_refresh(ref: str):
-        return gr.update(choices=[e.ref for e in ctx.models(PIPELINE)], value=ref)
+        return gr.update(choices=ctx.refresh(TASK), value=ref)
 
     @user_errors
     @on_gpu
     def generate(ref: str, seed_value: float, n: float, label_value: str, progress=gr.Progress()):
-        progress(0, desc="generating")
-        result = ctx.image.generate(known(ref), n, seed_value, None if label_value in (None, "any") else label_value,
-                                    progress=lambda done, total: progress(done / total, desc="generating"))
+        ref = known(ref)
+        progress(0, desc="waiting for the device")
+        with ctx.lane(ref):
+            progress(0, desc="generating")
+            result = service.generate(ref, n, seed_value, None if label_value in (None, "any") else label_value,
+                                      progress=lambda done, total: progress(done / total, desc="generating"))
         out = ctx.scratch("image-")
         paths = []
         for i, s in enumerate(result.seeds):
@@ -81,7 +81,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             path.write_bytes(result.png(i))
             paths.append(str(path))
         grid = out / f"grid-seed-{result.seed}.png"
-        grid.write_bytes(png_bytes(to_pil(make_grid(result.images)), result.parameters[0] + f", Count: {len(paths)}"))
+        grid.write_bytes(png_bytes(to_pil(make_grid(result.images)), result.grid_parameters()))
         archive = out / f"images-seed-{result.seed}.zip"
         with zipfile.ZipFile(archive, "w") as zf:  # PNGs are compressed already: store them
             for path in paths:
@@ -91,7 +91,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     @user_errors
     @on_gpu
     def interpolate(ref: str, a: float, b: float, n: float, label_value: str):
-        images, gif_data = ctx.image.interpolate(known(ref), a, b, n, None if label_value in (None, "any") else label_value)
+        ref = known(ref)
+        with ctx.lane(ref):
+            images, gif_data = service.interpolate(ref, a, b, n, None if label_value in (None, "any") else label_value)
         out = ctx.scratch("interpolation-")
         (out / "interpolation.gif").write_bytes(gif_data)
         frame_paths = []
@@ -102,7 +104,5 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     model.change(on_model, model, [card, label], api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
-    button.click(generate, [model, seed, count, label], [gallery, used_seed, files], api_name="generate_image",
-                 concurrency_id=device_lane, concurrency_limit=ctx.config.lane_concurrency)
-    interp_button.click(interpolate, [model, seed_a, seed_b, frames, label], [gif, strip], api_name="interpolate",
-                        concurrency_id=device_lane, concurrency_limit=ctx.config.lane_concurrency)
+    button.click(generate, [model, seed, count, label], [gallery, used_seed, files], api_name="generate_image", **WORK)
+    interp_button.click(interpolate, [model, seed_a, seed_b, frames, label], [gif, strip], api_name="interpolate", **WORK)

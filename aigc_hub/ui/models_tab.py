@@ -15,7 +15,8 @@ def table(ctx: AppContext) -> list[list[str]]:
     rows = []
     for e in ctx.models():
         figs = "; ".join(f"{f.name}: {f.value:.4g}" for f in e.card.figures) or "—"
-        rows.append([e.ref, e.source, loaded.get(e.ref, ""), e.card.task or e.card.pipeline_tag or "?",
+        task = f"{e.task} ({e.family})" if e.family else "not servable" if e.path else "not downloaded"
+        rows.append([e.ref, e.source, loaded.get(e.ref, ""), task,
                      ", ".join(e.card.datasets) or "?", figs])
     return rows
 
@@ -57,7 +58,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         return (f"Unloaded {name}" if done else f"{name} was not loaded"), table(ctx), device_markdown()
 
     def do_refresh():
-        return table(ctx), device_markdown(), gr.update(choices=[e.ref for e in ctx.models()])
+        return table(ctx), device_markdown(), gr.update(choices=ctx.refresh())
 
     load.click(do_load, [ref, device], [status, models, inventory], api_name="load_model", concurrency_id="admin")
     unload.click(do_unload, ref, [status, models, inventory], api_name="unload_model", concurrency_id="admin")

@@ -6,11 +6,10 @@ import threading
 
 import gradio as gr
 
-from ..devices import lane
 from ..services import SamplingSettings
-from .common import AppContext, card_markdown, known_model, on_gpu, user_errors
+from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
 
-PIPELINE = "text-generation"
+TASK = "text"
 PRESETS = {  # temperature, top_k, top_p, repetition_penalty
     "precise": (0.3, 20, 0.9, 1.1),
     "balanced": (0.8, 50, 0.95, 1.0),
@@ -19,20 +18,18 @@ PRESETS = {  # temperature, top_k, top_p, repetition_penalty
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
-    refs = [e.ref for e in ctx.models(PIPELINE)]
-    default = ctx.config.text_model if ctx.config.text_model in refs else (refs[0] if refs else None)
+    refs = [e.ref for e in ctx.models(TASK)]
+    default = ctx.default_model(TASK)
     if default and ctx.config.preload:
         ctx.registry.get(default)
-    device_lane = lane(ctx.registry.planned_device(default)) if default else lane("cpu")
+    service = ctx.service(TASK)
     active: dict[str, threading.Event] = {}  # session → stop flag of its running generation
 
     with gr.Row():
         model = gr.Dropdown(refs, value=default, label="Model", elem_id="text-model", scale=2,
                             allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="text-refresh")
-        card = gr.Markdown(card_markdown(next((e for e in ctx.models(PIPELINE) if e.ref == default), None))
-                           if default else "_No text model in the hub yet: train one with training/train_text.py._",
-                           elem_id="text-card")
+        card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK), elem_id="text-card")
     prompt = gr.Textbox("ROMEO:", label="Prompt", lines=4, elem_id="text-prompt")
     with gr.Row():
         preset = gr.Radio(list(PRESETS), value="balanced", label="Preset", elem_id="text-preset")
@@ -64,14 +61,16 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         if session in active:
             active[session].set()  # one generation per session: a new one replaces the old
         active[session] = event
-        stream = ctx.text.stream(known_model(ctx, ref, PIPELINE), text, settings, seed_value, stop_event=event)
-        note = " · ".join(stream.notices)
-        out = ""
         try:
-            yield out, stream.seed, note
-            for piece in stream.chunks:
-                out += piece
+            ref = known_model(ctx, ref, TASK)
+            with ctx.lane(ref):  # held while the stream runs
+                stream = service.stream(ref, text, settings, seed_value, stop_event=event)
+                note = " · ".join(stream.notices)
+                out = ""
                 yield out, stream.seed, note
+                for piece in stream.chunks:
+                    out += piece
+                    yield out, stream.seed, note
         finally:
             event.set()
             if active.get(session) is event:
@@ -89,15 +88,14 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     def on_model(ref: str):
-        return card_markdown(next((e for e in ctx.models(PIPELINE) if e.ref == known_model(ctx, ref, PIPELINE)), None))
+        return card_markdown(ctx.entry(known_model(ctx, ref, TASK), TASK))
 
     event = run.click(generate, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings, seed],
-                      [output, used_seed, notice], api_name="generate_text", concurrency_id=device_lane,
-                      concurrency_limit=ctx.config.lane_concurrency)
+                      [output, used_seed, notice], api_name="generate_text", **WORK)
     # Stop runs outside the device lane (it must not queue behind the generation it stops); `cancels` also ends
     # the stream on the client side, and the stream's `finally` sets the flag that ends the computation.
     stop.click(stop_generation, None, notice, api_name="stop_text", cancels=[event], concurrency_limit=None)
     preset.change(on_preset, preset, [temperature, top_k, top_p, penalty], api_visibility="private")
     model.change(on_model, model, card, api_visibility="private")
-    refresh.click(lambda ref: gr.update(choices=[e.ref for e in ctx.models(PIPELINE)], value=ref), model, model,
+    refresh.click(lambda ref: gr.update(choices=ctx.refresh(TASK), value=ref), model, model,
                   api_visibility="private")

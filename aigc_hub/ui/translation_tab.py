@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..devices import lane
-from .common import AppContext, card_markdown, known_model, on_gpu, user_errors
+from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
 
-PIPELINE = "translation"
+TASK = "translation"
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
-    entries = ctx.models(PIPELINE)
-    refs = [e.ref for e in entries]
-    default = ctx.config.translation_model if ctx.config.translation_model in refs else (refs[0] if refs else None)
+    refs = [e.ref for e in ctx.models(TASK)]
+    default = ctx.default_model(TASK)
     if default and ctx.config.preload:
         ctx.registry.get(default)
-    device_lane = lane(ctx.registry.planned_device(default)) if default else lane("cpu")
-    dirs = ctx.translation.directions(default) if default else []
+    service = ctx.service(TASK)
+    dirs = service.directions(default) if default else []
     langs = sorted({lang for d in dirs for lang in d})
 
     with gr.Row():
         model = gr.Dropdown(refs, value=default, label="Model", elem_id="translation-model", scale=2,
                             allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="translation-refresh")
-        card = gr.Markdown(card_markdown(next((e for e in entries if e.ref == default), None)) if default else
-                           "_No translation model in the hub yet: train one with training/train_translation.py._",
+        card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK),
                            elem_id="translation-card")
     with gr.Row():
         src = gr.Dropdown(langs, value=dirs[0][0] if dirs else None, label="From", elem_id="translation-src")
@@ -45,8 +42,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     @user_errors
     @on_gpu
     def translate(ref, text, src_lang, tgt_lang, beam_size, n, progress=gr.Progress()):
-        result = ctx.translation.translate(known_model(ctx, ref, PIPELINE), text, src_lang, tgt_lang, beam_size, n,
-                                           progress=lambda done, total: progress((done, total), unit="sentences"))
+        ref = known_model(ctx, ref, TASK)
+        with ctx.lane(ref):
+            result = service.translate(ref, text, src_lang, tgt_lang, beam_size, n,
+                                       progress=lambda done, total: progress((done, total), unit="sentences"))
         table = [[i + 1, k + 1, c.text, None if c.score is None else round(c.score, 4)]
                  for i, line in enumerate(result.lines)
                  for k, c in enumerate(line.alternatives)]
@@ -54,18 +53,17 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     def on_model(ref: str):
-        ref = known_model(ctx, ref, PIPELINE)
-        pairs = ctx.translation.directions(ref)
+        ref = known_model(ctx, ref, TASK)
+        pairs = service.directions(ref)
         choices = sorted({lang for d in pairs for lang in d})
         first = pairs[0] if pairs else (None, None)
-        entry = next((e for e in ctx.models(PIPELINE) if e.ref == ref), None)
-        return (card_markdown(entry), gr.update(choices=choices, value=first[0]),
+        return (card_markdown(ctx.entry(ref, TASK)), gr.update(choices=choices, value=first[0]),
                 gr.update(choices=choices, value=first[1]))
 
     run.click(translate, [model, source, src, tgt, beams, n_best], [output, alternatives, notice],
-              api_name="translate", concurrency_id=device_lane, concurrency_limit=ctx.config.lane_concurrency)
+              api_name="translate", **WORK)
     swap.click(lambda a, b, text, out: (b, a, out or text, ""), [src, tgt, source, output], [src, tgt, source, output],
                api_visibility="private")
     model.change(on_model, model, [card, src, tgt], api_visibility="private")
-    refresh.click(lambda ref: gr.update(choices=[e.ref for e in ctx.models(PIPELINE)], value=ref), model, model,
+    refresh.click(lambda ref: gr.update(choices=ctx.refresh(TASK), value=ref), model, model,
                   api_visibility="private")

@@ -1,0 +1,129 @@
+"""The one table of tasks and model families. Everything that asks "what kind of model is this" reads it.
+
+A **task** is what a user does (image, text, translation): it has a tab, a service, a default model and a config
+setting `<task>_model`. A **family** is a kind of checkpoint folder (a DCGAN, a causal LM, a seq2seq model): how it is
+recognised from its folder, how it is loaded, which task it serves, and the card `pipeline_tag` and tags the training
+scripts write for it.
+
+The registry (loading), the hub listing (which tab lists a model), the UI (which tabs exist), the config and CLI
+(`--image-model`, `--tabs`), the Spaces builder and the training scripts' cards all read these two tables. Adding a
+family is one `Family` entry and its loader (in loaders.py); a new task adds one `Task`, its service and its tab.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import ModelLoadError
+from .loaders import Loader, load_dcgan, transformers_loader
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str  # "image": also the tab id, the config setting `image_model` and the CLI option `--image-model`
+    title: str  # the tab's title
+    card_task: str  # the task name in the card's model-index
+    default_model: str
+    tab: str  # module under aigc_hub.ui with build(ctx, tab)
+    service: str  # "module:Class" under aigc_hub.services
+    train_hint: str  # what to do when the hub has no model for it yet
+    service_settings: tuple[str, ...] = ()  # AppConfig settings passed to the service's constructor
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    task: str  # a key of TASKS
+    pipeline_tag: str  # what its cards declare
+    tags: tuple[str, ...]  # card tags every model of the family carries
+    recognise: Callable[[dict], bool]  # from the parsed config file
+    load: Loader
+    config_file: str = "config.json"
+
+
+TASKS: dict[str, Task] = {t.key: t for t in [
+    Task("image", "Image", "image generation", "aigc-hub/dcgan-mnist", "image_tab", "image:ImageService",
+         "train one with training/train_gan.py", ("max_images",)),
+    Task("text", "Text", "text generation", "aigc-hub/gpt-tinyshakespeare", "text_tab", "text:TextService",
+         "train one with training/train_text.py"),
+    Task("translation", "Translation", "translation", "aigc-hub/translator-en-zh", "translation_tab",
+         "translation:TranslationService", "train one with training/train_translation.py"),
+]}
+ADMIN_TABS = ["models"]  # tabs that serve no task
+
+
+def _is_dcgan(config: dict) -> bool:
+    return "model_type" not in config and {"resolution", "latent_dim", "channels"} <= config.keys()
+
+
+def _architectures(config: dict) -> list[str]:
+    found = config.get("architectures") or []
+    return [a for a in found if isinstance(a, str)] if isinstance(found, list) else []
+
+
+def _is_causal_lm(config: dict) -> bool:
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in _architectures(config))
+
+
+def _is_seq2seq(config: dict) -> bool:
+    return bool(config.get("is_encoder_decoder")) and any(
+        a.endswith(("MTModel", "ForConditionalGeneration")) for a in _architectures(config))
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in [
+    Family("dcgan", "image", "unconditional-image-generation", ("dcgan", "gan"), _is_dcgan, load_dcgan),
+    Family("causal-lm", "text", "text-generation", ("causal-lm",), _is_causal_lm,
+           transformers_loader("AutoModelForCausalLM")),
+    Family("seq2seq", "translation", "translation", ("seq2seq", "translation"), _is_seq2seq,
+           transformers_loader("AutoModelForSeq2SeqLM")),
+]}
+
+
+def tab_keys() -> list[str]:
+    """Every tab the app can show, in order: one per task, then the admin tabs."""
+    return [*TASKS, *ADMIN_TABS]
+
+
+def read_config(path: Path, name: str = "config.json") -> dict:
+    """The parsed config file of a model folder; ModelLoadError when it is missing or not a JSON object."""
+    try:
+        config = json.loads((path / name).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path.name}: {name} does not parse ({e})") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path.name}: {name} must hold a JSON object")
+    return config
+
+
+def detect(config: dict, where: str = "the model") -> Family:
+    """The family whose recogniser accepts `config`; ModelLoadError naming what is supported otherwise."""
+    for family in FAMILIES.values():
+        if family.recognise(config):
+            return family
+    kinds = ", ".join(FAMILIES)
+    raise ModelLoadError(f"{where}: unsupported model type {str(config.get('model_type', 'unknown'))[:60]!r} "
+                         f"(AIGC Hub serves: {kinds})")
+
+
+def family_of_folder(path: Path | None) -> Family | None:
+    """The family of a model folder, or None when it has no readable config or none matches (never raises)."""
+    if path is None:
+        return None
+    for family in FAMILIES.values():
+        if (path / family.config_file).is_file():
+            try:
+                if family.recognise(read_config(path, family.config_file)):
+                    return family
+            except ModelLoadError:
+                continue
+    return None
+
+
+def card_fields(family: str, extra_tags: list[str] | tuple[str, ...] = ()) -> dict:
+    """The card metadata a family's training script writes: pipeline tag, model-index task, tags."""
+    fam = FAMILIES[family]
+    tags = list(dict.fromkeys([*fam.tags, *extra_tags]))
+    return {"pipeline_tag": fam.pipeline_tag, "task": TASKS[fam.task].card_task, "tags": tags}
