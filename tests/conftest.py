@@ -23,6 +23,16 @@ TINY_MT = ["--source_lang", "en", "--target_lang", "zh", "--bidirectional", "--p
            "--lr_warmup_steps", "2", "--num_beams", "2", "--validation_split_percentage", "5"]
 
 
+# Tests using any of these fixtures start subprocesses, servers or a browser: the slow tier (pytest.ini).
+SLOW_FIXTURES = {"launched", "tiny_mt", "tiny_lm", "space_process", "browser", "page", "hostile_app", "app"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def tmp_hub(tmp_path, monkeypatch) -> Path:
     """An empty local hub for this test only."""
@@ -42,8 +52,8 @@ def make_gan(folder: Path, num_classes: int = 10, resolution: int = 32, channels
     torch.manual_seed(seed)
     gen = Generator(resolution=resolution, channels=channels, num_classes=num_classes, base_channels=8, latent_dim=16)
     gen.eval().save_pretrained(str(folder))
-    render_card(title="tiny gan", pipeline_tag="unconditional-image-generation", task="image generation",
-                tags=["dcgan"], datasets=["synthetic"], license="mit",
+    render_card(title="tiny gan", family="dcgan",
+                tags=[], datasets=["synthetic"], license="mit",
                 figures=[Figure("FD (classifier features)", 12.5, "frechet-distance-classifier", "synthetic")],
                 body="A test model.").save(folder / "README.md")
     return folder
@@ -135,7 +145,7 @@ def launched(tmp_hub):
 
     def start(**settings):
         port = free_port()
-        demo = build_demo(AppConfig(port=port, **settings))
+        demo = build_demo(AppConfig.of(port=port, **settings))
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                     show_error=True)  # as `serve` and Spaces launch it
         demos.append(demo)
@@ -165,7 +175,7 @@ def long_lm(tmp_path_factory):
     model.generation_config.suppress_tokens = [tok.eos_token_id]  # random weights: never end early by chance
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
-    render_card(title="long", pipeline_tag="text-generation", task="text generation", tags=[], datasets=[],
+    render_card(title="long", family="causal-lm", tags=[], datasets=[],
                 license="mit", figures=[], body="untrained").save(out / "README.md")
     return out
 

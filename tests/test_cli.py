@@ -13,6 +13,8 @@ from PIL import Image
 from aigc_hub.imaging import read_parameters
 from conftest import run
 
+pytestmark = pytest.mark.slow  # every test here runs the CLI or an app in a subprocess
+
 
 def cli(*args, hub_home=None):
     env = {"AIGC_HUB_HOME": str(hub_home)} if hub_home else {}

@@ -10,6 +10,8 @@ import pytest
 from gradio_client import Client
 
 from conftest import REPO, free_port, wait_until_serving
+
+pytestmark = pytest.mark.slow  # every test here runs the CLI or an app in a subprocess
 from test_training import train
 
 

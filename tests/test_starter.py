@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pytest
 import torch
 from gradio_client import Client
 
@@ -38,6 +39,7 @@ def test_starter_really_draws_the_asked_digits(tmp_hub):
     assert (predicted == np.array(result.labels)).mean() >= 0.95
 
 
+@pytest.mark.slow  # a subprocess
 def test_cli_generates_10000_samples(tmp_hub, tmp_path):
     out = tmp_path / "s.npz"
     proc = run([sys.executable, "-m", "aigc_hub", "generate", "image", "--model", STARTER, "--num", "10000",
@@ -47,6 +49,7 @@ def test_cli_generates_10000_samples(tmp_hub, tmp_path):
         assert data["images"].shape == (10000, 32, 32, 1) and data["seeds"][-1] == 9999
 
 
+@pytest.mark.slow  # a subprocess
 def test_fresh_app_serves_the_starter(app_process):  # noqa: F811
     client = Client(app_process(), verbose=False)  # no options: the defaults a new user gets
     gallery, seed, _ = client.predict(STARTER, 0, 10, "any", api_name="/generate_image")
@@ -73,6 +76,7 @@ def test_text_starter_loads_with_stock_transformers_and_states_its_figures():
     assert text.startswith("ROMEO:") and len(text) > 30
 
 
+@pytest.mark.slow  # a subprocess
 def test_fresh_app_streams_the_text_starter(app_process):  # noqa: F811
     client = Client(app_process(), verbose=False)
     job = client.submit(TEXT_STARTER, "ROMEO:", 60, 0.8, 50, 0.95, 1.0, "", 1, api_name="/generate_text")

@@ -75,6 +75,7 @@ def test_tiny_run_loads_with_stock_transformers(tiny_lm, tmp_hub):
     assert {f.metric_type for f in card.figures} >= {"nats-per-char", "perplexity"}
 
 
+@pytest.mark.slow  # a subprocess
 def test_resume_is_exact(corpus, tmp_path):
     args = ["--max_train_steps", "12", "--checkpointing_steps", "5", "--checkpoints_total_limit", "1",
             "--dropout", "0.1", "--gradient_accumulation_steps", "2"]
@@ -82,6 +83,7 @@ def test_resume_is_exact(corpus, tmp_path):
     assert "at step 10" in proc.stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_streaming_corpus_resumes_exactly(corpus, tmp_path):
     """--streaming: a jsonl corpus read lazily, BPE tokenizer, validation = the head of the stream; exact resume."""
     import json

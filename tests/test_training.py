@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import pytest
 
 from conftest import REPO, free_port, resume_from_kept_checkpoint, run
+
+pytestmark = pytest.mark.slow  # every test here trains in a subprocess
 
 TINY = ["--base_channels", "8", "--latent_dim", "16", "--embed_dim", "8", "--train_batch_size", "32",
         "--max_train_samples", "256", "--report_to", "none", "--sample_steps", "0", "--logging_steps", "2"]
@@ -57,14 +60,35 @@ def test_resume_latest_without_checkpoint_starts_fresh(digits_npz, tmp_path):
     assert "starting from scratch" in proc.stderr
 
 
-def test_two_process_data_parallel(digits_npz, tmp_path, tmp_hub):
-    """torchrun with gloo: accelerate runs MULTI_CPU, replicas stay identical, only rank 0 writes and pushes."""
+def readme_multi_cpu_command() -> tuple[dict[str, str], list[str]]:
+    """The README's command for several CPU processes, as written: (environment, argv)."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if " torchrun " in f" {line}")
+    command = lines[start]
+    while command.endswith("\\"):
+        start += 1
+        command = command[:-1] + lines[start]
+    words = shlex.split(command)
+    env = {}
+    while "=" in words[0]:  # leading NAME=value assignments
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    return env, words
+
+
+def test_two_process_data_parallel_with_the_readme_command(digits_npz, tmp_path, tmp_hub):
+    """The README's torchrun command: accelerate runs MULTI_CPU over gloo, replicas stay identical, only rank 0
+    writes and pushes. Its data and output folder are swapped for a small slice and a temporary folder."""
+    env, argv = readme_multi_cpu_command()
+    assert argv[:3] == ["torchrun", "--nproc_per_node", "2"] and env == {"OMP_NUM_THREADS": "1"}
     out = tmp_path / "ddp"
-    proc = train(digits_npz, out, "--max_train_steps", "4", "--checkpointing_steps", "2", "--report_to",
-                 "tensorboard", "--push_to_hub", "--hub_model_id", "me/ddp-gan",
-                 launcher=(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", str(free_port())),
-                 env={"AIGC_HUB_HOME": str(tmp_hub), "OMP_NUM_THREADS": "1"})
+    argv[argv.index("--dataset") + 1] = str(digits_npz)
+    argv[argv.index("--output_dir") + 1] = str(out)
+    argv[1:1] = ["--master_port", str(free_port())]  # the default port may be taken on a busy machine
+    argv += [*TINY, "--max_train_steps", "4", "--checkpointing_steps", "2", "--report_to", "tensorboard",
+             "--push_to_hub", "--hub_model_id", "me/ddp-gan"]
+    proc = run(argv, env={**env, "AIGC_HUB_HOME": str(tmp_hub)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     log = proc.stderr
     assert "MULTI_CPU, 2 process(es)" in log
     assert "replicas in sync across 2 process(es)" in log

@@ -69,6 +69,7 @@ def test_tiny_run_loads_with_stock_transformers_both_ways(tiny_mt, tmp_hub):
     assert "language:\n- en\n- zh" in (pushed / "README.md").read_text()
 
 
+@pytest.mark.slow  # a subprocess
 def test_resume_is_exact(pairs_file, tmp_path):
     args = ["--max_train_steps", "12", "--checkpointing_steps", "5", "--checkpoints_total_limit", "1",
             "--gradient_accumulation_steps", "2", "--eval_steps", "0"]
