@@ -7,8 +7,6 @@ truncated file, a shape mismatch) into one too.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -31,8 +29,7 @@ def load_dcgan(path: Path, config: dict, device: str, dtype: "torch.dtype") -> L
     from .models.dcgan import Generator
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints "Loading weights from local directory"
-            model = Generator.from_pretrained(str(path), strict=True)
+        model = Generator.from_pretrained(str(path), strict=True)
     except TypeError as e:
         raise ModelLoadError(f"{path.name}: config.json does not describe a DCGAN generator ({e})") from None
     return Loaded(model.to(device=device, dtype=dtype).eval().requires_grad_(False))

@@ -98,3 +98,41 @@ def test_hf_push_without_token_or_network_fails_clearly(tiny_gan, monkeypatch, t
     monkeypatch.setenv("HF_TOKEN", "hf_fake")  # a token, but this machine has no route to the Hub
     with pytest.raises(HubError, match="push to the Hugging Face Hub failed"):
         hub.push(tiny_gan, "me/tiny", hf=True)
+
+
+def test_pushed_files_are_readable_as_the_umask_allows(tmp_hub, tiny_gan):
+    """Files written through mkstemp (0600) are published with the modes new files get, not kept private."""
+    import os
+    import stat
+
+    for f in tiny_gan.iterdir():
+        f.chmod(0o600)
+    hub.push(tiny_gan, "me/modes")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    entry = tmp_hub / "me" / "modes"
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o777 & ~umask
+    for f in entry.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f.name
+
+
+def test_the_listing_is_cached_until_the_hub_changes(tmp_hub, tiny_gan, monkeypatch):
+    import os
+
+    hub.push(tiny_gan, "me/one")
+    reads = []
+    original = hub.read_card
+    monkeypatch.setattr(hub, "read_card", lambda path: reads.append(path.name) or original(path))
+    hub.invalidate()
+    first = [e.ref for e in hub.list_models() if e.source == "local"]
+    assert first == ["me/one"] and "one" in reads
+    reads.clear()
+    assert [e.ref for e in hub.list_models() if e.source == "local"] == first and reads == [], "no card re-read"
+    (tmp_hub / "me" / "one" / "README.md").write_text((tiny_gan / "README.md").read_text() + "\nedited\n")
+    mtime = (tmp_hub / "me" / "one" / "README.md").stat().st_mtime_ns + 10**9  # a clock tick later, surely
+    os.utime(tmp_hub / "me" / "one" / "README.md", ns=(mtime, mtime))
+    hub.list_models()
+    assert "one" in reads, "an edited card is read again"
+    reads.clear()
+    hub.push(tiny_gan, "me/two")  # a push refreshes it
+    assert [e.ref for e in hub.list_models() if e.source == "local"] == ["me/one", "me/two"]

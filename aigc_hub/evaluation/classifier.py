@@ -13,15 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from tqdm.auto import tqdm
+
+from ..models.hub_mixin import SafeHubMixin
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "mnist-classifier"
 INPUT_SIZE = 32
 
 
-class DigitClassifier(nn.Module, PyTorchModelHubMixin, library_name="aigc-hub", tags=["aigc-hub", "evaluation"]):
+class DigitClassifier(nn.Module, SafeHubMixin, library_name="aigc-hub", tags=["aigc-hub", "evaluation"]):
     """(B, 1, 32, 32) in [-1, 1] → logits (B, num_classes); `features()` gives the penultimate layer."""
 
     def __init__(self, num_classes: int = 10, num_features: int = 128) -> None:

@@ -1,7 +1,7 @@
 """DCGAN generator and discriminator, built from the resolution (32, 64 or 128 px).
 
-Both are `PyTorchModelHubMixin` modules: the constructor arguments become `config.json` and the weights
-`model.safetensors`, so `Generator.from_pretrained(folder_or_repo)` is the one call that loads a checkpoint. We chose
+Both are `PyTorchModelHubMixin` modules (through `SafeHubMixin`: quiet, safetensors only): the constructor arguments
+become `config.json` and the weights `model.safetensors`, so `Generator.from_pretrained(folder_or_repo)` is the one call that loads a checkpoint. We chose
 the huggingface_hub mixin over diffusers' `ModelMixin` because it is a few lines of glue on a plain `nn.Module`
 (config captured from `__init__`, safetensors, `push_to_hub`) with none of diffusers' config-registration machinery.
 
@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
+
+from .hub_mixin import SafeHubMixin
 
 RESOLUTIONS = (32, 64, 128)
 CHANNELS = (1, 3, 4)
@@ -36,7 +37,7 @@ def _check(channels: int, num_classes: int) -> None:
 
 class Generator(
     nn.Module,
-    PyTorchModelHubMixin,
+    SafeHubMixin,
     library_name="aigc-hub",
     tags=["aigc-hub", "dcgan", "image-generation"],
     repo_url="https://github.com/aigc-hub/aigc-hub",
@@ -86,7 +87,7 @@ class Generator(
 
 class Discriminator(
     nn.Module,
-    PyTorchModelHubMixin,
+    SafeHubMixin,
     library_name="aigc-hub",
     tags=["aigc-hub", "dcgan"],
 ):

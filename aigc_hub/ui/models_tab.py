@@ -28,8 +28,8 @@ def device_markdown() -> str:
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     refs = [e.ref for e in ctx.models()]
     device_names = ["auto"] + [d.name for d in devices.inventory()]
-    models = gr.Dataframe(table(ctx), headers=HEADERS, interactive=False, elem_id="models-table")
-    inventory = gr.Markdown(device_markdown(), elem_id="models-devices")
+    models = gr.Dataframe(table(ctx), headers=HEADERS, interactive=False, label="Models", elem_id="models-table")
+    inventory = gr.Markdown(device_markdown(), label="Devices", elem_id="models-devices")
     with gr.Row():
         ref = gr.Dropdown(refs, value=refs[0] if refs else None, label="Model", elem_id="models-ref",
                           allow_custom_value=True)
@@ -39,7 +39,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         load = gr.Button("Load", variant="primary", elem_id="models-load")
         unload = gr.Button("Unload", elem_id="models-unload")
         refresh = gr.Button("Refresh", elem_id="models-refresh")
-    status = gr.Markdown(elem_id="models-status")
+    status = gr.Markdown(label="Status", elem_id="models-status")
 
     @user_errors
     def do_load(name: str, where: str):

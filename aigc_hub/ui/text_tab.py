@@ -50,7 +50,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     output = gr.Textbox(label="Output", lines=12, elem_id="text-output", buttons=["copy"])
     with gr.Row():
         used_seed = gr.Number(label="Seed used", precision=0, interactive=False, elem_id="text-used-seed")
-        notice = gr.Markdown(elem_id="text-notice")
+        notice = gr.Markdown(label="Notice", elem_id="text-notice")
 
     @user_errors
     @on_gpu
@@ -71,6 +71,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 for piece in stream.chunks:
                     out += piece
                     yield out, stream.seed, note
+                if event.is_set():  # Stop's own answer and this last update may arrive in either order: both say so
+                    yield out, stream.seed, " · ".join([*stream.notices, "Stopped."])
         finally:
             event.set()
             if active.get(session) is event:

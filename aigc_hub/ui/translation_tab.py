@@ -37,7 +37,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     run = gr.Button("Translate", variant="primary", elem_id="translation-run")
     alternatives = gr.Dataframe(headers=["line", "rank", "translation", "score"], label="Alternatives",
                                 interactive=False, elem_id="translation-alternatives")
-    notice = gr.Markdown(elem_id="translation-notice")
+    notice = gr.Markdown(label="Notice", elem_id="translation-notice")
 
     @user_errors
     @on_gpu
