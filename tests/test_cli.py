@@ -28,6 +28,10 @@ def test_generate_grid_npz_and_folder(tiny_gan, tmp_path):
     assert "seed 5" in proc.stdout
     assert Image.open(grid).size == (10 * 34 + 2, 2 * 34 + 2)
     assert "Seed: 5" in read_parameters(str(grid)) and "Count: 20" in read_parameters(str(grid))
+    assert "Label:" not in read_parameters(str(grid)), "a grid of mixed classes names no single label"
+    one = tmp_path / "one.png"
+    assert cli("generate", "image", "--model", tiny_gan, "--num", 1, "--seed", 5, "--out", one).returncode == 0
+    assert Image.open(one).size == (32, 32) and "Label: 0" in read_parameters(str(one)), "one image, not a grid"
 
     npz = tmp_path / "s.npz"
     assert cli("generate", "image", "--model", tiny_gan, "--num", 300, "--seed", 0, "--out", npz).returncode == 0
