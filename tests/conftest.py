@@ -80,6 +80,11 @@ def digits_npz(tmp_path_factory) -> Path:
     return out
 
 
+def is_user_error(message: str) -> bool:
+    """A refusal meant for the user: a message, no traceback, and not our internal-error report (that is a bug)."""
+    return bool(message.strip()) and "Traceback" not in message and "internal error" not in message.lower()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

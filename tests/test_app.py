@@ -9,6 +9,7 @@ import pytest
 from gradio_client import Client
 
 from aigc_hub import hub
+from conftest import is_user_error
 from aigc_hub.imaging import read_parameters
 
 
@@ -91,7 +92,7 @@ def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(app, case, ar
     with pytest.raises(Exception) as err:
         app.predict(*args, api_name="/generate_image")
     message = str(err.value)
-    assert message and "Traceback" not in message
+    assert is_user_error(message), message
     gallery, _, _ = app.predict("me/tiny", 0, 1, "any", api_name="/generate_image")
     assert len(gallery) == 1
 

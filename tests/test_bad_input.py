@@ -15,6 +15,7 @@ import pytest
 
 from aigc_hub import hub
 from aigc_hub.cli import main as cli_main
+from conftest import is_user_error
 
 NAN, INF = float("nan"), float("inf")
 BAD_TEXT = ["", "   ", "x" * 100_000, "\x00\x07\x1b[2J", "\ud800 lone surrogate", "../../etc/passwd", "a/b/c", None,
@@ -126,17 +127,12 @@ def test_every_api_endpoint_refuses_hostile_input_and_keeps_serving(hostile_app,
             key[:2] == a[:2] and _same(key[2], a[2]) for a in ACCEPTED)
         if kind == "ok" and not accepted:
             problems.append(f"{label}: accepted without a message")
-        elif kind != "ok" and not _clear(message):
+        elif kind != "ok" and not is_user_error(message):
             problems.append(f"{label}: unclear error {message[:200]!r}")
         again = call(hostile_app, endpoint, GOOD[endpoint])
         if again[0] != "ok":
             problems.append(f"{label}: the next good request failed: {again[1][:200]}")
     assert not problems, "\n".join(problems)
-
-
-def _clear(message: str) -> bool:
-    """A message for the user: not empty, no traceback, and not our internal-error report (a bug, not bad input)."""
-    return bool(message.strip()) and "Traceback" not in message and "internal error" not in message.lower()
 
 
 def test_the_catalogue_catches_an_internal_error(hostile_app, monkeypatch):
@@ -148,7 +144,7 @@ def test_the_catalogue_catches_an_internal_error(hostile_app, monkeypatch):
 
     monkeypatch.setattr(ImageService, "generate", broken)
     kind, message = call(hostile_app, "generate_image", GOOD["generate_image"])
-    assert kind == "error" and not _clear(message) and "log id" in message, message
+    assert kind == "error" and not is_user_error(message) and "log id" in message, message
 
 
 def _same(a: object, b: object) -> bool:
@@ -253,6 +249,6 @@ def test_every_cli_command_refuses_hostile_input_clearly(command, tmp_hub, tiny_
         out, err = capsys.readouterr()
         if code in (0, None):
             problems.append(f"{label}: accepted")
-        elif code != 2 or not _clear(err):
+        elif code != 2 or not is_user_error(err):
             problems.append(f"{label}: exit {code}, unclear error {err[-300:]!r}")
     assert not problems, "\n".join(problems)

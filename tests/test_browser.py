@@ -58,9 +58,24 @@ def pick(pg, elem_id: str, value: str) -> None:
 
 
 def set_number(pg, elem_id: str, value: int) -> None:
+    """Type `value` into a Number or Slider and wait until the component holds it (a slider mounting inside an
+    opening accordion can reset what was typed too early: type again until it sticks)."""
+    from playwright.sync_api import expect
+
     field = pg.locator(f"#{elem_id} input[type=number]").first
-    field.fill(str(value))
-    field.press("Enter")
+    slider = pg.locator(f"#{elem_id} input[type=range]")
+    deadline = time.time() + TIMEOUT_MS / 1000
+    while True:
+        field.wait_for(state="visible")
+        field.fill(str(value))
+        field.press("Enter")
+        try:
+            expect(field).to_have_value(str(value), timeout=2_000)
+            if slider.count():
+                expect(slider.first).to_have_value(str(value), timeout=2_000)
+            return
+        except AssertionError:
+            assert time.time() < deadline, f"#{elem_id} never took {value}"
 
 
 def value_of(pg, selector: str) -> str:
@@ -87,6 +102,7 @@ def test_text_tab_streams_and_stop_halts_it(page):
     set_number(page, "text-seed", 1)
     page.get_by_text("Sampling").click()
     set_number(page, "text-max-new", 2048)
+    assert value_of(page, "#text-max-new input[type=number]") == "2048", "still set when Generate is clicked"
     page.click("#text-generate")
     lengths = []
     deadline = time.time() + 60
@@ -97,7 +113,9 @@ def test_text_tab_streams_and_stop_halts_it(page):
         time.sleep(0.05)
     assert len(set(lengths)) >= 3 and lengths == sorted(lengths), f"the output grows while it runs: {lengths}"
     page.click("#text-stop")
-    page.wait_for_function("document.querySelector('#text-notice').innerText.includes('Stopped')")
+    from playwright.sync_api import expect
+
+    expect(page.locator("#text-notice")).to_contain_text("Stopped", timeout=TIMEOUT_MS)
     time.sleep(1.0)
     halted = len(value_of(page, "#text-output textarea"))
     time.sleep(1.0)

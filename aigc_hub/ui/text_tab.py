@@ -71,7 +71,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 for piece in stream.chunks:
                     out += piece
                     yield out, stream.seed, note
-                if event.is_set():  # Stop's own answer and this last update may arrive in either order: both say so
+                if event.is_set():  # stopped: say so last, whatever order Stop's own answer arrived in
                     yield out, stream.seed, " · ".join([*stream.notices, "Stopped."])
         finally:
             event.set()
@@ -92,11 +92,13 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     def on_model(ref: str):
         return card_markdown(ctx.entry(known_model(ctx, ref, TASK), TASK))
 
-    event = run.click(generate, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings, seed],
+    run.click(generate, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings, seed],
                       [output, used_seed, notice], api_name="generate_text", **WORK)
-    # Stop runs outside the device lane (it must not queue behind the generation it stops); `cancels` also ends
-    # the stream on the client side, and the stream's `finally` sets the flag that ends the computation.
-    stop.click(stop_generation, None, notice, api_name="stop_text", cancels=[event], concurrency_limit=None)
+    # Stop runs outside the device lane (it must not queue behind the generation it stops). It only sets the flag:
+    # the generation ends within a token and its stream closes with a last "Stopped." update. (With `cancels=`, the
+    # browser's cancellation could land after Stop's answer under load and leave the notice in an error state.)
+    # A client that goes away ends the computation too: the stream's `finally` sets the flag.
+    stop.click(stop_generation, None, notice, api_name="stop_text", concurrency_limit=None)
     preset.change(on_preset, preset, [temperature, top_k, top_p, penalty], api_visibility="private")
     model.change(on_model, model, card, api_visibility="private")
     refresh.click(lambda ref: gr.update(choices=ctx.refresh(TASK), value=ref), model, model,
