@@ -9,6 +9,7 @@ import gradio as gr
 
 from ..imaging import make_grid, png_bytes, to_pil
 from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
+from .inputs import Dropdown, Number, Slider
 
 TASK = "image"
 
@@ -28,28 +29,28 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     with gr.Row():
         # Custom values are allowed so a model pushed while the app runs can be used; each call checks the hub.
-        model = gr.Dropdown(refs, value=default, label="Model", elem_id="image-model", scale=2,
+        model = Dropdown(refs, value=default, label="Model", elem_id="image-model", scale=2,
                             allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="image-refresh")
         card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK), elem_id="image-card")
     with gr.Row():
-        seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
-        count = gr.Slider(1, ctx.config.max_images, value=16, step=1, label="Images", elem_id="image-count")
-        label = gr.Dropdown(["any"] + [str(i) for i in range(classes)], value="any", label="Label",
+        seed = Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
+        count = Slider(1, ctx.config.max_images, value=16, step=1, label="Images", elem_id="image-count")
+        label = Dropdown(["any"] + [str(i) for i in range(classes)], value="any", label="Label",
                             visible=bool(classes), elem_id="image-label")
     button = gr.Button("Generate", variant="primary", elem_id="image-generate")
     gallery = gr.Gallery(label="Images", columns=8, object_fit="contain", height=420, format="png",
                          elem_id="image-gallery")
     with gr.Row():
-        used_seed = gr.Number(label="Seed used (image i has seed + i)", precision=0, interactive=False,
+        used_seed = Number(label="Seed used (image i has seed + i)", precision=0, interactive=False,
                               elem_id="image-used-seed")
         files = gr.File(label="Download: grid + every image (PNGs carry their generation parameters)",
                         file_count="multiple", elem_id="image-files")
     with gr.Accordion("Interpolate between two seeds", open=False):
         with gr.Row():
-            seed_a = gr.Number(0, label="From seed", precision=0, elem_id="interp-seed-a")
-            seed_b = gr.Number(1, label="To seed", precision=0, elem_id="interp-seed-b")
-            frames = gr.Slider(2, 60, value=16, step=1, label="Frames", elem_id="interp-frames")
+            seed_a = Number(0, label="From seed", precision=0, elem_id="interp-seed-a")
+            seed_b = Number(1, label="To seed", precision=0, elem_id="interp-seed-b")
+            frames = Slider(2, 60, value=16, step=1, label="Frames", elem_id="interp-frames")
         interp_button = gr.Button("Interpolate", elem_id="interp-run")
         with gr.Row():
             gif = gr.Image(label="Animation", type="filepath", elem_id="interp-gif")

@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..services import SamplingSettings
 from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
+from .inputs import Dropdown, Number, Slider
 
 TASK = "text"
 PRESETS = {  # temperature, top_k, top_p, repetition_penalty
@@ -26,30 +27,30 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     active: dict[str, threading.Event] = {}  # session → stop flag of its running generation
 
     with gr.Row():
-        model = gr.Dropdown(refs, value=default, label="Model", elem_id="text-model", scale=2,
+        model = Dropdown(refs, value=default, label="Model", elem_id="text-model", scale=2,
                             allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="text-refresh")
         card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK), elem_id="text-card")
     prompt = gr.Textbox("ROMEO:", label="Prompt", lines=4, elem_id="text-prompt")
     with gr.Row():
         preset = gr.Radio(list(PRESETS), value="balanced", label="Preset", elem_id="text-preset")
-        seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="text-seed")
+        seed = Number(-1, label="Seed (-1 = random)", precision=0, elem_id="text-seed")
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
-            max_new = gr.Slider(1, 2048, value=300, step=1, label="Max new tokens", elem_id="text-max-new")
-            temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature (0 = greedy)",
+            max_new = Slider(1, 2048, value=300, step=1, label="Max new tokens", elem_id="text-max-new")
+            temperature = Slider(0, 2, value=0.8, step=0.05, label="Temperature (0 = greedy)",
                                     elem_id="text-temperature")
-            top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)", elem_id="text-top-k")
+            top_k = Slider(0, 200, value=50, step=1, label="Top-k (0 = off)", elem_id="text-top-k")
         with gr.Row():
-            top_p = gr.Slider(0.05, 1, value=0.95, step=0.01, label="Top-p", elem_id="text-top-p")
-            penalty = gr.Slider(1, 2, value=1.0, step=0.05, label="Repetition penalty", elem_id="text-penalty")
+            top_p = Slider(0.05, 1, value=0.95, step=0.01, label="Top-p", elem_id="text-top-p")
+            penalty = Slider(1, 2, value=1.0, step=0.05, label="Repetition penalty", elem_id="text-penalty")
             stop_strings = gr.Textbox("", label="Stop strings (one per line)", lines=2, elem_id="text-stop-strings")
     with gr.Row():
         run = gr.Button("Generate", variant="primary", elem_id="text-generate")
         stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
     output = gr.Textbox(label="Output", lines=12, elem_id="text-output", buttons=["copy"])
     with gr.Row():
-        used_seed = gr.Number(label="Seed used", precision=0, interactive=False, elem_id="text-used-seed")
+        used_seed = Number(label="Seed used", precision=0, interactive=False, elem_id="text-used-seed")
         notice = gr.Markdown(label="Notice", elem_id="text-notice")
 
     @user_errors

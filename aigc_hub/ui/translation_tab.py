@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
+from .inputs import Dropdown, Number, Slider
 
 TASK = "translation"
 
@@ -19,17 +20,17 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     langs = sorted({lang for d in dirs for lang in d})
 
     with gr.Row():
-        model = gr.Dropdown(refs, value=default, label="Model", elem_id="translation-model", scale=2,
+        model = Dropdown(refs, value=default, label="Model", elem_id="translation-model", scale=2,
                             allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="translation-refresh")
         card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK),
                            elem_id="translation-card")
     with gr.Row():
-        src = gr.Dropdown(langs, value=dirs[0][0] if dirs else None, label="From", elem_id="translation-src")
+        src = Dropdown(langs, value=dirs[0][0] if dirs else None, label="From", elem_id="translation-src")
         swap = gr.Button("⇄", scale=0, min_width=40, elem_id="translation-swap")
-        tgt = gr.Dropdown(langs, value=dirs[0][1] if dirs else None, label="To", elem_id="translation-tgt")
-        beams = gr.Slider(1, 8, value=4, step=1, label="Beam size", elem_id="translation-beams")
-        n_best = gr.Slider(1, 8, value=1, step=1, label="Alternatives (n-best)", elem_id="translation-n-best")
+        tgt = Dropdown(langs, value=dirs[0][1] if dirs else None, label="To", elem_id="translation-tgt")
+        beams = Slider(1, 8, value=4, step=1, label="Beam size", elem_id="translation-beams")
+        n_best = Slider(1, 8, value=1, step=1, label="Alternatives (n-best)", elem_id="translation-n-best")
     with gr.Row():
         source = gr.Textbox("Hello.\nHow are you?", label="Input (one sentence per line)", lines=8,
                             elem_id="translation-input")
