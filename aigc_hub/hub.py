@@ -160,7 +160,7 @@ def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = 
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         shutil.copytree(folder, tmp, ignore=_ignore_for_push)
-        _readable_by_all(tmp)
+        _apply_umask(tmp)
         _fsync_tree(tmp)
         if dest.exists():
             old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
@@ -234,7 +234,7 @@ def _ignore_for_push(directory: str, names: list[str]) -> set[str]:
     return skipped
 
 
-def _readable_by_all(root: Path) -> None:
+def _apply_umask(root: Path) -> None:
     """Published files get the modes the user's umask gives new files (copies of mkstemp files are 0600)."""
     for path in [root, *root.rglob("*")]:
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)

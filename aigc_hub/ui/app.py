@@ -7,29 +7,33 @@ then the admin tabs.
 from __future__ import annotations
 
 import importlib
+import logging
 
 import gradio as gr
 
 from .. import hub
 from ..config import AppConfig
 from ..errors import ConfigError
-from ..families import TASKS, tab_keys
+from ..families import ADMIN_TABS, TASKS, tab_keys
 from ..services import ModelRegistry
 from .common import AppContext
 
-ADMIN = {"models": ("Models", "models_tab")}
+logger = logging.getLogger("aigc_hub.ui")
 
 
 def tab_builders() -> dict[str, tuple[str, str]]:
     """tab key → (title, module under aigc_hub.ui)."""
-    return {**{key: (task.title, task.tab) for key, task in TASKS.items()}, **ADMIN}
+    return {**{key: (task.title, task.tab) for key, task in TASKS.items()}, **ADMIN_TABS}
 
 
 def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None = None,
                tabs: list[str] | None = None) -> gr.Blocks:
     config = config or AppConfig.load()
     registry = registry or ModelRegistry(config.devices)
-    hub.recover()  # finish what pushes killed mid-way left behind, once, before anything reads the hub
+    try:  # finish what pushes killed mid-way left behind, once, before anything reads the hub
+        hub.recover()
+    except OSError as e:  # a read-only hub (a Space's baked-in models) is served as it is
+        logger.warning("could not tidy the local hub %s: %s", hub.hub_home(), e)
     ctx = AppContext(config, registry)
     tabs = tabs or config.tabs
     builders = tab_builders()
