@@ -67,12 +67,15 @@ class Server:
                 pass
             time.sleep(0.1)
 
-    def close(self) -> None:
+    def close(self, keep_log: bool = False) -> None:
         self._stop.set()
         self.proc.terminate()
         self.proc.wait(timeout=30)
         self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
+        if keep_log:  # failures: the server log holds their tracebacks under the ids they name
+            print(f"  server log kept: {self.log.name}")
+        else:
+            Path(self.log.name).unlink(missing_ok=True)
 
 
 def request(client, kind: str, i: int, timeout: float) -> None:
@@ -152,10 +155,11 @@ def main() -> None:
         served += ["--lane-concurrency", str(args.lane_concurrency)]
 
     server = Server("--queue-size", str(args.queue_size), *served)
+    failures: list[str] = []
     try:
         latencies, failures, wall = run_users(server.url, args.users, args.requests, args.deadline)
     finally:
-        server.close()
+        server.close(keep_log=bool(failures))
     total = sum(len(v) for v in latencies.values())
     print(f"load: {args.users} users × {args.requests} requests, queue {args.queue_size}, lane concurrency "
           f"{args.lane_concurrency or 'default'}: {total} done in {wall:.1f} s, "

@@ -69,6 +69,30 @@ def test_a_busy_lane_holds_its_own_requests_only():
     assert entered == ["cuda:0", "cuda:0"] and lanes.busy() == {}
 
 
+def test_waiting_requests_enter_in_arrival_order():
+    lanes = Lanes(slots=1, max_waiting=8)
+    release = threading.Event()
+    order: list[int] = []
+
+    def hold(i: int) -> None:
+        with lanes.hold("cpu"):
+            order.append(i)
+            if i == 0:
+                release.wait(30)
+
+    threads = [threading.Thread(target=hold, args=(0,))]
+    threads[0].start()
+    wait_for(lambda: order == [0])
+    for i in range(1, 6):  # each queues behind the one before it
+        threads.append(threading.Thread(target=hold, args=(i,)))
+        threads[-1].start()
+        wait_for(lambda: lanes.busy().get("cpu") == (1, i))
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert order == [0, 1, 2, 3, 4, 5]
+
+
 def test_planned_device_follows_placement_and_moves(fake_gpus, tmp_hub, tiny_gan):
     hub.push(tiny_gan, "me/tiny")
     registry = ModelRegistry()

@@ -170,3 +170,31 @@ def test_cli_translates_files_line_by_line(tiny_mt, tmp_path):
     assert piped.stdout == out.read_text(encoding="utf-8"), "stdout mode gives the same lines"
     bad = run([*cmd[:-4], "--tgt", "fr", "--input", str(source)])
     assert bad.returncode == 2 and "does not translate" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_concurrent_requests_share_the_tokenizer_safely():
+    """Four threads translating at once: every tokenizer call runs on the device worker (a fast tokenizer's padding
+    state is shared, and an unpadded call racing a padded batch made 'Unable to create tensor' errors)."""
+    import threading
+
+    from aigc_hub.services import ModelRegistry, TranslationService
+
+    service = TranslationService(ModelRegistry())
+    ref = "aigc-hub/translator-en-zh"
+    expected = service.translate(ref, "Hello.\nHow are you?\nI like tea.", "en", "zh", 2).text
+    results, errors = [], []
+
+    def user() -> None:
+        for _ in range(8):
+            try:
+                results.append(service.translate(ref, "Hello.\nHow are you?\nI like tea.", "en", "zh", 2).text)
+            except Exception as e:  # collected: the assertion below names it
+                errors.append(f"{type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=user) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    assert results == [expected] * 32

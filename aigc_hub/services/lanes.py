@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..errors import UserError
@@ -24,7 +25,7 @@ class QueueFull(UserError):
 @dataclass
 class _Lane:
     in_flight: int = 0
-    waiting: int = 0
+    waiting: deque = field(default_factory=deque)  # tickets, first come first served
 
 
 class Lanes:
@@ -35,18 +36,20 @@ class Lanes:
 
     @contextlib.contextmanager
     def hold(self, device: str) -> Iterator[None]:
-        """Hold one of `device`'s slots for the block, waiting in FIFO-ish order; refuse at once when full."""
+        """Hold one of `device`'s slots for the block, in arrival order; refuse at once when the line is full."""
         with self._changed:
             lane = self._lanes.setdefault(device, _Lane())
-            if lane.in_flight >= self.slots:
-                if lane.waiting >= self.max_waiting:
-                    raise QueueFull(f"the queue for {device} is full ({lane.waiting} requests waiting): "
+            if lane.in_flight >= self.slots or lane.waiting:
+                if len(lane.waiting) >= self.max_waiting:
+                    raise QueueFull(f"the queue for {device} is full ({len(lane.waiting)} requests waiting): "
                                     "try again in a moment")
-                lane.waiting += 1
+                ticket = object()
+                lane.waiting.append(ticket)
                 try:
-                    self._changed.wait_for(lambda: lane.in_flight < self.slots)
+                    self._changed.wait_for(lambda: lane.waiting[0] is ticket and lane.in_flight < self.slots)
                 finally:
-                    lane.waiting -= 1
+                    lane.waiting.remove(ticket)
+                    self._changed.notify_all()  # the next in line may fit now too
             lane.in_flight += 1
         try:
             yield
@@ -58,4 +61,5 @@ class Lanes:
     def busy(self) -> dict[str, tuple[int, int]]:
         """device → (requests in flight, requests waiting), for the devices with any."""
         with self._changed:
-            return {d: (lane.in_flight, lane.waiting) for d, lane in self._lanes.items() if lane.in_flight or lane.waiting}
+            return {d: (lane.in_flight, len(lane.waiting)) for d, lane in self._lanes.items()
+                    if lane.in_flight or lane.waiting}

@@ -113,8 +113,11 @@ class TranslationService:
 
         notices: list[str] = []
         pieces: list[tuple[int, str]] = []  # (line index, piece of that line)
-        for i, line in enumerate(lines):
-            parts = segment(line.strip(), tok, limit) if line.strip() else []
+        # On the worker, like every other use of this tokenizer: a fast tokenizer keeps its padding / truncation
+        # settings in shared state, and an unpadded call here racing a padded batch there broke the batch.
+        parts_of = self.registry.run(entry.device, lambda: [segment(line.strip(), tok, limit) if line.strip() else []
+                                                            for line in lines])
+        for i, parts in enumerate(parts_of):
             if len(parts) > 1:
                 notices.append(f"line {i + 1} was translated in {len(parts)} pieces (sentences)")
             pieces.extend((i, p) for p in parts)
