@@ -1,10 +1,11 @@
-"""Speed of the text path.
+"""Speed of the text path, every figure a ratio against a baseline run in the same invocation.
 
-(a) nanoGPT's CPU reference run reproduced with `train_text.py` (4 layers, 4 heads, 128 dims, block 64, batch 12,
-    2000 iterations, lr 1e-3 cosine to 1e-4, warmup 100, beta2 0.99, dropout 0, char tokenizer, Tiny Shakespeare).
-    nanoGPT reaches validation loss 1.886 in 164 s wall on this kind of machine. Printed: wall time until the
-    validation loss first reaches 1.89, and the final validation loss (whole validation split). A tuned variant
-    (same model, a schedule and batch chosen for this CPU) is timed too; target: 1.89 within 0.8 × 164 s = 131 s.
+(a) nanoGPT's CPU reference run (4 layers, 4 heads, 128 dims, block 64, batch 12, 2000 iterations, lr 1e-3 cosine to
+    1e-4, warmup 100, beta2 0.99, dropout 0, characters of Tiny Shakespeare), twice, one after the other:
+    - the baseline: nanoGPT's model and loop as plain PyTorch (benchmarks/nanogpt_baseline.py);
+    - `train_text.py` with the same settings, and a tuned variant (same model, a schedule and batch for this CPU).
+    Printed: wall time until the validation loss first reaches 1.89, the final validation loss, and the ratio of the
+    times to 1.89 (targets: reference ≤ 1.0×, tuned ≤ 0.8× the baseline's).
 (b) Streaming tokens/s of a model through `TextService` vs raw `model.generate` with the same settings, same
     process (target overhead ≤ 10 %, absolute ≥ 300 tok/s for the starter).
 
@@ -22,9 +23,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 DATA = REPO.parent / "shared" / "data" / "text" / "tinyshakespeare" / "input.txt"
-NANOGPT_S, TARGET_LOSS = 164.0, 1.89
+TARGET_LOSS = 1.89
 
 REFERENCE = ["--tokenizer", "char", "--preset", "nano", "--block_size", "64", "--train_batch_size", "12",
              "--max_train_steps", "2000", "--learning_rate", "1e-3", "--lr_scheduler", "cosine_with_min_lr",
@@ -35,7 +36,22 @@ TUNED = {**dict(zip(REFERENCE[::2], REFERENCE[1::2])),
          "--eval_steps": "100"}
 
 
-def time_run(name: str, args: list[str], tmp: Path) -> None:
+def time_baseline() -> tuple[float | None, float]:
+    """nanoGPT's loop in plain PyTorch, in this process: (seconds until its validation loss first reaches 1.89,
+    seconds for the whole run)."""
+    from nanogpt_baseline import train
+
+    start = time.perf_counter()
+    evals = train(DATA)
+    wall = time.perf_counter() - start
+    reached = next(((it, t) for it, t, loss in evals if loss <= TARGET_LOSS), None)
+    when = f"iteration {reached[0]} after {reached[1]:.0f} s" if reached else "never"
+    print(f"baseline (nanoGPT's model and loop, plain PyTorch): reached val loss {TARGET_LOSS} at {when}; final val "
+          f"loss {evals[-1][2]:.3f} (20 batches, as nanoGPT); wall {wall:.0f} s")
+    return (reached[1] if reached else None), wall
+
+
+def time_run(name: str, args: list[str], tmp: Path, baseline: tuple[float | None, float]) -> None:
     cmd = [sys.executable, str(REPO / "training" / "train_text.py"), "--dataset", str(DATA), "--output_dir",
            str(tmp / name), "--report_to", "none", "--checkpointing_steps", "0", "--sample_tokens", "1", *args]
     start = time.perf_counter()
@@ -51,10 +67,33 @@ def time_run(name: str, args: list[str], tmp: Path) -> None:
     final = float(re.search(r"validation loss \(nats/token\) \| ([\d.]+)", card)[1])
     if reached is None and final <= TARGET_LOSS:  # crossed only in the final, whole-split evaluation
         reached = (int(args[args.index("--max_train_steps") + 1]), wall)
-    when = f"step {reached[0]} after {reached[1]:.0f} s ({reached[1] / NANOGPT_S:.2f}x nanoGPT's 164 s)" if reached \
-        else "never"
+    baseline_s, baseline_wall = baseline
+    ratio = f" = {reached[1] / baseline_s:.2f}x the baseline's {baseline_s:.0f} s" if reached and baseline_s else ""
+    when = f"step {reached[0]} after {reached[1]:.0f} s{ratio}" if reached else "never"
     print(f"{name}: reached val loss {TARGET_LOSS} at {when}; final val loss {final:.3f} (whole split); "
-          f"wall {wall:.0f} s incl. start-up and evaluations")
+          f"wall {wall:.0f} s incl. start-up and evaluations = {wall / baseline_wall:.2f}x the baseline's whole run")
+
+
+def time_models() -> None:
+    """One training iteration of the model alone (same batch, turns taken): nanoGPT's model vs transformers'
+    GPT-2 as train_text.py builds it, and with GPT-2's default activation."""
+    import statistics
+
+    import torch
+    from nanogpt_baseline import GPT, HFGPT2, Config, interleaved_step_times
+
+    class GPT2Default(HFGPT2):
+        activation = "gelu_new"
+
+    torch.manual_seed(0)
+    c = Config()
+    times = interleaved_step_times({"nanoGPT's model": GPT(c, 65), "GPT-2, train_text.py (gelu)": HFGPT2(c, 65),
+                                    "GPT-2, default gelu_new": GPT2Default(c, 65)})
+    base = statistics.median(times["nanoGPT's model"])
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"  {name:28s} {min(values):5.1f}–{max(values):5.1f} ms an iteration, median {median:5.1f} "
+              f"= {median / base:.2f}x nanoGPT's")
 
 
 def time_streaming(ref: str, tokens: int, repeats: int) -> None:
@@ -102,9 +141,12 @@ def main() -> None:
     if not args.skip_training:
         if not DATA.exists():
             sys.exit(f"{DATA} is missing: the reference run needs Tiny Shakespeare")
+        baseline = time_baseline()
         with tempfile.TemporaryDirectory() as tmp:
-            time_run("reference", REFERENCE, Path(tmp))
-            time_run("tuned", [x for kv in TUNED.items() for x in kv], Path(tmp))
+            time_run("reference", REFERENCE, Path(tmp), baseline)
+            time_run("tuned", [x for kv in TUNED.items() for x in kv], Path(tmp), baseline)
+        print("one training iteration of the model alone (nano preset, batch 12 × 64, 6 rounds of 50, turns taken):")
+        time_models()
     time_streaming(args.model, args.tokens, args.repeats)
 
 

@@ -76,8 +76,12 @@ def model_config(args: argparse.Namespace, tokenizer) -> GPT2Config | LlamaConfi
     ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
            "pad_token_id": tokenizer.pad_token_id}
     if args.architecture == "gpt2":
+        # PyTorch's one-kernel GELU (nanoGPT's choice), not GPT-2's default "gelu_new", a tanh formula of several
+        # element-wise ops: a training iteration of the nano preset costs 1.10x nanoGPT's model instead of 1.43x
+        # (medians, benchmarks/bench_text.py). A stock GPT2Config value: the folder still loads without project code.
         return GPT2Config(n_layer=n_layer, n_head=n_head, n_embd=n_embd, n_positions=args.block_size,
-                          resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=args.dropout, **ids)
+                          resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=args.dropout,
+                          activation_function="gelu", **ids)
     return LlamaConfig(num_hidden_layers=n_layer, num_attention_heads=n_head, num_key_value_heads=n_head,
                        hidden_size=n_embd, intermediate_size=int(8 * n_embd / 3 / 64 + 1) * 64,
                        max_position_embeddings=args.block_size, attention_dropout=args.dropout,
