@@ -169,7 +169,8 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="requests that may wait per device before new ones are refused (default 64)")
     parser.add_argument("--lane-concurrency", dest="lane_concurrency", type=int, default=None,
                         help="requests in flight per device lane (default 2)")
-    parser.add_argument("--no-preload", dest="preload", action="store_false", default=None)
+    parser.add_argument("--no-preload", dest="preload", action="store_false", default=None,
+                        help="load each tab's model at its first request, not at start-up")
     parser.add_argument("--tabs", type=lambda s: [t for t in s.split(",") if t], default=None,
                         help=f"comma-separated tabs to show (default {','.join(tab_keys())})")
     parser.add_argument("--share", action="store_true", default=None,
