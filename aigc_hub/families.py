@@ -109,16 +109,20 @@ def detect(config: dict, where: str = "the model") -> Family:
 
 
 def family_of_folder(path: Path | None) -> Family | None:
-    """The family of a model folder, or None when it has no readable config or none matches (never raises)."""
+    """The family of a model folder, or None when it has no readable config or none matches (never raises).
+    Each config file is read once, however many families look at it."""
     if path is None:
         return None
+    configs: dict[str, dict | None] = {}
     for family in FAMILIES.values():
-        if (path / family.config_file).is_file():
+        name = family.config_file
+        if name not in configs:
             try:
-                if family.recognise(read_config(path, family.config_file)):
-                    return family
+                configs[name] = read_config(path, name) if (path / name).is_file() else None
             except ModelLoadError:
-                continue
+                configs[name] = None
+        if configs[name] is not None and family.recognise(configs[name]):
+            return family
     return None
 
 

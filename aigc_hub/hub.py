@@ -176,6 +176,14 @@ def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = 
     return str(dest)
 
 
+_LEFT_BY_PUSH = re.compile(r"^\.(?P<name>.+)\.(?:old|tmp)-[0-9a-f]+$")  # `.name.old-1a2b3c4d`, `.name.tmp-…`
+
+
+def _entries_with_leftovers(owner: Path) -> list[str]:
+    """Names under an owner folder that an interrupted push left something for (a set-aside or temporary copy)."""
+    return sorted({m["name"] for p in owner.iterdir() if (m := _LEFT_BY_PUSH.match(p.name))})
+
+
 def recover(root: Path | None = None) -> list[str]:
     """Finish what killed pushes left in the local hub (at start-up; a push does it for its own entry).
     Returns the repo ids it touched."""
@@ -184,10 +192,7 @@ def recover(root: Path | None = None) -> list[str]:
     for owner in root.iterdir() if root.is_dir() else []:
         if not owner.is_dir() or owner.name.startswith("."):
             continue
-        names = {p.name.lstrip(".").split(".old-")[0].split(".tmp-")[0] for p in owner.iterdir()}
-        for name in sorted(names):
-            if _recover(owner / name):
-                touched.append(f"{owner.name}/{name}")
+        touched += [f"{owner.name}/{name}" for name in _entries_with_leftovers(owner) if _recover(owner / name)]
     if touched:
         invalidate()
     return touched
@@ -328,12 +333,14 @@ def _scan(roots: tuple[tuple[str, Path], ...]) -> dict[str, ModelEntry]:
                 continue
             family = family_of_folder(path)
             entries[repo_id] = ModelEntry(repo_id, source, path, read_card(path), family.name if family else None)
-        if source == "local":  # a push killed between its renames: its previous version is still listed
-            for old in sorted(root.glob("*/.*.old-*/config.json")):
-                repo_id = f"{old.parent.parent.name}/{old.parent.name[1:].split('.old-')[0]}"
-                if repo_id not in entries and not (root / repo_id).exists():
-                    family = family_of_folder(old.parent)
-                    entries[repo_id] = ModelEntry(repo_id, source, old.parent, read_card(old.parent),
+        if source != "local":
+            continue
+        for owner in (o for o in root.iterdir() if o.is_dir()) if root.is_dir() else []:
+            for name in _entries_with_leftovers(owner):  # a push killed between its renames: still listed
+                repo_id, aside = f"{owner.name}/{name}", _set_aside(owner / name)
+                if repo_id not in entries and aside is not None and not (owner / name).exists():
+                    family = family_of_folder(aside)
+                    entries[repo_id] = ModelEntry(repo_id, source, aside, read_card(aside),
                                                   family.name if family else None)
     return entries
 

@@ -20,4 +20,5 @@ def service_for(task: str, registry: ModelRegistry, **settings):
     from ..families import TASKS
 
     module, _, cls = TASKS[task].service.partition(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(registry, **{k: settings[k] for k in TASKS[task].service_settings if k in settings})
+    wanted = {k: settings[k] for k in TASKS[task].service_settings if k in settings}
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(registry, **wanted)

@@ -69,12 +69,6 @@ class ImageService:
         self.registry = registry or ModelRegistry()
         self.max_images = max_images
 
-    def _entry(self, ref: str) -> LoadedModel:
-        entry = self.registry.get(ref)
-        if entry.task != TASK:
-            raise GenerationError(f"{ref} is a {entry.kind} model ({entry.task}), not an image generator")
-        return entry
-
     def _label(self, entry: LoadedModel, label: object) -> int | None:
         if label is None or (isinstance(label, str) and not label.strip()):
             return None
@@ -114,7 +108,7 @@ class ImageService:
         base = resolve_seed(seed)
         if base + n - 1 > MAX_SEED:
             raise GenerationError(f"seed + count must stay ≤ {MAX_SEED}")
-        entry = self._entry(ref)
+        entry = self.registry.get_for(ref, TASK)
         fixed = self._label(entry, label)
         classes = entry.config.get("num_classes", 0)
         seeds = list(range(base, base + n))
@@ -136,7 +130,7 @@ class ImageService:
         """Frames along the slerp path from seed_a's latent to seed_b's, and the animated GIF (there and back)."""
         a, b = resolve_seed(seed_a), resolve_seed(seed_b)
         frames = count(frames, 120, "number of frames")
-        entry = self._entry(ref)
+        entry = self.registry.get_for(ref, TASK)
         fixed = self._label(entry, label)
         classes = entry.config.get("num_classes", 0)
         za, zb = noise([a, b], entry.config["latent_dim"])

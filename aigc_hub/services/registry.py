@@ -23,7 +23,7 @@ from typing import Any, Callable, TypeVar
 import torch
 
 from .. import devices, families, hub
-from ..errors import ModelLoadError, UserError
+from ..errors import GenerationError, ModelLoadError, UserError
 from ..families import Family
 
 
@@ -70,10 +70,8 @@ def read_config(path: Path) -> dict:
 class ModelRegistry:
     """Thread-safe: callers on any thread; all model work on one device runs on that device's worker thread."""
 
-    def __init__(self, device_overrides: dict[str, str] | None = None,
-                 inventory: Callable[[], list[devices.Device]] | None = None) -> None:
+    def __init__(self, device_overrides: dict[str, str] | None = None) -> None:
         self._models: dict[str, LoadedModel] = {}
-        self.inventory = inventory or devices.inventory  # tests pass a fake one (two GPUs on a CPU machine)
         self._lock = threading.Lock()
         self._workers: dict[str, ThreadPoolExecutor] = {}
         self.device_overrides = dict(device_overrides or {})
@@ -117,17 +115,18 @@ class ModelRegistry:
             return current
         return self.load(ref, device)
 
+    def get_for(self, ref: str, task: str) -> LoadedModel:
+        """`get(ref)`, refused with a clear message when the model serves another task than `task`."""
+        entry = self.get(ref)
+        if entry.task != task:
+            raise GenerationError(f"{ref} is a {entry.kind} model for {entry.task}, not for {task}")
+        return entry
+
     def config_of(self, ref: str) -> dict:
         """The checked config of `ref`, without loading its weights."""
         with self._lock:
             current = self._models.get(ref)
         return current.config if current else read_config(hub.resolve(ref))
-
-    def family_of(self, ref: str) -> Family:
-        """The family of `ref` (from the table), without loading its weights."""
-        with self._lock:
-            current = self._models.get(ref)
-        return current.family if current else families.detect(self.config_of(ref), ref)
 
     def planned_device(self, ref: str, device: str | None = None) -> str:
         """Where `ref` is, or would go if it were loaded now."""
@@ -135,15 +134,14 @@ class ModelRegistry:
             current = self._models.get(ref)
         if current is not None and device in (None, "auto"):
             return current.device
-        return devices.place(_weights_bytes(hub.resolve(ref)), device or self.override(ref),
-                             self.inventory())
+        return devices.place(_weights_bytes(hub.resolve(ref)), device or self.override(ref))
 
     def load(self, ref: str, device: str | None = None) -> LoadedModel:
         path = hub.resolve(ref)
         config = read_config(path)
         family = families.detect(config, ref)
         size = _weights_bytes(path)
-        target = devices.place(size, device or self.override(ref), self.inventory())
+        target = devices.place(size, device or self.override(ref))
         dtype = devices.dtype_for(target)
         try:
             loaded = self.run(target, family.load, path, config, target, dtype)

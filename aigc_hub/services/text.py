@@ -23,7 +23,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from ..errors import GenerationError
 from ..validation import as_int, as_number, check_text, check_unicode, resolve_seed
-from .registry import LoadedModel, ModelRegistry
+from .registry import ModelRegistry
 
 TASK = "text"
 
@@ -134,19 +134,13 @@ class TextService:
     def __init__(self, registry: ModelRegistry | None = None) -> None:
         self.registry = registry or ModelRegistry()
 
-    def _entry(self, ref: str) -> LoadedModel:
-        entry = self.registry.get(ref)
-        if entry.task != TASK:
-            raise GenerationError(f"{ref} is a {entry.kind} model ({entry.task}), not a text generator")
-        return entry
-
     def stream(self, ref: str, prompt: str, settings: SamplingSettings | None = None, seed: object = -1,
                stop_event: threading.Event | None = None) -> TextStream:
         """Start generating; the returned stream yields text pieces as tokens arrive."""
         check_text(prompt, "prompt", MAX_PROMPT_CHARS)
         s = (settings or SamplingSettings()).checked()
         seed = resolve_seed(seed)
-        entry = self._entry(ref)
+        entry = self.registry.get_for(ref, TASK)
         tok, model = entry.tokenizer, entry.model
         ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         notices = []

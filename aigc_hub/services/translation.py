@@ -18,7 +18,7 @@ from typing import Callable
 from ..models.translation import Candidate, directions_of, translate_batch
 from ..errors import GenerationError
 from ..validation import as_int, check_unicode
-from .registry import LoadedModel, ModelRegistry
+from .registry import ModelRegistry
 
 TASK = "translation"
 
@@ -76,12 +76,6 @@ class TranslationService:
     def languages(self, ref: str) -> list[str]:
         return sorted({lang for d in self.directions(ref) for lang in d})
 
-    def _entry(self, ref: str) -> LoadedModel:
-        entry = self.registry.get(ref)
-        if entry.task != TASK:
-            raise GenerationError(f"{ref} is a {entry.kind} model ({entry.task}), not a translation model")
-        return entry
-
     def translate(self, ref: str, text: str | list[str], src: str, tgt: str, beams: object = 4, n_best: object = 1,
                   progress: Progress | None = None) -> TranslationResult:
         lines = split_lines(text)
@@ -107,7 +101,7 @@ class TranslationService:
         if (src, tgt) not in dirs:
             known = ", ".join(f"{a}→{b}" for a, b in dirs) or "none declared"
             raise GenerationError(f"{ref} does not translate {str(src)[:20]}→{str(tgt)[:20]}; it knows: {known}")
-        entry = self._entry(ref)
+        entry = self.registry.get_for(ref, TASK)
         limit = int(entry.config.get("translation_max_source_length", 64))
         tok = entry.tokenizer
 
