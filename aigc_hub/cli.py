@@ -133,7 +133,8 @@ def _list(args: argparse.Namespace) -> None:
     entries = hub.list_models(args.extra_model or [])
     if args.json:
         print(json.dumps([{"ref": e.ref, "source": e.source, "path": str(e.path) if e.path else None,
-                           "task": e.task, "family": e.family, "pipeline_tag": e.card.pipeline_tag, "datasets": e.card.datasets,
+                           "task": e.task, "family": e.family, "pipeline_tag": e.card.pipeline_tag,
+                           "datasets": e.card.datasets,
                            "figures": {f.name: f.value for f in e.card.figures}} for e in entries], indent=2))
         return
     if not entries:

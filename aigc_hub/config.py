@@ -58,8 +58,9 @@ class AppConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in settings.items() if k in known}
         models = dict(cls().models)
-        if isinstance(values.get("models"), dict):
-            models.update(values["models"])
+        if "models" in values and not isinstance(values["models"], dict):
+            raise ConfigError(f"models must map tasks ({', '.join(TASKS)}) to model ids, got {values['models']!r}")
+        models.update(values.get("models") or {})
         for task in TASKS:
             if _model_setting(task) in settings:
                 models[task] = settings[_model_setting(task)]
@@ -83,8 +84,7 @@ class AppConfig:
                 raise ConfigError(f"{path}: the config file must hold a mapping")
             values.update(loaded)
         kinds = {f.name: f.type for f in fields(cls)} | {_model_setting(t): "str" for t in TASKS}
-        named = [(var, setting) for var, setting in GRADIO_ENV.items()]
-        named += [(f"AIGC_HUB_{setting.upper()}", setting) for setting in kinds if setting != "models"]
+        named = list(GRADIO_ENV.items()) + [(f"AIGC_HUB_{name.upper()}", name) for name in kinds if name != "models"]
         for var, setting in named:
             raw = env.get(var)
             if raw is not None:

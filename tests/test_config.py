@@ -13,7 +13,8 @@ def test_precedence(tmp_path):
     path = tmp_path / "hub.yaml"
     path.write_text("image_model: me/from-file\nport: 9000\ndevices: {me/from-file: cpu}\n")
     from_file = AppConfig.load(path, env={})
-    assert (from_file.models["image"], from_file.port, from_file.devices) == ("me/from-file", 9000, {"me/from-file": "cpu"})
+    assert (from_file.models["image"], from_file.port) == ("me/from-file", 9000)
+    assert from_file.devices == {"me/from-file": "cpu"}
     env = {"AIGC_HUB_CONFIG": str(path), "AIGC_HUB_PORT": "9100", "AIGC_HUB_EXTRA_MODELS": "a/b,c/d"}
     from_env = AppConfig.load(env=env)
     assert (from_env.models["image"], from_env.port, from_env.extra_models) == ("me/from-file", 9100, ["a/b", "c/d"])
@@ -52,3 +53,5 @@ def test_tabs_and_model_settings_come_from_the_task_table(tmp_path):
     assert AppConfig.load(env={}).apply_args(args).devices == {"*": "cpu"}, "a bare device places every model"
     with pytest.raises(ValueError, match="unknown tab"):
         AppConfig.of(tabs=["painting"])
+    with pytest.raises(ValueError, match="models must map tasks"):
+        AppConfig.of(models="me/a-string")

@@ -75,6 +75,6 @@ def evaluate_generator(
             bar.update(n)
         fake = torch.cat(fakes)
         fd = frechet_distance(real_eval[:n_real], fake, net, batch, bar)
-        floor = frechet_distance(real_eval[:n_real], real_train[:num_samples], net, batch, bar)
+        floor = frechet_distance(real_eval[:n_real], real_train[:n_train], net, batch, bar)
     acc = correct / num_samples if num_classes else None
     return ImageScores(fd=fd, fd_floor=floor, class_accuracy=acc, num_samples=num_samples)

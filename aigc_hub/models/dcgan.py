@@ -1,7 +1,8 @@
 """DCGAN generator and discriminator, built from the resolution (32, 64 or 128 px).
 
 Both are `PyTorchModelHubMixin` modules (through `SafeHubMixin`: quiet, safetensors only): the constructor arguments
-become `config.json` and the weights `model.safetensors`, so `Generator.from_pretrained(folder_or_repo)` is the one call that loads a checkpoint. We chose
+become `config.json` and the weights `model.safetensors`, so `Generator.from_pretrained(folder_or_repo)` is the one
+call that loads a checkpoint. We chose
 the huggingface_hub mixin over diffusers' `ModelMixin` because it is a few lines of glue on a plain `nn.Module`
 (config captured from `__init__`, safetensors, `push_to_hub`) with none of diffusers' config-registration machinery.
 

@@ -33,14 +33,12 @@ class AppContext:
 
     config: AppConfig
     registry: ModelRegistry
-    services: dict[str, Any] = field(default_factory=dict)
-    lanes: Lanes = field(default_factory=Lanes)
+    services: dict[str, Any] = field(init=False)  # task → its service, from the family table
+    lanes: Lanes = field(init=False)
     scratch_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigc-hub-")))
 
     def __post_init__(self) -> None:
-        settings = vars(self.config)
-        for task in TASKS:
-            self.services.setdefault(task, service_for(task, self.registry, **settings))
+        self.services = {task: service_for(task, self.registry, **vars(self.config)) for task in TASKS}
         self.lanes = Lanes(self.config.lane_concurrency, self.config.queue_size)
         atexit.register(shutil.rmtree, self.scratch_root, True)
 

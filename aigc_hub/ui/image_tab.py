@@ -30,20 +30,20 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Row():
         # Custom values are allowed so a model pushed while the app runs can be used; each call checks the hub.
         model = Dropdown(refs, value=default, label="Model", elem_id="image-model", scale=2,
-                            allow_custom_value=True)
+                         allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="image-refresh")
         card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK), elem_id="image-card")
     with gr.Row():
         seed = Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
         count = Slider(1, ctx.config.max_images, value=16, step=1, label="Images", elem_id="image-count")
         label = Dropdown(["any"] + [str(i) for i in range(classes)], value="any", label="Label",
-                            visible=bool(classes), elem_id="image-label")
+                         visible=bool(classes), elem_id="image-label")
     button = gr.Button("Generate", variant="primary", elem_id="image-generate")
     gallery = gr.Gallery(label="Images", columns=8, object_fit="contain", height=420, format="png",
                          elem_id="image-gallery")
     with gr.Row():
         used_seed = Number(label="Seed used (image i has seed + i)", precision=0, interactive=False,
-                              elem_id="image-used-seed")
+                           elem_id="image-used-seed")
         files = gr.File(label="Download: grid + every image (PNGs carry their generation parameters)",
                         file_count="multiple", elem_id="image-files")
     with gr.Accordion("Interpolate between two seeds", open=False):
@@ -105,5 +105,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     model.change(on_model, model, [card, label], api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
-    button.click(generate, [model, seed, count, label], [gallery, used_seed, files], api_name="generate_image", **WORK)
-    interp_button.click(interpolate, [model, seed_a, seed_b, frames, label], [gif, strip], api_name="interpolate", **WORK)
+    button.click(generate, [model, seed, count, label], [gallery, used_seed, files], api_name="generate_image",
+                 **WORK)
+    interp_button.click(interpolate, [model, seed_a, seed_b, frames, label], [gif, strip], api_name="interpolate",
+                        **WORK)

@@ -23,7 +23,8 @@ def _check(component: gr.Number | gr.Slider, payload: Any, *, optional: bool) ->
         raise gr.Error(f"{name}: a finite number is needed, got {str(payload)[:40]!r}", print_exception=False)
     low, high = component.minimum, component.maximum
     if (low is not None and payload < low) or (high is not None and payload > high):
-        bounds = f"at least {low}" if high is None else f"at most {high}" if low is None else f"between {low} and {high}"
+        bounds = (f"at least {low}" if high is None else f"at most {high}" if low is None
+                  else f"between {low} and {high}")
         raise gr.Error(f"{name}: {payload:g} is out of range ({bounds})", print_exception=False)
 
 

@@ -28,7 +28,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     with gr.Row():
         model = Dropdown(refs, value=default, label="Model", elem_id="text-model", scale=2,
-                            allow_custom_value=True)
+                         allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="text-refresh")
         card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK), elem_id="text-card")
     prompt = gr.Textbox("ROMEO:", label="Prompt", lines=4, elem_id="text-prompt")
@@ -39,7 +39,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         with gr.Row():
             max_new = Slider(1, 2048, value=300, step=1, label="Max new tokens", elem_id="text-max-new")
             temperature = Slider(0, 2, value=0.8, step=0.05, label="Temperature (0 = greedy)",
-                                    elem_id="text-temperature")
+                                 elem_id="text-temperature")
             top_k = Slider(0, 200, value=50, step=1, label="Top-k (0 = off)", elem_id="text-top-k")
         with gr.Row():
             top_p = Slider(0.05, 1, value=0.95, step=0.01, label="Top-p", elem_id="text-top-p")

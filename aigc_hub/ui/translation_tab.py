@@ -21,7 +21,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     with gr.Row():
         model = Dropdown(refs, value=default, label="Model", elem_id="translation-model", scale=2,
-                            allow_custom_value=True)
+                         allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="translation-refresh")
         card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK),
                            elem_id="translation-card")
