@@ -23,8 +23,9 @@ TINY_MT = ["--source_lang", "en", "--target_lang", "zh", "--bidirectional", "--p
            "--lr_warmup_steps", "2", "--num_beams", "2", "--validation_split_percentage", "5"]
 
 
-# Tests using any of these fixtures start subprocesses, servers or a browser: the slow tier (pytest.ini).
-SLOW_FIXTURES = {"launched", "tiny_mt", "tiny_lm", "space_process", "browser", "page", "hostile_app", "app"}
+# Tests using any of these fixtures (directly or through another fixture) start subprocesses, servers or a browser:
+# the slow tier (pytest.ini).
+SLOW_FIXTURES = {"launched", "tiny_mt", "tiny_lm", "space_process", "browser"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -23,10 +23,12 @@ LIGHT = ["--tabs", "models", "--no-preload"]
 def app_started(tmp_path, tmp_hub):
     procs = []
 
-    def start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str, object]:
+    def start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, Path]:
         log = tmp_path / f"app-{len(procs)}.log"
-        proc = subprocess.Popen([sys.executable, "app.py", *LIGHT, *args], cwd=REPO, stdout=open(log, "w"),
-                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen([sys.executable, "app.py", *LIGHT, *args], cwd=REPO, stdout=out,
+                                    stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         procs.append(proc)
         return proc, log
 

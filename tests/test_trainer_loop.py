@@ -21,16 +21,16 @@ def make_args(out, *extra: str) -> argparse.Namespace:
                               "--logging_steps", "1", "--checkpoints_total_limit", "1", *extra])
 
 
-def fit(out, *extra: str) -> tuple[Trainer, torch.nn.Module, list[int]]:
-    """Regress y = 3x - 1 with a 1-unit linear model for the asked steps; returns the trainer, the EMA, hook steps.
-    The raw model is the EMA's source: `trainer.accelerator.unwrap_model` of what was prepared."""
+def fit(out, *extra: str) -> tuple[Trainer, torch.nn.Module, torch.nn.Module, list[int]]:
+    """Regress y = 3x - 1 with a 1-unit linear model for the asked steps; returns the trainer, the model, its EMA
+    and the steps the hook ran at."""
     args = make_args(out, *extra)
     trainer = Trainer(args, project="test")
     acc = trainer.accelerator
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 1, generator=g)
     data = TensorDataset(x, 3 * x - 1)
-    model = torch.nn.Linear(1, 1)
+    model = raw = torch.nn.Linear(1, 1)
     opt = torch.optim.SGD(model.parameters(), lr=args.learning_rate)
     ema = trainer.ema("model", model, decay=0.9)
     model, opt, loader = acc.prepare(model, opt, DataLoader(data, batch_size=args.train_batch_size, shuffle=True))
@@ -48,16 +48,15 @@ def fit(out, *extra: str) -> tuple[Trainer, torch.nn.Module, list[int]]:
 
     trainer.fit(loader, [model], step, hooks=[(4, calls.append)])
     trainer.finish(lambda folder: None, models=[model])
-    return trainer, ema, calls
+    return trainer, raw, ema, calls
 
 
 def test_the_loop_counts_optimizer_steps_runs_hooks_and_learns(tmp_path):
-    trainer, ema, calls = fit(tmp_path / "run", "--max_train_steps", "30", "--gradient_accumulation_steps", "2",
-                              "--checkpointing_steps", "10")
+    trainer, model, ema, calls = fit(tmp_path / "run", "--max_train_steps", "30", "--gradient_accumulation_steps", "2",
+                                     "--checkpointing_steps", "10")
     assert trainer.global_step == 30, "optimizer steps, not micro-batches"
     assert calls == [4, 8, 12, 16, 20, 24, 28, 30], "every 4 steps, and at the last"
     assert trainer.schedulers[0].get_last_lr()[0] < 1e-3, "the cosine schedule ran to its end once"
-    model = trainer._ema_sources["model"]
     weight, bias = (p.item() for p in model.parameters())
     assert abs(weight - 3) < 0.3 and abs(bias + 1) < 0.3, (weight, bias)
     averaged = [p.item() for p in ema.module.parameters()]
@@ -66,11 +65,12 @@ def test_the_loop_counts_optimizer_steps_runs_hooks_and_learns(tmp_path):
 
 
 def test_resume_in_process_ends_with_the_same_weights(tmp_path):
-    full, full_ema, _ = fit(tmp_path / "full", "--max_train_steps", "14", "--checkpointing_steps", "6")
+    full, full_model, full_ema, _ = fit(tmp_path / "full", "--max_train_steps", "14", "--checkpointing_steps", "6")
     checkpoint = tmp_path / "full" / "checkpoints" / "checkpoint-12"
-    resumed, resumed_ema, calls = fit(tmp_path / "resumed", "--max_train_steps", "14",
-                                      "--resume_from_checkpoint", str(checkpoint))
+    resumed, resumed_model, resumed_ema, calls = fit(tmp_path / "resumed", "--max_train_steps", "14",
+                                                     "--resume_from_checkpoint", str(checkpoint))
     assert calls == [14], "hooks run only for the steps after the checkpoint"
-    for a, b in zip(full_ema.parameters(), resumed_ema.parameters()):
+    for a, b in zip([*full_model.parameters(), *full_ema.parameters()],
+                    [*resumed_model.parameters(), *resumed_ema.parameters()]):
         assert torch.equal(a, b)
     assert resumed.global_step == full.global_step == 14
