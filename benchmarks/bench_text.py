@@ -80,15 +80,15 @@ def time_models() -> None:
     import statistics
 
     import torch
-    from nanogpt_baseline import GPT, HFGPT2, Config, interleaved_step_times
+    from nanogpt_baseline import GPT, HFGPT2, Config, char_data, interleaved_step_times
 
     class GPT2Default(HFGPT2):
         activation = "gelu_new"
 
     torch.manual_seed(0)
-    c = Config()
-    times = interleaved_step_times({"nanoGPT's model": GPT(c, 65), "GPT-2, train_text.py (gelu)": HFGPT2(c, 65),
-                                    "GPT-2, default gelu_new": GPT2Default(c, 65)})
+    c, vocab = Config(), char_data(DATA)[2]
+    times = interleaved_step_times({"nanoGPT's model": GPT(c, vocab), "GPT-2, train_text.py (gelu)": HFGPT2(c, vocab),
+                                    "GPT-2, default gelu_new": GPT2Default(c, vocab)}, vocab)
     base = statistics.median(times["nanoGPT's model"])
     for name, values in times.items():
         median = statistics.median(values)

@@ -176,11 +176,11 @@ class HFGPT2(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def interleaved_step_times(models: dict[str, nn.Module], c: Config = Config(), rounds: int = 6,
+def interleaved_step_times(models: dict[str, nn.Module], vocab_size: int, c: Config = Config(), rounds: int = 6,
                            steps: int = 50) -> dict[str, list[float]]:
     """Milliseconds per training iteration (forward, backward, AdamW step) of each model on the same fixed batch,
     the models taking turns round by round so that a slower spell of the machine hits them all alike."""
-    x = torch.randint(65, (c.batch_size, c.block_size), generator=torch.Generator().manual_seed(0))
+    x = torch.randint(vocab_size, (c.batch_size, c.block_size), generator=torch.Generator().manual_seed(0))
     y = torch.roll(x, -1, dims=1)
     opts = {name: torch.optim.AdamW(m.parameters(), lr=c.learning_rate, betas=(0.9, c.beta2)) for name, m in
             models.items()}
