@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -25,9 +24,11 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from safetensors.torch import load_model, save_model
 from tqdm.auto import tqdm
 
+from training.checkpoint_state import (TRAINER_STATE, json_default, list_checkpoints, rng_state, set_rng_state,
+                                       step_of)
+
 logger = logging.getLogger("aigc_hub.training")
 CHECKPOINT_DIR = "checkpoints"  # under output_dir; never pushed
-TRAINER_STATE = "trainer_state.json"
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -75,12 +76,15 @@ def add_optimizer_args(parser: argparse.ArgumentParser, *, weight_decay: float, 
 
 
 def adamw(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.AdamW:
-    """AdamW without weight decay on biases and norm weights (nanoGPT, fairseq)."""
+    """AdamW without weight decay on biases and norm weights (nanoGPT, fairseq), with the fused kernel.
+
+    Fused (one kernel for all parameters, CPU and GPUs alike) instead of the default for-each: the update of the
+    text starter's 0.8 M parameters drops from 2.8 ms to 0.6 ms, 4-5 % of a CPU training step."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                               {"params": rest, "weight_decay": 0.0}],
-                             lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
+                             lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), fused=True)
 
 
 class Trainer:
@@ -193,6 +197,16 @@ class Trainer:
         total = self.args.max_train_steps or self.args.num_epochs * per_epoch
         return per_epoch, total
 
+    def step(self, loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """The end of a one-optimizer train_step: backward, clip at --max_grad_norm (on the micro-batch that syncs
+        gradients), optimizer step, gradients freed."""
+        acc = self.accelerator
+        acc.backward(loss)
+        if acc.sync_gradients and self.args.max_grad_norm:
+            acc.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
     # --- checkpoints ------------------------------------------------------------------------------------------------
     def checkpoint_root(self) -> Path:
         return self.output_dir / CHECKPOINT_DIR
@@ -207,14 +221,14 @@ class Trainer:
                 self._tokenizer.save_pretrained(str(path / "tokenizer"))
             state = {"global_step": self.global_step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
                      "schedulers": [s.state_dict() for s in self.schedulers]}
-            (path / TRAINER_STATE).write_text(json.dumps(state, default=_json_default))
+            (path / TRAINER_STATE).write_text(json.dumps(state, default=json_default))
             self._rotate_checkpoints()
         self.accelerator.wait_for_everyone()
         return path
 
     def _rotate_checkpoints(self) -> None:
         limit = self.args.checkpoints_total_limit
-        found = sorted(_list_checkpoints(self.checkpoint_root()), key=lambda p: _step_of(p))
+        found = sorted(list_checkpoints(self.checkpoint_root()), key=lambda p: step_of(p))
         for old in found[: max(0, len(found) - limit)] if limit else []:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -223,11 +237,11 @@ class Trainer:
         if not ref:
             return None
         if ref == "latest":
-            found = [p for p in _list_checkpoints(self.checkpoint_root()) if (p / TRAINER_STATE).exists()]
+            found = [p for p in list_checkpoints(self.checkpoint_root()) if (p / TRAINER_STATE).exists()]
             if not found:
                 logger.warning("no checkpoint in %s: starting from scratch", self.checkpoint_root())
                 return None
-            return max(found, key=_step_of)
+            return max(found, key=step_of)
         path = Path(ref)
         if not (path / TRAINER_STATE).exists():
             raise SystemExit(f"--resume_from_checkpoint {ref}: not a checkpoint folder (no {TRAINER_STATE})")
@@ -266,7 +280,7 @@ class Trainer:
         rng_at_checkpoint = None
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
-            rng_at_checkpoint = _rng_state()
+            rng_at_checkpoint = rng_state()
         skip = self.batches_in_epoch
         bar = tqdm(total=total, initial=self.global_step, desc="steps", disable=not self.is_main, dynamic_ncols=True)
         logs: dict[str, float] = {}
@@ -279,7 +293,7 @@ class Trainer:
                 if rng_at_checkpoint is not None:
                     # Starting an epoch's iterator draws from the global RNG; the uninterrupted run did that before
                     # it saved the checkpoint, so give back the RNG state the checkpoint holds.
-                    _set_rng_state(rng_at_checkpoint)
+                    set_rng_state(rng_at_checkpoint)
                     rng_at_checkpoint = None
                 with acc.accumulate(*models):
                     logs = train_step(batch)
@@ -306,7 +320,7 @@ class Trainer:
             else:
                 self.epoch, self.batches_in_epoch = self.epoch + 1, 0
                 if rng_at_checkpoint is not None:  # the checkpoint closed its epoch: restore before the next one
-                    _set_rng_state(rng_at_checkpoint)
+                    set_rng_state(rng_at_checkpoint)
                     rng_at_checkpoint = None
         bar.close()
         acc.wait_for_everyone()
@@ -320,6 +334,23 @@ class Trainer:
                 tracker.writer.add_image(name, grid_hwc, step, dataformats="HWC")
             elif hasattr(tracker, "log_images"):
                 tracker.log_images({name: [grid_hwc]}, step=step)
+
+    def grid_hook(self, make_grid: Callable[[], Any]) -> Callable[[int], None]:
+        """A `fit` hook for image scripts: on the main process, `make_grid()` (an HWC uint8 array) is saved as
+        `output_dir/samples/step-N.png` and logged to the trackers as "samples"."""
+
+        def hook(step: int) -> None:
+            if not self.is_main:
+                return
+            from PIL import Image
+
+            grid = make_grid()
+            out = self.output_dir / "samples"
+            out.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(grid.squeeze()).save(out / f"step-{step:07d}.png")
+            self.log_images("samples", grid, step)
+
+        return hook
 
     def log_text(self, name: str, text: str, step: int) -> None:
         """Log a text sample to every tracker that takes text."""
@@ -365,40 +396,3 @@ def _length(dataloader: Any) -> int | None:
         return len(dataloader)
     except TypeError:  # an iterable (streamed) dataset
         return None
-
-
-def _rng_state() -> dict[str, Any]:
-    import random
-
-    import numpy as np
-
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import random
-
-    import numpy as np
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _list_checkpoints(root: Path) -> list[Path]:
-    return [p for p in root.glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
-
-
-def _step_of(path: Path) -> int:
-    return int(path.name.split("-")[1])
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in {TRAINER_STATE}")

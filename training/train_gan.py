@@ -28,25 +28,13 @@ from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.imaging import make_grid
 from aigc_hub.models.dcgan import Generator, Discriminator
 from training.common import Trainer, add_common_args
-from training.image_data import ImageData, load_images
+from training.image_data import ImageData
+from training.image_eval import HeldOut, add_image_args, training_images
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = parser.add_argument_group("data")
-    g.add_argument("--dataset", required=True, help="hub dataset name, image folder, .parquet or .npz file")
-    g.add_argument("--split", default="train")
-    g.add_argument("--image_column", default=None)
-    g.add_argument("--label_column", default=None, help="set to train a class-conditional model")
-    g.add_argument("--resolution", type=int, default=32, choices=[32, 64, 128])
-    g.add_argument("--channels", type=int, default=None, choices=[1, 3, 4], help="default: inferred from the data")
-    g.add_argument("--max_train_samples", type=int, default=None)
-    g = parser.add_argument_group("evaluation (on data the model does not train on)")
-    g.add_argument("--eval_split", default=None, help="split of --dataset to evaluate on (e.g. test)")
-    g.add_argument("--eval_image_column", default=None, help=".npz: the key of the held-out images (e.g. x_test)")
-    g.add_argument("--eval_label_column", default=None)
-    g.add_argument("--eval_classifier", default=None, help="'mnist' (shipped) or a classifier folder; none = skip")
-    g.add_argument("--eval_samples", type=int, default=10_000)
+    add_image_args(parser)
     g = parser.add_argument_group("model")
     g.add_argument("--latent_dim", type=int, default=100)
     g.add_argument("--base_channels", type=int, default=64)
@@ -76,16 +64,15 @@ class GanRun:
 def setup(args: argparse.Namespace) -> GanRun:
     trainer = Trainer(args, project="train_gan")
     acc = trainer.accelerator
-    data = load_images(args.dataset, resolution=args.resolution, image_column=args.image_column,
-                       label_column=args.label_column, split=args.split, channels=args.channels,
-                       limit=args.max_train_samples)
+    data = training_images(args)
     gen = Generator(resolution=args.resolution, channels=data.channels, latent_dim=args.latent_dim,
                     num_classes=data.num_classes, base_channels=args.base_channels, embed_dim=args.embed_dim)
     disc = Discriminator(resolution=args.resolution, channels=data.channels, num_classes=data.num_classes,
                          base_channels=args.base_channels)
     betas = (args.adam_beta1, args.adam_beta2)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=args.learning_rate, betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=args.learning_rate, betas=betas)
+    # Fused: one kernel per update instead of a for-each over every parameter (see training.common.adamw).
+    opt_g = torch.optim.Adam(gen.parameters(), lr=args.learning_rate, betas=betas, fused=True)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.learning_rate, betas=betas, fused=True)
     loader = DataLoader(data.dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers)
     ema = trainer.ema("generator", gen, args.ema_decay)
@@ -137,18 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         images = model(fixed_z.to(device), None if fixed_labels is None else fixed_labels.to(device))
         return make_grid(images.float().cpu(), nrow=10 if data.num_classes == 10 else 8)
 
-    def on_sample(step: int) -> None:
-        if not trainer.is_main:
-            return
-        grid = sample_grid()
-        out = Path(args.output_dir) / "samples"
-        out.mkdir(parents=True, exist_ok=True)
-        from PIL import Image
-
-        Image.fromarray(grid.squeeze()).save(out / f"step-{step:07d}.png")
-        trainer.log_images("samples", grid, step)
-
-    trainer.fit(run.loader, [run.gen, run.disc], run.train_step, hooks=[(args.sample_steps, on_sample)])
+    trainer.fit(run.loader, [run.gen, run.disc], run.train_step,
+                hooks=[(args.sample_steps, trainer.grid_hook(sample_grid))])
 
     def save_final(out: Path) -> None:
         from PIL import Image
@@ -167,32 +144,16 @@ def main(argv: list[str] | None = None) -> None:
 
 def evaluate(args: argparse.Namespace, gen: Generator, num_classes: int) -> list[Figure]:
     """Fréchet distance (+ floor) and conditional accuracy on the held-out images, when a classifier is given."""
-    if not args.eval_classifier or not (args.eval_split or args.eval_image_column):
+    if not HeldOut.wanted(args):
         return []
-    from aigc_hub.evaluation.classifier import WEIGHTS, load_classifier
-    from aigc_hub.evaluation.image_metrics import evaluate_generator
-
-    held_out = load_images(args.dataset, resolution=32, image_column=args.eval_image_column or args.image_column,
-                           label_column=None, split=args.eval_split or args.split, channels=1)
-    train_ref = load_images(args.dataset, resolution=32, image_column=args.image_column, split=args.split,
-                            channels=1, limit=args.eval_samples)
-    classifier = load_classifier(WEIGHTS if args.eval_classifier == "mnist" else args.eval_classifier)
+    held_out = HeldOut(args)
     gen = gen.cpu().float().eval()
 
     def generate(start: int, n: int, labels: torch.Tensor | None) -> torch.Tensor:
         g = torch.Generator().manual_seed(args.seed + 1 + start)  # evaluation noise differs from training noise
         return gen(torch.randn(n, gen.latent_dim, generator=g), labels)
 
-    scores = evaluate_generator(generate, held_out.dataset.pixels, train_ref.dataset.pixels,
-                                num_classes=num_classes, num_samples=args.eval_samples, classifier=classifier)
-    eval_name = f"{args.card_dataset or Path(args.dataset).stem} held-out ({len(held_out.dataset)})"
-    figures = [
-        Figure("FD (classifier features)", scores.fd, "frechet-distance-classifier", eval_name),
-        Figure("FD real-vs-real floor", scores.fd_floor, "frechet-distance-floor", eval_name),
-    ]
-    if scores.class_accuracy is not None:
-        figures.append(Figure("conditional accuracy", scores.class_accuracy, "conditional-accuracy", eval_name))
-    return figures
+    return held_out.figures(held_out.score(generate, num_classes))
 
 
 def write_card(args: argparse.Namespace, out: Path, data: ImageData, figures: list[Figure], steps: int) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -88,8 +90,22 @@ def model_config(args: argparse.Namespace, tokenizer) -> GPT2Config | LlamaConfi
                        tie_word_embeddings=True, **ids)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+@dataclass
+class TextRun:
+    """Everything `main` trains with; benchmarks build it too, to time the very same step."""
+
+    args: argparse.Namespace
+    trainer: Trainer
+    tokenizer: Any
+    model: torch.nn.Module  # prepared (DDP-wrapped when distributed)
+    raw: torch.nn.Module  # the same model, unwrapped
+    loader: DataLoader
+    train_step: Callable[[dict[str, torch.Tensor]], dict[str, float]]
+    val_blocks: torch.Tensor
+    chars_per_token: float
+
+
+def setup(args: argparse.Namespace) -> TextRun:
     trainer = Trainer(args, project="train_text")
     acc = trainer.accelerator
     if args.streaming:
@@ -128,12 +144,18 @@ def main(argv: list[str] | None = None) -> None:
         ids = batch["input_ids"]
         with acc.autocast():
             loss = model(input_ids=ids, labels=ids).loss
-        acc.backward(loss)
-        if acc.sync_gradients and args.max_grad_norm:
-            acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        trainer.step(loss, model, opt)
         return {"loss": loss.detach().item()}
+
+    return TextRun(args, trainer, tokenizer, model, raw, loader, train_step, val_blocks, chars_per_token)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run = setup(args)
+    trainer, raw, tokenizer, val_blocks, chars_per_token = (run.trainer, run.raw, run.tokenizer, run.val_blocks,
+                                                             run.chars_per_token)
+    model = run.model
 
     def on_eval(step: int) -> None:
         if not trainer.is_main:
@@ -143,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         trainer.log_text("sample", sample(raw, tokenizer, args), step)
         print(f"step {step}: val loss {scores.loss:.4f}, {scores.nats_per_char:.4f} nats/char", file=sys.stderr)
 
-    trainer.fit(loader, [model], train_step, hooks=[(args.eval_steps, on_eval)])
+    trainer.fit(run.loader, [model], run.train_step, hooks=[(args.eval_steps, on_eval)])
 
     def save_final(out: Path) -> None:
         raw.save_pretrained(str(out))  # config.json + model.safetensors

@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "with it are dropped)")
     g.add_argument("--validation_split_percentage", type=float, default=3.0,
                    help="without --validation_file: this share of pairs, grouped so no sentence is in both")
+    g.add_argument("--max_train_samples", type=int, default=None, help="train on this many pairs only (drawn with "
+                   "the seed; the tokenizer learns from them too): quick trials and benchmarks")
     g.add_argument("--max_source_length", type=int, default=64, help="tokens; longer sentences are truncated")
     g.add_argument("--max_target_length", type=int, default=64)
     g = parser.add_argument_group("tokenizer")
@@ -152,12 +156,30 @@ def load_splits(args: argparse.Namespace) -> tuple[Pairs, Pairs]:
     pairs = load_pairs(args.dataset, langs, args.dataset_split)
     if args.validation_file:
         validation = load_pairs(args.validation_file, langs)
-        return drop_overlap(pairs, validation), validation
-    return grouped_split(pairs, args.validation_split_percentage, args.seed)
+        train, validation = drop_overlap(pairs, validation), validation
+    else:
+        train, validation = grouped_split(pairs, args.validation_split_percentage, args.seed)
+    if args.max_train_samples and args.max_train_samples < len(train):
+        train = train.subset(sorted(random.Random(args.seed).sample(range(len(train)), args.max_train_samples)))
+    return train, validation
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+@dataclass
+class TranslationRun:
+    """Everything `main` trains with; benchmarks build it too, to time the very same step."""
+
+    args: argparse.Namespace
+    trainer: Trainer
+    tokenizer: Any
+    directions: list[tuple[str, str]]
+    val_pairs: Pairs
+    model: torch.nn.Module  # prepared (DDP-wrapped when distributed)
+    raw: torch.nn.Module  # the same model, unwrapped
+    loader: DataLoader
+    train_step: Callable[[dict[str, torch.Tensor]], dict[str, float]]
+
+
+def setup(args: argparse.Namespace) -> TranslationRun:
     trainer = Trainer(args, project="train_translation")
     acc = trainer.accelerator
     dirs = directions(args)
@@ -201,12 +223,18 @@ def main(argv: list[str] | None = None) -> None:
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                            decoder_input_ids=decoder_input_ids).logits
             loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        acc.backward(loss)
-        if acc.sync_gradients and args.max_grad_norm:
-            acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        trainer.step(loss, model, opt)
         return {"loss": loss.detach().item()}
+
+    return TranslationRun(args, trainer, tokenizer, dirs, val_pairs, model, raw, loader, train_step)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run = setup(args)
+    trainer, tokenizer, dirs, val_pairs, raw, model = (run.trainer, run.tokenizer, run.directions, run.val_pairs,
+                                                       run.raw, run.model)
+    acc = trainer.accelerator
 
     def evaluate(limit: int | None, beams: int) -> list:
         results = []
@@ -227,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step}: {d} BLEU {scores.bleu:.1f} chrF {scores.chrf:.1f} (greedy, "
                   f"{scores.sentences} sentences)", file=sys.stderr)
 
-    trainer.fit(loader, [model], train_step, hooks=[(args.eval_steps, on_eval)])
+    trainer.fit(run.loader, [model], run.train_step, hooks=[(args.eval_steps, on_eval)])
 
     def save_final(out: Path) -> None:
         raw.save_pretrained(str(out))  # config.json (with translation_directions) + model.safetensors

@@ -1,0 +1,75 @@
+"""What every image training script shares beyond the loop: its data and evaluation arguments, the training images
+they name, and the evaluation on held-out images (Fréchet distance in the shipped classifier's features, with its
+real-vs-real floor, and conditional accuracy) that goes into the model card."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aigc_hub.cards import Figure
+from aigc_hub.evaluation.image_metrics import GenerateFn, ImageScores
+from training.image_data import ImageData, load_images
+
+
+def add_image_args(parser: argparse.ArgumentParser) -> None:
+    """The data options (hub dataset, image folder, parquet, .npz; size; channels) and the evaluation options."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--dataset", required=True, help="hub dataset name, image folder, .parquet or .npz file")
+    g.add_argument("--split", default="train")
+    g.add_argument("--image_column", default=None)
+    g.add_argument("--label_column", default=None, help="set to train a class-conditional model")
+    g.add_argument("--resolution", type=int, default=32, choices=[32, 64, 128])
+    g.add_argument("--channels", type=int, default=None, choices=[1, 3, 4], help="default: inferred from the data")
+    g.add_argument("--max_train_samples", type=int, default=None)
+    g = parser.add_argument_group("evaluation (on data the model does not train on)")
+    g.add_argument("--eval_split", default=None, help="split of --dataset to evaluate on (e.g. test)")
+    g.add_argument("--eval_image_column", default=None, help=".npz: the key of the held-out images (e.g. x_test)")
+    g.add_argument("--eval_label_column", default=None)
+    g.add_argument("--eval_classifier", default=None, help="'mnist' (shipped) or a classifier folder; none = skip")
+    g.add_argument("--eval_samples", type=int, default=10_000)
+
+
+def training_images(args: argparse.Namespace) -> ImageData:
+    """The images (and labels) the data options name, resized once and kept in memory."""
+    return load_images(args.dataset, resolution=args.resolution, image_column=args.image_column,
+                       label_column=args.label_column, split=args.split, channels=args.channels,
+                       limit=args.max_train_samples)
+
+
+class HeldOut:
+    """The held-out images, a real training sample of the same size and the classifier, loaded once for any number
+    of evaluations (a diffusion model is scored at several step counts)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from aigc_hub.evaluation.classifier import WEIGHTS, load_classifier
+
+        self.args = args
+        self.eval = load_images(args.dataset, resolution=32, image_column=args.eval_image_column or args.image_column,
+                                label_column=None, split=args.eval_split or args.split, channels=1)
+        self.train_ref = load_images(args.dataset, resolution=32, image_column=args.image_column, split=args.split,
+                                     channels=1, limit=args.eval_samples)
+        self.classifier = load_classifier(WEIGHTS if args.eval_classifier == "mnist" else args.eval_classifier)
+        self.name = f"{args.card_dataset or Path(args.dataset).stem} held-out ({len(self.eval.dataset)})"
+
+    @staticmethod
+    def wanted(args: argparse.Namespace) -> bool:
+        return bool(args.eval_classifier and (args.eval_split or args.eval_image_column))
+
+    def score(self, generate: GenerateFn, num_classes: int) -> ImageScores:
+        from aigc_hub.evaluation.image_metrics import evaluate_generator
+
+        return evaluate_generator(generate, self.eval.dataset.pixels, self.train_ref.dataset.pixels,
+                                  num_classes=num_classes, num_samples=self.args.eval_samples,
+                                  classifier=self.classifier)
+
+    def figures(self, scores: ImageScores, suffix: str = "", floor: bool = True) -> list[Figure]:
+        """Card figures of one evaluation; `suffix` tells several apart (", 25 steps")."""
+        figures = [Figure(f"FD (classifier features){suffix}", scores.fd, "frechet-distance-classifier", self.name)]
+        if floor:
+            figures.append(Figure("FD real-vs-real floor", scores.fd_floor, "frechet-distance-floor", self.name))
+        if scores.class_accuracy is not None:
+            figures.append(Figure(f"conditional accuracy{suffix}", scores.class_accuracy, "conditional-accuracy",
+                                  self.name))
+        return figures
+
