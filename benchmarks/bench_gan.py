@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -42,6 +43,21 @@ def make_data(path: Path | None, tmp: Path) -> Path:
     return out
 
 
+def take_turns(repeats: int, first: Callable[[], float],
+               second: Callable[[], float]) -> tuple[list[float], list[float]]:
+    """Each timing `repeats` times, interleaved so that drift in machine load hits both; who goes first alternates
+    (the first loop of a process pays for lazy initialisation)."""
+    a, b = [], []
+    for r in range(repeats):
+        if r % 2:
+            b.append(second())
+            a.append(first())
+        else:
+            a.append(first())
+            b.append(second())
+    return a, b
+
+
 def time_helper(data: Path, steps: int, batch: int, tmp: Path) -> float:
     args = parse_args(["--dataset", str(data), "--image_column", "x_train", "--label_column", "y_train",
                        "--output_dir", str(tmp / "bench-run"), "--max_train_steps", str(steps),
@@ -61,8 +77,8 @@ def time_bare(data: Path, steps: int, batch: int) -> float:
                          limit=batch * steps)
     gen = Generator(resolution=32, channels=1, num_classes=10)
     disc = Discriminator(resolution=32, channels=1, num_classes=10)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)  # as train_gan.py
+    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
     ema = AveragedModel(gen, multi_avg_fn=get_ema_multi_avg_fn(0.999), use_buffers=True)
     loader = DataLoader(images.dataset, batch_size=batch, shuffle=True, drop_last=True)
     start = time.perf_counter()
@@ -116,10 +132,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = make_data(args.data, tmp)
-        helper, bare = [], []
-        for _ in range(args.repeats):  # interleaved, so drift in machine load hits both
-            bare.append(time_bare(data, args.steps, args.batch))
-            helper.append(time_helper(data, args.steps, args.batch, tmp))
+        bare, helper = take_turns(args.repeats, lambda: time_bare(data, args.steps, args.batch),
+                                  lambda: time_helper(data, args.steps, args.batch, tmp))
         ratios = [h / b for h, b in zip(helper, bare)]  # each repeat's pair ran back to back
         print(f"training step (batch {args.batch}, 32 px, base 64), {args.repeats} repeats: train_gan.py "
               f"{min(helper) * 1e3:.1f}–{max(helper) * 1e3:.1f} ms, bare PyTorch {min(bare) * 1e3:.1f}–"

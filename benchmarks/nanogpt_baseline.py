@@ -113,9 +113,12 @@ def lr_at(it: int, c: Config) -> float:
     return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * min(ratio, 1.0))) * (c.learning_rate - c.min_lr)
 
 
-def train(path: Path, c: Config = Config(),
-          model_cls: Callable[[Config, int], nn.Module] = GPT) -> list[tuple[int, float, float]]:
-    """Run the loop; returns (iteration, seconds since start, validation loss) at every evaluation."""
+def train(path: Path, c: Config = Config(), model_cls: Callable[[Config, int], nn.Module] = GPT,
+          log: Callable[[str], None] | None = None,
+          final_whole_split: bool = False) -> list[tuple[int, float, float]]:
+    """Run the loop; returns (iteration, seconds since start, validation loss) at every evaluation, each also
+    told to `log` as it happens. `final_whole_split` adds, after nanoGPT's loop, the loss over the whole validation
+    split (not something nanoGPT does; bench_text asks for it so the final figures of both runs compare)."""
     torch.manual_seed(c.seed)
     train_ids, val_ids, vocab = char_data(path)
     model = model_cls(c, vocab)
@@ -137,6 +140,20 @@ def train(path: Path, c: Config = Config(),
         model.train()
         return sum(losses) / len(losses)
 
+    @torch.no_grad()
+    def whole_split_loss() -> float:
+        """Mean loss over every non-overlapping window of the validation split (no sampling noise): what
+        train_text.py's card reports, so the two final figures compare."""
+        model.eval()
+        starts = torch.arange(0, len(val_ids) - c.block_size - 1, c.block_size)
+        total = 0.0
+        for chunk in starts.split(64):
+            x = torch.stack([val_ids[i : i + c.block_size] for i in chunk])
+            y = torch.stack([val_ids[i + 1 : i + 1 + c.block_size] for i in chunk])
+            total += model(x, y).item() * len(chunk)
+        model.train()
+        return total / len(starts)
+
     evals = []
     start = time.perf_counter()
     for it in range(c.max_iters + 1):  # as nanoGPT: iterations 0..max_iters, the last one only evaluated
@@ -145,6 +162,8 @@ def train(path: Path, c: Config = Config(),
         if it % c.eval_interval == 0:
             loss = val_loss()
             evals.append((it, time.perf_counter() - start, loss))
+            if log:
+                log(f"step {it}: val loss {loss:.4f}")
         if it == c.max_iters:
             break
         loss = model(*batch(train_ids))
@@ -153,6 +172,11 @@ def train(path: Path, c: Config = Config(),
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss.item()  # nanoGPT logs every iteration (--log_interval=1)
+    if final_whole_split:
+        loss = whole_split_loss()
+        evals.append((c.max_iters, time.perf_counter() - start, loss))
+        if log:
+            log(f"final: val loss {loss:.4f} (whole split)")
     return evals
 
 
@@ -201,3 +225,15 @@ def interleaved_step_times(models: dict[str, nn.Module], vocab_size: int, c: Con
                 step(name)
             times[name].append(1000 * (time.perf_counter() - start) / steps)
     return times
+
+
+if __name__ == "__main__":  # run on its own, as nanoGPT's train.py is: bench_text times it as a separate process
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="nanoGPT's CPU run as plain PyTorch")
+    parser.add_argument("data", type=Path, help="Tiny Shakespeare's input.txt")
+    parser.add_argument("--seed", type=int, default=Config.seed)
+    cli = parser.parse_args()
+    train(cli.data, Config(seed=cli.seed), log=lambda line: print(line, file=sys.stderr, flush=True),
+          final_whole_split=True)
