@@ -31,10 +31,16 @@ def _generate_image(args: argparse.Namespace) -> None:
     if out.suffix not in ("", ".png", ".npz"):  # refuse before any work
         raise UserError(f"--out must end in .png (a grid), .npz (arrays) or name a folder (one PNG each): {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=max(args.num, 0), unit="img", disable=args.num < 256,
+    iterative = service.facts(args.model).iterative  # diffusion: seconds a batch, so always show progress
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    with tqdm(total=max(args.num, 0), unit="step" if iterative else "img", disable=args.num < 256 and not iterative,
               file=sys.stderr) as bar:
-        result = service.generate(args.model, args.num, args.seed, args.label,
-                                  progress=lambda done, total: bar.update(done - bar.n))
+        result = service.generate(args.model, args.num, args.seed, args.label, progress=progress, steps=args.steps,
+                                  sampler=args.sampler)
     if out.suffix == ".npz":
         labels = np.array([-1 if lab is None else lab for lab in result.labels], dtype=np.int64)
         np.savez_compressed(out, images=result.images, seeds=np.array(result.seeds, dtype=np.int64), labels=labels)
@@ -177,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--num", type=int, default=16)
     img.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
     img.add_argument("--label", type=int, default=None, help="class label for conditional models")
+    img.add_argument("--steps", type=int, default=None, help="diffusion models: sampling steps (default 25)")
+    img.add_argument("--sampler", default=None, help="diffusion models: dpm-solver (default), ddim, euler, euler-a, "
+                     "ddpm")
     img.add_argument("--out", required=True, help="grid.png | samples.npz | DIR (one PNG per image)")
     img.add_argument("--nrow", type=int, default=8, help="images per row of a grid")
     img.add_argument("--device", default=None, help="auto (default), cpu, cuda:N")

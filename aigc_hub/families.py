@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import ModelLoadError
-from .loaders import Loader, load_dcgan, transformers_loader
+from .loaders import Loader, load_dcgan, load_diffusion, transformers_loader
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Family:
     recognise: Callable[[dict], bool]  # from the parsed config file
     load: Loader
     config_file: str = "config.json"
+    weights: str = "*.safetensors"  # glob, under the folder, of the weights it loads (sizes the device placement)
 
 
 TASKS: dict[str, Task] = {t.key: t for t in [
@@ -73,8 +74,16 @@ def _is_seq2seq(config: dict) -> bool:
         a.endswith(("MTModel", "ForConditionalGeneration")) for a in _architectures(config))
 
 
+def _is_diffusion(config: dict) -> bool:
+    """A diffusers pipeline folder (model_index.json): which pipelines load is the loader's to say."""
+    name = config.get("_class_name")
+    return isinstance(name, str) and name.endswith("Pipeline")
+
+
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("dcgan", "image", "unconditional-image-generation", ("dcgan", "gan"), _is_dcgan, load_dcgan),
+    Family("diffusion", "image", "unconditional-image-generation", ("diffusers", "ddpm"), _is_diffusion,
+           load_diffusion, config_file="model_index.json", weights="unet/*.safetensors"),
     Family("causal-lm", "text", "text-generation", ("causal-lm",), _is_causal_lm,
            transformers_loader("AutoModelForCausalLM")),
     Family("seq2seq", "translation", "translation", ("seq2seq", "translation"), _is_seq2seq,
@@ -106,6 +115,22 @@ def detect(config: dict, where: str = "the model") -> Family:
     kinds = ", ".join(FAMILIES)
     raise ModelLoadError(f"{where}: unsupported model type {str(config.get('model_type', 'unknown'))[:60]!r} "
                          f"(AIGC Hub serves: {kinds})")
+
+
+def inspect_folder(path: Path, where: str) -> tuple[Family, dict]:
+    """The family of a model folder and its parsed config file; ModelLoadError when no config file is there, one
+    does not parse, or no family takes it."""
+    names = list(dict.fromkeys(f.config_file for f in FAMILIES.values()))
+    present = [name for name in names if (path / name).is_file()]
+    if not present:
+        raise ModelLoadError(f"{where}: no {' or '.join(names)} in the model folder")
+    config: dict = {}
+    for name in present:
+        config = read_config(path, name)
+        for family in FAMILIES.values():
+            if family.config_file == name and family.recognise(config):
+                return family, config
+    return detect(config, where), config  # raises, naming what is supported
 
 
 def family_of_folder(path: Path | None) -> Family | None:

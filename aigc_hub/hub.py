@@ -2,7 +2,8 @@
 
 A reference is resolved in this order (first match wins):
 
-1. an existing directory holding a `config.json` (a training output, an unpacked download), or any path that starts
+1. an existing directory holding a `config.json` or a diffusers `model_index.json` (a training output, an unpacked
+   download), or any path that starts
    with `/`, `.` or `~` (which must then exist);
 2. `owner/name` in the **local hub**: `$AIGC_HUB_HOME/owner/name` (default `~/.cache/aigc-hub/hub`);
 3. `owner/name` among the **starters** shipped with this repository (`starters/owner/name`, read-only);
@@ -88,8 +89,16 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     return validate_repo_id(m["repo"]), m["rev"]
 
 
+# A model folder holds one of these: a transformers / DCGAN config, or a diffusers pipeline's index.
+MODEL_MARKERS = ("config.json", "model_index.json")
+
+
+def is_model_folder(path: Path) -> bool:
+    return any((path / name).is_file() for name in MODEL_MARKERS)
+
+
 def _is_path_ref(ref: str) -> bool:
-    return ref.startswith(("/", ".", "~")) or (Path(ref).is_dir() and (Path(ref) / "config.json").is_file())
+    return ref.startswith(("/", ".", "~")) or (Path(ref).is_dir() and is_model_folder(Path(ref)))
 
 
 def locate(ref: str) -> tuple[str, Path | None]:
@@ -100,15 +109,15 @@ def locate(ref: str) -> tuple[str, Path | None]:
     ref = ref.strip()
     if _is_path_ref(ref):
         path = Path(ref).expanduser()
-        if not (path / "config.json").is_file():
-            raise HubError(f"{ref}: not a model folder (no config.json)")
+        if not is_model_folder(path):
+            raise HubError(f"{ref}: not a model folder (no config.json or model_index.json)")
         return "folder", path
     repo_id, revision = parse_ref(ref)
     for source, root in (("local", hub_home()), ("starter", STARTERS_ROOT)):
         path = root / repo_id
         if source == "local" and not path.exists():
             path = _set_aside(path) or path  # a push killed between its two renames: serve what it set aside
-        if (path / "config.json").is_file():
+        if is_model_folder(path):
             if revision:
                 raise HubError(f"{repo_id} is in the local hub, which keeps no revisions: drop '@{revision}'")
             return source, path
@@ -148,9 +157,9 @@ def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = 
     """
     validate_repo_id(repo_id)
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise HubError(f"{folder}: not a model folder (no config.json)")
-    if not any(folder.glob("*.safetensors")):
+    if not is_model_folder(folder):
+        raise HubError(f"{folder}: not a model folder (no config.json or model_index.json)")
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*/*.safetensors")):
         raise HubError(f"{folder}: no .safetensors weights to push")
     if hf:
         return _push_hf(folder, repo_id, private)
@@ -203,7 +212,7 @@ def _set_aside(dest: Path) -> Path | None:
     if not dest.parent.is_dir():
         return None
     olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    olds = [p for p in olds if (p / "config.json").is_file()]
+    olds = [p for p in olds if is_model_folder(p)]
     return olds[-1] if olds else None
 
 
@@ -273,7 +282,7 @@ def _push_hf(folder: Path, repo_id: str, private: bool) -> str:
 class _Listing:
     """The hub listing, parsed once and kept until a push, a refresh or a change in the hub's folders.
 
-    The check for a change costs a few `stat` calls per model (folders, config.json, README.md), not a parse of
+    The check for a change costs a few `stat` calls per model (folders, config / index, README.md), not a parse of
     every card on every request."""
 
     def __init__(self) -> None:
@@ -313,7 +322,7 @@ def _signature(root: Path) -> tuple:
                 continue
             marks.append((owner.name, owner.stat().st_mtime_ns))
             for model in sorted(os.scandir(owner.path), key=lambda e: e.name):
-                for name in ("config.json", "README.md"):
+                for name in (*MODEL_MARKERS, "README.md"):
                     with contextlib.suppress(OSError):
                         marks.append((model.path, name, os.stat(os.path.join(model.path, name)).st_mtime_ns))
     except OSError:  # no hub folder yet
@@ -326,8 +335,7 @@ def _scan(roots: tuple[tuple[str, Path], ...]) -> dict[str, ModelEntry]:
 
     entries: dict[str, ModelEntry] = {}
     for source, root in roots:
-        for config in sorted(root.glob("*/*/config.json")):
-            path = config.parent
+        for path in sorted({m.parent for name in MODEL_MARKERS for m in root.glob(f"*/*/{name}")}):
             repo_id = f"{path.parent.name}/{path.name}"
             if path.name.startswith(".") or path.parent.name.startswith(".") or repo_id in entries:
                 continue

@@ -7,7 +7,8 @@ truncated file, a shape mismatch) into one too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -23,6 +24,11 @@ Loader = Callable[[Path, dict, str, "torch.dtype"], "Loaded"]
 class Loaded:
     model: Any
     tokenizer: Any = None  # text and translation models
+    extras: dict = field(default_factory=dict)  # what else a family's service needs (a diffusion scheduler config)
+
+
+# Pipelines whose folder is a UNet2DModel and a scheduler: what DDPMPipeline.save_pretrained writes (and DDIM's).
+UNET_PIPELINES = ("DDPMPipeline", "DDIMPipeline")
 
 
 def load_dcgan(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
@@ -51,3 +57,46 @@ def transformers_loader(auto_class: str) -> Loader:
 
     load.__name__ = f"load_{auto_class}"
     return load
+
+
+def diffusion_parts(path: Path, index: dict) -> tuple[dict, dict]:
+    """The UNet config and scheduler config of a diffusers pipeline folder, checked against what it may hold:
+    stock diffusers classes only (a component from another library or module would be remote code)."""
+    import diffusers
+
+    name = str(index.get("_class_name"))[:60]
+    if not hasattr(diffusers, name):
+        raise ModelLoadError(f"{path.name}: model_index.json names {name!r}, a pipeline class diffusers does not have")
+    if name not in UNET_PIPELINES:
+        raise ModelLoadError(f"{path.name}: {name} folders are not served yet (image models: "
+                             f"{', '.join(UNET_PIPELINES)} folders, a UNet2DModel and a scheduler)")
+    unet, scheduler = index.get("unet"), index.get("scheduler")
+    if unet != ["diffusers", "UNet2DModel"]:
+        raise ModelLoadError(f"{path.name}: model_index.json's unet must be diffusers' UNet2DModel, "
+                             f"got {str(unet)[:80]}")
+    if not (isinstance(scheduler, list) and len(scheduler) == 2 and scheduler[0] == "diffusers"
+            and isinstance(scheduler[1], str) and scheduler[1].endswith("Scheduler")
+            and hasattr(diffusers, scheduler[1])):
+        raise ModelLoadError(f"{path.name}: model_index.json's scheduler must be a diffusers scheduler, got "
+                             f"{str(scheduler)[:80]}")
+    configs = []
+    for sub, file in (("unet", "config.json"), ("scheduler", "scheduler_config.json")):
+        try:
+            config = json.loads((path / sub / file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelLoadError(f"{path.name}: {sub}/{file} does not parse ({e})") from None
+        if not isinstance(config, dict):
+            raise ModelLoadError(f"{path.name}: {sub}/{file} must hold a JSON object")
+        configs.append(config)
+    return configs[0], configs[1]
+
+
+def load_diffusion(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
+    from diffusers import UNet2DModel
+    from diffusers.utils import logging as diffusers_logging
+
+    unet_config, scheduler_config = diffusion_parts(path, config)
+    diffusers_logging.disable_progress_bar()
+    unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", use_safetensors=True, torch_dtype=dtype)
+    return Loaded(unet.to(device).eval().requires_grad_(False),
+                  extras={"scheduler": scheduler_config, "unet": unet_config})

@@ -135,12 +135,15 @@ def _check_on_hf(ref: str) -> None:
 def _copy_model(src: Path, dst: Path) -> None:
     from .services.registry import read_config
 
-    read_config(src)  # refuses pickle-only folders and broken configs before anything is copied
-    dst.mkdir(parents=True)
-    for pattern in MODEL_FILES:
-        for f in src.glob(pattern):
-            if f.is_file():
-                shutil.copy2(f, dst / f.name)
+    config = read_config(src)  # refuses pickle-only folders and broken configs before anything is copied
+    # A diffusers pipeline keeps its components in sub-folders named in model_index.json (unet/, scheduler/).
+    components = [k for k, v in config.items() if isinstance(v, list) and (src / k).is_dir()]
+    for folder, target in [(src, dst), *((src / k, dst / k) for k in components)]:
+        target.mkdir(parents=True)
+        for pattern in MODEL_FILES:
+            for f in folder.glob(pattern):
+                if f.is_file():
+                    shutil.copy2(f, target / f.name)
 
 
 def requirements() -> str:

@@ -65,6 +65,29 @@ def tiny_gan(tmp_path) -> Path:
     return make_gan(tmp_path / "tiny-gan")
 
 
+def make_diffusion(folder: Path, num_classes: int | None = 10, resolution: int = 16, channels: int = 1,
+                   prediction_type: str = "epsilon", seed: int = 0, width: tuple[int, int] = (8, 16)) -> Path:
+    """A tiny randomly initialised diffusers pipeline folder, laid out exactly as `DDPMPipeline.save_pretrained`
+    writes it (model_index.json, unet/, scheduler/), as diffusers' own tests build theirs."""
+    import torch
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(sample_size=resolution, in_channels=channels, out_channels=channels, layers_per_block=1,
+                       block_out_channels=width, norm_num_groups=4, attention_head_dim=4,
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D"), num_class_embeds=num_classes)
+    scheduler = DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2",
+                              prediction_type=prediction_type)
+    DDPMPipeline(unet=unet.eval(), scheduler=scheduler).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture
+def tiny_ddpm(tmp_path) -> Path:
+    return make_diffusion(tmp_path / "tiny-ddpm")
+
+
 @pytest.fixture(scope="session")
 def digits_npz(tmp_path_factory) -> Path:
     """MNIST from ../shared/data when present (a 2,048-image slice), else generated digit-like blobs."""

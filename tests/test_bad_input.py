@@ -22,9 +22,12 @@ BAD_TEXT = ["", "   ", "x" * 100_000, "\x00\x07\x1b[2J", "\ud800 lone surrogate"
             12345, ["a", "list"], {"a": "dict"}]
 BAD_NUMBER = [NAN, INF, -INF, 1e300, -10**12, "abc", [], {"n": 1}]
 
-GOOD = {
-    "generate_image": ["me/tiny-gan", 1, 2, "any"],
-    "interpolate": ["me/tiny-gan", 0, 1, 3, "any"],
+GOOD = {  # "endpoint@variant" names a second model kind on the same endpoint
+    "generate_image": ["me/tiny-gan", 1, 2, "any", 2, "ddim"],
+    "generate_image@ddpm": ["me/tiny-ddpm", 1, 2, "any", 2, "ddim"],
+    "interpolate": ["me/tiny-gan", 0, 1, 3, "any", 2, "ddim"],
+    "interpolate@ddpm": ["me/tiny-ddpm", 0, 1, 3, "any", 2, "ddim"],
+    "stop_images": [],
     "generate_text": ["me/long-lm", "A", 5, 0.8, 50, 0.95, 1.0, "", 1],
     "stop_text": [],
     "translate": ["me/tiny-mt", "Hello.\n\nThanks.", "en", "zh", 2, 1],
@@ -46,7 +49,10 @@ ACCEPTED = {
     ("unload_model", 0, "me/truncated"), ("unload_model", 0, "me/pickle-only"), ("unload_model", 0, "me/bad-config"),
     # listed but not loaded: "was not loaded"
     ("generate_image", 3, None), ("interpolate", 4, None),  # no label: every class in turn
+    ("generate_image@ddpm", 3, None), ("interpolate@ddpm", 4, None),
+    ("generate_image@ddpm", 5, None), ("interpolate@ddpm", 6, None),  # no sampler: the default one
 }
+UNUSED = {"generate_image": {4, 5}, "interpolate": {5, 6}}  # a GAN takes no steps or sampler: varied on @ddpm
 EXTRA_ARGUMENT = "extra"  # Gradio drops arguments beyond an endpoint's inputs: harmless, so accepted
 COERCED = "coerced"  # Gradio's Textbox turns any JSON value into its string form before the handler sees it
 
@@ -56,6 +62,8 @@ def hostile_cases(endpoint: str) -> list[tuple[str, object]]:
     good = GOOD[endpoint]
     cases: list[tuple[str, object]] = []
     for pos, value in enumerate(good):
+        if pos in UNUSED.get(endpoint, ()):
+            continue
         if pos == 0 and endpoint != "translate" or (endpoint == "translate" and pos == 0):
             values = MODELS + BAD_TEXT[:4]
         elif pos in TEXT_ARGS.get(endpoint, set()) or isinstance(value, str):
@@ -72,13 +80,14 @@ def hostile_cases(endpoint: str) -> list[tuple[str, object]]:
     too_many = len(good) < 12
     cases += [(f"{endpoint} body {body[:20]!r}", body,
                EXTRA_ARGUMENT if b'"extra"' in body or (b"null" in body and too_many) else None) for body in junk]
-    if endpoint in ("stop_text", "list_models"):  # no inputs: junk bodies and stray arguments are all there is
+    if endpoint in ("stop_text", "stop_images", "list_models"):  # no inputs: junk bodies and stray arguments are all there is
         cases += [(f"{endpoint} stray {str(v)[:20]!r}", [v], EXTRA_ARGUMENT) for v in BAD_TEXT + BAD_NUMBER[:4]]
     return cases
 
 
 def call(url: str, endpoint: str, payload: object) -> tuple[str, str]:
     """("ok" | "error" | "http", message) for one request over Gradio's HTTP API."""
+    endpoint = endpoint.split("@")[0]
     body = payload if isinstance(payload, bytes) else json.dumps({"data": payload}).encode()
     r = httpx.post(f"{url}gradio_api/call/{endpoint}", content=body, headers={"content-type": "application/json"},
                    timeout=120)
@@ -106,8 +115,9 @@ def broken_models(tmp_hub, tiny_gan) -> None:
 
 
 @pytest.fixture
-def hostile_app(launched, tmp_hub, tiny_gan, long_lm, tiny_mt):
+def hostile_app(launched, tmp_hub, tiny_gan, tiny_ddpm, long_lm, tiny_mt):
     hub.push(tiny_gan, "me/tiny-gan")
+    hub.push(tiny_ddpm, "me/tiny-ddpm")
     hub.push(long_lm, "me/long-lm")
     hub.push(tiny_mt, "me/tiny-mt")
     broken_models(tmp_hub, tiny_gan)

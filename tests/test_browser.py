@@ -95,6 +95,65 @@ def test_image_tab_generates_the_asked_number_of_images(page):
     assert images == 6
 
 
+def test_image_tab_diffusion_sampler_steps_and_stop(page, tmp_path, monkeypatch):
+    """A diffusion model shows its sampler and steps; Stop ends the denoising loop itself (the server counts the
+    steps it ran), not only the display; the asked sampler and steps make the next images."""
+    from playwright.sync_api import expect
+
+    from aigc_hub.models import diffusion
+    from conftest import make_diffusion
+
+    runs: list[dict] = []  # per denoising call (one per UNet batch): steps asked, steps run, how it ended
+    real = diffusion.denoise
+
+    def counted(*args, on_step=None, **kwargs):
+        run = {"asked": kwargs["steps"], "ran": 0, "ended": "running"}
+        runs.append(run)
+
+        def step(done, total):
+            run["ran"] = done
+            if on_step:
+                on_step(done, total)
+
+        try:
+            out = real(*args, on_step=step, **kwargs)
+        except diffusion.Stopped:
+            run["ended"] = "stopped"
+            raise
+        run["ended"] = "done"
+        return out
+
+    monkeypatch.setattr(diffusion, "denoise", counted)  # the app runs in this process
+
+    hub.push(make_diffusion(tmp_path / "ddpm", resolution=32, width=(32, 64)), "me/slow-ddpm")
+    page.click("#image-refresh")
+    expect(page.locator("#image-sampler")).to_be_hidden()  # the GAN starter takes no sampler
+    pick(page, "image-model", "me/slow-ddpm")
+    expect(page.locator("#image-sampler")).to_be_visible()
+    expect(page.locator("#image-steps")).to_be_visible()
+    set_number(page, "image-count", 64)
+    set_number(page, "image-steps", 200)  # tens of seconds of denoising
+    page.click("#image-generate")
+    page.wait_for_function("document.querySelector('#image-gallery').innerText.includes('generating')")
+    page.click("#image-stop")
+    expect(page.locator("#image-notice")).to_contain_text("Stopped", timeout=TIMEOUT_MS)
+    # The stopped run answers after the step it was in; until then the page ignores a new click on Generate.
+    page.wait_for_function("!document.querySelector('#image-gallery').innerText.includes('generating')")
+    pick(page, "image-sampler", "DDIM")
+    set_number(page, "image-steps", 3)
+    set_number(page, "image-count", 4)
+    set_number(page, "image-seed", 5)
+    page.click("#image-generate")
+    page.wait_for_function("document.querySelector('#image-used-seed input').value === '5'")
+    assert page.locator("#image-gallery .grid-wrap img").count() == 4
+    stopped, last = runs[0], runs[-1]
+    assert stopped["asked"] == 200 and stopped["ended"] == "stopped" and stopped["ran"] < 200, runs
+    assert len(runs) == 2 and last == {"asked": 3, "ran": 3, "ended": "done"}, "no step ran after Stop"
+    page.screenshot(path=str(SHOTS / "image-diffusion.png"), full_page=True)
+    href = page.locator("#image-files a").first.get_attribute("href")
+    assert href and "grid-seed-5" in href
+
+
 def test_text_tab_streams_and_stop_halts_it(page):
     page.click("#tab-text-button")
     pick(page, "text-model", "me/long-lm")

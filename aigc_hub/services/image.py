@@ -1,14 +1,17 @@
-"""ImageService: generate images from a GAN checkpoint with reproducible seeds. No Gradio here.
+"""ImageService: generate images from a GAN or a diffusion model with reproducible seeds. No Gradio here.
 
 Seeds: −1 becomes a concrete random seed before anything runs and is returned. Item *i* of a request uses noise
-drawn from `seed + i` alone, so image *i* is the same whatever the batch size, and any single image can be made
-again from its own seed with `num=1`.
+drawn from `seed + i` alone (for diffusion: its initial noise and whatever a stochastic sampler adds at each step),
+so image *i* is the same whatever the batch size, and any single image can be made again from its own seed with
+`num=1`. Diffusion models also take a sampler and a number of steps, report each step, and stop between steps.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -16,15 +19,46 @@ import torch
 from PIL import Image
 
 from .. import __version__
-from ..errors import GenerationError
+from ..errors import GenerationError, UserError
 from ..imaging import png_bytes, to_pil, to_uint8
+from ..models import diffusion
 from ..validation import MAX_SEED, as_int, count, resolve_seed
 from .registry import LoadedModel, ModelRegistry
 
 TASK = "image"
 MAX_IMAGES = 100_000  # per call; the UI and API allow far fewer
 BATCH = 256  # generator forward size; bounds memory for large requests
-Progress = Callable[[int, int], None]  # (done, total)
+DIFFUSION_BATCH = 64  # UNet batch: activations of every block, at every step
+Progress = Callable[[int, int], None]  # (done, total): images for a GAN, image-steps for diffusion
+
+
+class GenerationStopped(UserError):
+    """Stop was pressed: the denoising loop ended between two steps."""
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the Image tab and the checks need to know about a model, read without loading its weights."""
+
+    family: str
+    num_classes: int  # 0: unconditional
+    resolution: int
+    channels: int
+
+    @property
+    def iterative(self) -> bool:  # takes steps and a sampler
+        return self.family == "diffusion"
+
+
+def facts_of(family: str, path: Path, config: dict) -> ImageFacts:
+    if family == "diffusion":
+        from ..loaders import diffusion_parts
+
+        unet = diffusion_parts(path, config)[0]
+        size = unet.get("sample_size")
+        size = size if isinstance(size, int) else (size or [0])[0]
+        return ImageFacts(family, int(unet.get("num_class_embeds") or 0), int(size), int(unet.get("in_channels", 3)))
+    return ImageFacts(family, int(config.get("num_classes", 0)), int(config["resolution"]), int(config["channels"]))
 
 
 @dataclass
@@ -35,6 +69,8 @@ class ImageResult:
     model: str
     seed: int  # the resolved base seed
     parameters: list[str] = field(default_factory=list)  # A1111-style text, one per image
+    steps: int = 1
+    sampler: str = "DCGAN"
 
     def pil(self, i: int) -> Image.Image:
         return to_pil(self.images[i])
@@ -46,8 +82,8 @@ class ImageResult:
         """The text of a grid of all images: its base seed and count, and a label only when every image has it."""
         one_label = len(set(self.labels)) == 1
         labels = "" if one_label else ", Labels: one per image (each PNG names its own)"
-        return (parameters_text(self.model, self.seed, self.labels[0] if one_label else None, self.images.shape[1])
-                + f", Seeds: seed + i{labels}, Count: {len(self.seeds)}")
+        return (parameters_text(self.model, self.seed, self.labels[0] if one_label else None, self.images.shape[1],
+                                self.steps, self.sampler) + f", Seeds: seed + i{labels}, Count: {len(self.seeds)}")
 
 
 def noise(seeds: list[int], latent_dim: int) -> torch.Tensor:
@@ -69,11 +105,21 @@ class ImageService:
         self.registry = registry or ModelRegistry()
         self.max_images = max_images
 
+    def facts(self, ref: str) -> ImageFacts:
+        """The model's classes, size and kind, without loading its weights."""
+        family, path, config = self.registry.folder_of(ref)
+        if family.task != TASK:
+            raise GenerationError(f"{ref} is a {family.name} model for {family.task}, not for {TASK}")
+        return facts_of(family.name, path, config)
+
+    def _facts(self, entry: LoadedModel) -> ImageFacts:
+        return facts_of(entry.kind, entry.path, entry.config)
+
     def _label(self, entry: LoadedModel, label: object) -> int | None:
         if label is None or (isinstance(label, str) and not label.strip()):
             return None
         value = as_int(label, "label")
-        classes = entry.config.get("num_classes", 0)
+        classes = self._facts(entry).num_classes
         if value == -1:
             return None
         if not classes:
@@ -95,6 +141,31 @@ class ImageService:
 
         return self.registry.run(entry.device, forward)
 
+    def _denoise(self, entry: LoadedModel, seeds: list[int], labels: list[int | None], steps: int, sampler: str,
+                 noise: torch.Tensor | None = None, on_step: diffusion.StepFn | None = None,
+                 stop: threading.Event | None = None) -> np.ndarray:
+        y = None if labels[0] is None else torch.tensor(labels)
+
+        def run() -> np.ndarray:
+            return to_uint8(diffusion.denoise(entry.model, entry.extras["scheduler"], seeds, steps=steps,
+                                              sampler=sampler, labels=y, noise=noise, on_step=on_step,
+                                              should_stop=stop.is_set if stop else None))
+
+        try:
+            return self.registry.run(entry.device, run)
+        except diffusion.Stopped:
+            raise GenerationStopped("stopped") from None
+
+    @staticmethod
+    def _sampling(entry: LoadedModel, steps: object, sampler: object) -> tuple[int, str]:
+        if entry.kind != "diffusion":
+            return 1, "DCGAN"
+        n = count(diffusion.DEFAULT_STEPS if steps is None else steps, diffusion.MAX_STEPS, "sampling steps")
+        name = diffusion.DEFAULT_SAMPLER if sampler in (None, "") else str(sampler)[:40]
+        if name not in diffusion.SAMPLERS:
+            raise GenerationError(f"unknown sampler {name!r}: choose one of {', '.join(diffusion.SAMPLERS)}")
+        return n, name
+
     def generate(
         self,
         ref: str,
@@ -102,49 +173,74 @@ class ImageService:
         seed: int | None = -1,
         label: int | None = None,
         progress: Progress | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        stop: threading.Event | None = None,
     ) -> ImageResult:
-        """`num` images; with a conditional model and no label, item i shows class i mod num_classes."""
+        """`num` images; with a conditional model and no label, item i shows class i mod num_classes. `steps` and
+        `sampler` apply to diffusion models (GANs take one step); `stop` ends a diffusion run between steps."""
         n = count(num, self.max_images, "number of images")
         base = resolve_seed(seed)
         if base + n - 1 > MAX_SEED:
             raise GenerationError(f"seed + count must stay ≤ {MAX_SEED}")
         entry = self.registry.get_for(ref, TASK)
+        n_steps, sampler_name = self._sampling(entry, steps, sampler)
+        facts = self._facts(entry)
         fixed = self._label(entry, label)
-        classes = entry.config.get("num_classes", 0)
+        classes = facts.num_classes
         seeds = list(range(base, base + n))
         labels = [fixed if fixed is not None else (i % classes if classes else None) for i in range(n)]
         chunks = []
-        for start in range(0, n, BATCH):
-            z = noise(seeds[start : start + BATCH], entry.config["latent_dim"])
-            chunks.append(self._forward(entry, z, labels[start : start + BATCH]))
-            if progress:
-                progress(min(start + BATCH, n), n)
+        size = DIFFUSION_BATCH if facts.iterative else BATCH
+        for start in range(0, n, size):
+            part = slice(start, start + size)
+            if facts.iterative:
+                def on_step(k: int, total: int, done: int = start) -> None:
+                    if progress:
+                        progress(done * n_steps + k * len(seeds[part]), n * n_steps)
+
+                chunks.append(self._denoise(entry, seeds[part], labels[part], n_steps, sampler_name,
+                                            on_step=on_step, stop=stop))
+            else:
+                z = noise(seeds[part], entry.config["latent_dim"])
+                chunks.append(self._forward(entry, z, labels[part]))
+                if progress:
+                    progress(min(start + size, n), n)
         images = np.concatenate(chunks)
-        res = entry.config["resolution"]
-        params = [parameters_text(ref, s, lab, res) for s, lab in zip(seeds, labels)]
-        return ImageResult(images, seeds, labels, ref, base, params)
+        title = diffusion.SAMPLER_TITLES.get(sampler_name, sampler_name)
+        params = [parameters_text(ref, s, lab, facts.resolution, n_steps, title) for s, lab in zip(seeds, labels)]
+        return ImageResult(images, seeds, labels, ref, base, params, n_steps, title)
 
     def interpolate(
-        self, ref: str, seed_a: int, seed_b: int, frames: int = 16, label: int | None = None
+        self, ref: str, seed_a: int, seed_b: int, frames: int = 16, label: int | None = None,
+        steps: int | None = None, sampler: str | None = None, stop: threading.Event | None = None,
     ) -> tuple[np.ndarray, bytes]:
-        """Frames along the slerp path from seed_a's latent to seed_b's, and the animated GIF (there and back)."""
+        """Frames along the slerp path from seed_a's noise to seed_b's, and the animated GIF (there and back).
+        Diffusion models interpolate their initial noise (a deterministic sampler gives the smoothest path)."""
         a, b = resolve_seed(seed_a), resolve_seed(seed_b)
         frames = count(frames, 120, "number of frames")
         entry = self.registry.get_for(ref, TASK)
+        n_steps, sampler_name = self._sampling(entry, steps, sampler)
+        facts = self._facts(entry)
         fixed = self._label(entry, label)
-        classes = entry.config.get("num_classes", 0)
-        za, zb = noise([a, b], entry.config["latent_dim"])
+        lab = fixed if fixed is not None else (0 if facts.num_classes else None)
         ts = [i / max(1, frames - 1) for i in range(frames)]
-        z = torch.stack([slerp(za, zb, t) for t in ts])
-        lab = fixed if fixed is not None else (0 if classes else None)
-        images = self._forward(entry, z, [lab] * frames)
+        if facts.iterative:
+            shape = (facts.channels, facts.resolution, facts.resolution)
+            za, zb = (torch.randn(shape, generator=torch.Generator().manual_seed(s % 2**64)).flatten() for s in (a, b))
+            z = torch.stack([slerp(za, zb, t) for t in ts]).view(frames, *shape)
+            images = self._denoise(entry, [a] * frames, [lab] * frames, n_steps, sampler_name, noise=z, stop=stop)
+        else:
+            za, zb = noise([a, b], entry.config["latent_dim"])
+            images = self._forward(entry, torch.stack([slerp(za, zb, t) for t in ts]), [lab] * frames)
         return images, gif_bytes(images)
 
 
-def parameters_text(ref: str, seed: int, label: int | None, resolution: int) -> str:
+def parameters_text(ref: str, seed: int, label: int | None, resolution: int, steps: int = 1,
+                    sampler: str = "DCGAN") -> str:
     """A1111-style generation parameters, as stored in each PNG's `parameters` text chunk."""
     label_part = f", Label: {label}" if label is not None else ""
-    return (f"Steps: 1, Sampler: DCGAN, Seed: {seed}, Size: {resolution}x{resolution}, Model: {ref}"
+    return (f"Steps: {steps}, Sampler: {sampler}, Seed: {seed}, Size: {resolution}x{resolution}, Model: {ref}"
             f"{label_part}, Version: aigc-hub {__version__}")
 
 

@@ -16,7 +16,7 @@ import gc
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -42,6 +42,7 @@ class LoadedModel:
     bytes: int
     config: dict
     tokenizer: Any = None  # text and translation models
+    extras: dict = field(default_factory=dict)  # from the family's loader (a diffusion model's scheduler config)
 
     @property
     def kind(self) -> str:
@@ -55,16 +56,34 @@ class LoadedModel:
         return f"{self.ref} on {self.device} ({str(self.dtype).replace('torch.', '')}, {self.bytes / 2**20:.1f} MiB)"
 
 
+def inspect(path: Path, where: str | None = None) -> tuple[Family, dict]:
+    """The family and config file of a model folder, checked; refuses folders whose only weights are pickles."""
+    where = where or path.name
+    try:
+        family, config = families.inspect_folder(path, where)
+    except ModelLoadError:
+        _refuse_pickles(path, where)  # a pickle checkpoint says so first, whatever else is wrong
+        raise
+    if not list(path.glob(family.weights)):
+        sub = family.weights.rpartition("/")[0]
+        _refuse_pickles(path / sub if sub else path, where)
+        place = f"its {sub}/ folder" if sub else "the model folder"
+        raise ModelLoadError(f"{where}: no .safetensors weights in {place}")
+    return family, config
+
+
+def _refuse_pickles(folder: Path, where: str) -> None:
+    if list(folder.glob("*.safetensors")):
+        return
+    pickles = [p.name for p in folder.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
+    if pickles:
+        raise ModelLoadError(f"{where}: only pickle weights ({', '.join(pickles)}); AIGC Hub loads safetensors only "
+                             "(convert with safetensors.torch.save_file)")
+
+
 def read_config(path: Path) -> dict:
-    """`config.json` of a model folder, checked; refuses folders whose only weights are pickles."""
-    weights = list(path.glob("*.safetensors"))
-    if not weights:
-        pickles = [p.name for p in path.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
-        if pickles:
-            raise ModelLoadError(f"{path.name}: only pickle weights ({', '.join(pickles)}); AIGC Hub loads "
-                                 "safetensors only (convert with safetensors.torch.save_file)")
-        raise ModelLoadError(f"{path.name}: no .safetensors weights in the model folder")
-    return families.read_config(path)
+    """The checked config file of a model folder (see `inspect`)."""
+    return inspect(path)[1]
 
 
 class ModelRegistry:
@@ -124,9 +143,17 @@ class ModelRegistry:
 
     def config_of(self, ref: str) -> dict:
         """The checked config of `ref`, without loading its weights."""
+        return self.folder_of(ref)[2]
+
+    def folder_of(self, ref: str) -> tuple[Family, Path, dict]:
+        """The family, folder and checked config file of `ref`, without loading its weights."""
         with self._lock:
             current = self._models.get(ref)
-        return current.config if current else read_config(hub.resolve(ref))
+        if current:
+            return current.family, current.path, current.config
+        path = hub.resolve(ref)
+        family, config = inspect(path, ref)
+        return family, path, config
 
     def planned_device(self, ref: str, device: str | None = None) -> str:
         """Where `ref` is, or would go if it were loaded now."""
@@ -134,13 +161,13 @@ class ModelRegistry:
             current = self._models.get(ref)
         if current is not None and device in (None, "auto"):
             return current.device
-        return devices.place(_weights_bytes(hub.resolve(ref)), device or self.override(ref))
+        path = hub.resolve(ref)
+        return devices.place(_weights_bytes(path, inspect(path)[0]), device or self.override(ref))
 
     def load(self, ref: str, device: str | None = None) -> LoadedModel:
         path = hub.resolve(ref)
-        config = read_config(path)
-        family = families.detect(config, ref)
-        size = _weights_bytes(path)
+        family, config = inspect(path, ref)
+        size = _weights_bytes(path, family)
         target = devices.place(size, device or self.override(ref))
         dtype = devices.dtype_for(target)
         try:
@@ -149,7 +176,8 @@ class ModelRegistry:
             raise
         except Exception as e:  # a truncated or mismatched safetensors file, an unreadable folder
             raise ModelLoadError(f"{ref}: the weights could not be loaded ({type(e).__name__}: {e})") from None
-        entry = LoadedModel(ref, family, path, loaded.model, target, dtype, size, config, loaded.tokenizer)
+        entry = LoadedModel(ref, family, path, loaded.model, target, dtype, size, config, loaded.tokenizer,
+                            loaded.extras)
         with self._lock:
             old = self._models.pop(ref, None)
             self._models[ref] = entry
@@ -173,8 +201,8 @@ def _fill(future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
         future.set_exception(e)
 
 
-def _weights_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.glob("*.safetensors"))
+def _weights_bytes(path: Path, family: Family) -> int:
+    return sum(p.stat().st_size for p in path.glob(family.weights))
 
 
 def _free(entry: LoadedModel) -> None:

@@ -1,22 +1,35 @@
-"""The Image tab: pick a GAN from the hub, generate a reproducible batch, interpolate between two seeds."""
+"""The Image tab: pick a GAN or a diffusion model from the hub, generate a reproducible batch (diffusion: sampler,
+steps, a per-step progress bar and a Stop that ends the denoising loop), interpolate between two seeds."""
 
 from __future__ import annotations
 
+import threading
 import zipfile
 from pathlib import Path
 
 import gradio as gr
 
 from ..imaging import make_grid, png_bytes, to_pil
+from ..models.diffusion import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLER_TITLES
+from ..services.image import GenerationStopped, ImageFacts
 from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
 from .inputs import Dropdown, Number, Slider
 
 TASK = "image"
+MAX_UI_STEPS = 200
+SAMPLER_CHOICES = [(title, key) for key, title in SAMPLER_TITLES.items()]
 
 
-def _label_update(ctx: AppContext, ref: str) -> dict:
-    classes = ctx.registry.config_of(ref).get("num_classes", 0)
-    return gr.update(choices=["any"] + [str(i) for i in range(classes)], value="any", visible=bool(classes))
+def _facts(ctx: AppContext, ref: str | None) -> ImageFacts | None:
+    return ctx.service(TASK).facts(ref) if ref else None
+
+
+def _model_updates(facts: ImageFacts | None) -> tuple[dict, dict, dict, dict]:
+    """Label, steps, sampler and Stop for the chosen model: labels for conditional models, the rest for diffusion."""
+    classes = facts.num_classes if facts else 0
+    steps = bool(facts and facts.iterative)
+    return (gr.update(choices=["any"] + [str(i) for i in range(classes)], value="any", visible=bool(classes)),
+            gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=steps))
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
@@ -25,7 +38,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     if default and ctx.config.preload:
         ctx.registry.get(default)  # load now: the first request should not wait for it
     service = ctx.service(TASK)
-    classes = ctx.registry.config_of(default).get("num_classes", 0) if default else 0
+    facts = _facts(ctx, default)
+    classes = facts.num_classes if facts else 0
+    iterative = bool(facts and facts.iterative)
+    active: dict[str, threading.Event] = {}  # session → stop flag of its running diffusion
 
     with gr.Row():
         # Custom values are allowed so a model pushed while the app runs can be used; each call checks the hub.
@@ -38,7 +54,15 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         count = Slider(1, ctx.config.max_images, value=16, step=1, label="Images", elem_id="image-count")
         label = Dropdown(["any"] + [str(i) for i in range(classes)], value="any", label="Label",
                          visible=bool(classes), elem_id="image-label")
-    button = gr.Button("Generate", variant="primary", elem_id="image-generate")
+    with gr.Row():
+        sampler = Dropdown(SAMPLER_CHOICES, value=DEFAULT_SAMPLER, label="Sampler", visible=iterative,
+                           elem_id="image-sampler")
+        steps = Slider(1, MAX_UI_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps", visible=iterative,
+                       elem_id="image-steps")
+    with gr.Row():
+        button = gr.Button("Generate", variant="primary", elem_id="image-generate")
+        stop = gr.Button("Stop", variant="stop", visible=iterative, elem_id="image-stop")
+    notice = gr.Markdown(elem_id="image-notice")
     gallery = gr.Gallery(label="Images", columns=8, object_fit="contain", height=420, format="png",
                          elem_id="image-gallery")
     with gr.Row():
@@ -61,20 +85,41 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     def on_model(ref: str):
-        return card_markdown(ctx.entry(known(ref), TASK)), _label_update(ctx, ref)
+        ref = known(ref)
+        return card_markdown(ctx.entry(ref, TASK)), *_model_updates(_facts(ctx, ref))
+
+    def session_event(request: gr.Request | None) -> tuple[str, threading.Event]:
+        session = getattr(request, "session_hash", None) or "anonymous"
+        if session in active:
+            active[session].set()  # one image run per session: a new one replaces the old
+        event = active[session] = threading.Event()
+        return session, event
+
+    def release(session: str, event: threading.Event) -> None:
+        event.set()
+        if active.get(session) is event:
+            del active[session]
 
     def on_refresh(ref: str):
         return gr.update(choices=ctx.refresh(TASK), value=ref)
 
     @user_errors
     @on_gpu
-    def generate(ref: str, seed_value: float, n: float, label_value: str, progress=gr.Progress()):
+    def generate(ref: str, seed_value: float, n: float, label_value: str, steps_value: float = DEFAULT_STEPS,
+                 sampler_value: str = DEFAULT_SAMPLER, request: gr.Request = None, progress=gr.Progress()):
         ref = known(ref)
-        progress(0, desc="waiting for the device")
-        with ctx.lane(ref):
-            progress(0, desc="generating")
-            result = service.generate(ref, n, seed_value, None if label_value in (None, "any") else label_value,
-                                      progress=lambda done, total: progress(done / total, desc="generating"))
+        session, event = session_event(request)
+        try:
+            progress(0, desc="waiting for the device")
+            with ctx.lane(ref):
+                progress(0, desc="generating")
+                result = service.generate(ref, n, seed_value, None if label_value in (None, "any") else label_value,
+                                          progress=lambda done, total: progress(done / total, desc="generating"),
+                                          steps=steps_value, sampler=sampler_value, stop=event)
+        except GenerationStopped:  # Stop's own answer says so in the notice
+            return [], None, None
+        finally:
+            release(session, event)
         out = ctx.scratch("image-")
         paths = []
         for i, s in enumerate(result.seeds):
@@ -91,10 +136,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     @on_gpu
-    def interpolate(ref: str, a: float, b: float, n: float, label_value: str):
+    def interpolate(ref: str, a: float, b: float, n: float, label_value: str, steps_value: float = DEFAULT_STEPS,
+                    sampler_value: str = DEFAULT_SAMPLER, request: gr.Request = None):
         ref = known(ref)
-        with ctx.lane(ref):
-            images, gif_data = service.interpolate(ref, a, b, n, None if label_value in (None, "any") else label_value)
+        session, event = session_event(request)
+        try:
+            with ctx.lane(ref):
+                images, gif_data = service.interpolate(ref, a, b, n,
+                                                       None if label_value in (None, "any") else label_value,
+                                                       steps=steps_value, sampler=sampler_value, stop=event)
+        except GenerationStopped:
+            raise gr.Error("Stopped.") from None
+        finally:
+            release(session, event)
         out = ctx.scratch("interpolation-")
         (out / "interpolation.gif").write_bytes(gif_data)
         frame_paths = []
@@ -103,9 +157,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             frame_paths.append(str(out / f"frame-{i:03d}.png"))
         return str(out / "interpolation.gif"), frame_paths
 
-    model.change(on_model, model, [card, label], api_visibility="private")
+    def stop_images(request: gr.Request):
+        event = active.get(getattr(request, "session_hash", None) or "anonymous")
+        if event is not None:
+            event.set()
+        return "Stopped." if event is not None else "Nothing was running."
+
+    model.change(on_model, model, [card, label, steps, sampler, stop], api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
-    button.click(generate, [model, seed, count, label], [gallery, used_seed, files], api_name="generate_image",
-                 **WORK)
-    interp_button.click(interpolate, [model, seed_a, seed_b, frames, label], [gif, strip], api_name="interpolate",
-                        **WORK)
+    button.click(generate, [model, seed, count, label, steps, sampler], [gallery, used_seed, files],
+                 api_name="generate_image", **WORK)
+    button.click(lambda: "", None, notice, api_visibility="private", queue=False)  # a new run: no old notice
+    interp_button.click(interpolate, [model, seed_a, seed_b, frames, label, steps, sampler], [gif, strip],
+                        api_name="interpolate", **WORK)
+    # Stop runs outside the device lane (it must not queue behind the run it stops): it sets the flag, and the
+    # denoising loop ends before its next step.
+    stop.click(stop_images, None, notice, api_name="stop_images", concurrency_limit=None)

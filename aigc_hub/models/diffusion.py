@@ -1,0 +1,90 @@
+"""Diffusion sampling on stock diffusers parts: a `UNet2DModel`, a scheduler swapped by name, one denoising loop.
+
+The loop is the one diffusers' pipelines run (scale the input, predict, step), written out so that it can report
+each step, stop between steps, take class labels, and give every image its own generator: image *i* of a request is
+drawn from `seed + i` alone (initial noise and the noise stochastic samplers add at each step), so it is the same
+whatever the batch size. The training script's sample grids and evaluation use it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+# name → (diffusers scheduler class, config overrides). Swapped with `from_config`, as diffusers' docs do.
+SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dpm-solver": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "ddim": ("DDIMScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler-a": ("EulerAncestralDiscreteScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+}
+DEFAULT_SAMPLER = "dpm-solver"
+DEFAULT_STEPS = 25
+MAX_STEPS = 1000
+SAMPLER_TITLES = {"dpm-solver": "DPM-Solver++ (2M)", "ddim": "DDIM", "euler": "Euler", "euler-a": "Euler a",
+                  "ddpm": "DDPM"}
+
+StepFn = Callable[[int, int], None]  # (steps done, total)
+
+
+class Stopped(Exception):
+    """The caller asked the loop to stop between two steps."""
+
+
+def make_scheduler(config: dict, sampler: str):
+    """A fresh scheduler of the named kind built from a trained scheduler's config (schedulers hold per-call state,
+    so every call gets its own)."""
+    import diffusers
+
+    name, overrides = SAMPLERS[sampler]
+    cls = getattr(diffusers, name)
+    # A config saved by another scheduler class carries keys this one does not know: from_config ignores them.
+    return cls.from_config({**config, **overrides})
+
+
+def generators(seeds: list[int]) -> list[torch.Generator]:
+    """One CPU generator per image (CPU: the same numbers on every device)."""
+    return [torch.Generator().manual_seed(s % 2**64) for s in seeds]
+
+
+@torch.no_grad()
+def denoise(
+    unet: torch.nn.Module,
+    scheduler_config: dict,
+    seeds: list[int],
+    *,
+    steps: int,
+    sampler: str = DEFAULT_SAMPLER,
+    labels: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+    on_step: StepFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> torch.Tensor:
+    """Sample one image per seed; returns (N, C, H, W) in [-1, 1] on the UNet's device, float32. `noise` replaces
+    the seeds' initial noise (interpolation); the seeds still draw what stochastic samplers add at each step."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    weights = next(unet.parameters())
+    device, dtype = weights.device, weights.dtype
+    config = unet.config
+    size = config.sample_size if isinstance(config.sample_size, int) else tuple(config.sample_size)[0]
+    shape = (len(seeds), config.in_channels, size, size)
+    gens = generators(seeds)
+    scheduler = make_scheduler(scheduler_config, sampler)
+    scheduler.set_timesteps(steps, device=device)
+    if noise is None:
+        noise = randn_tensor(shape, generator=gens, device=device, dtype=torch.float32)
+    x = noise.to(device, torch.float32) * scheduler.init_noise_sigma
+    class_labels = None if labels is None else labels.to(device)
+    total = len(scheduler.timesteps)
+    for i, t in enumerate(scheduler.timesteps):
+        if should_stop is not None and should_stop():
+            raise Stopped()
+        model_in = scheduler.scale_model_input(x, t).to(dtype)
+        out = unet(model_in, t, class_labels=class_labels).sample.float()
+        x = scheduler.step(out, t, x, generator=gens).prev_sample
+        if on_step is not None:
+            on_step(i + 1, total)
+    return x.clamp(-1.0, 1.0)

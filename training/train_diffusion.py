@@ -1,0 +1,206 @@
+"""Train a (class-conditional) diffusion model: a diffusers `UNet2DModel` with a `DDPMScheduler`.
+
+    python training/train_diffusion.py --dataset ../shared/data/images/mnist/mnist.npz \
+        --image_column x_train --label_column y_train --preset small --output_dir runs/ddpm
+    accelerate launch training/train_diffusion.py ...      # GPUs, or several CPU processes
+
+The output folder is a standard diffusers pipeline folder (`model_index.json`, `unet/`, `scheduler/`, card): an
+unconditional model loads with stock `DDPMPipeline.from_pretrained(folder)`, a class-conditional one with
+`UNet2DModel.from_pretrained(folder, subfolder="unet")` and any scheduler's `from_pretrained(folder,
+subfolder="scheduler")`. The saved UNet holds the EMA weights. Everything that is not diffusion-specific
+(accelerate, accumulation, checkpoint/resume, EMA, trackers, push) lives in `training/common.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from aigc_hub.cards import Figure
+from aigc_hub.imaging import make_grid
+from aigc_hub.models.diffusion import DEFAULT_SAMPLER, SAMPLERS, denoise
+from training.common import Trainer, adamw, add_common_args, add_optimizer_args
+from training.diffusion_card import write_card
+from training.image_data import ImageData
+from training.image_eval import HeldOut, add_image_args, training_images
+
+PRESETS = {  # block_out_channels, layers_per_block; attention at the lowest resolution only
+    "tiny": ((32, 64, 64), 1),  # 1.1 M parameters at 32 px, 1 channel: the CPU size
+    "small": ((32, 64, 128), 2),
+    "base": ((64, 128, 256), 2),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_image_args(parser)
+    g = parser.add_argument_group("model")
+    g.add_argument("--preset", choices=list(PRESETS), default="tiny")
+    g.add_argument("--block_out_channels", type=int, nargs="+", default=None, help="overrides the preset's")
+    g.add_argument("--layers_per_block", type=int, default=None)
+    g.add_argument("--norm_num_groups", type=int, default=None, help="default: 32, or fewer for narrow blocks")
+    g.add_argument("--prediction_type", choices=["epsilon", "v_prediction"], default="epsilon")
+    g.add_argument("--num_train_timesteps", type=int, default=1000)
+    g.add_argument("--beta_schedule", choices=["linear", "scaled_linear", "squaredcos_cap_v2"],
+                   default="squaredcos_cap_v2", help="cosine (squaredcos_cap_v2) suits small images")
+    g.add_argument("--ema_decay", type=float, default=0.999)
+    g = parser.add_argument_group("samples and evaluation")
+    g.add_argument("--num_sample_images", type=int, default=40)
+    g.add_argument("--sample_sampler", choices=list(SAMPLERS), default=DEFAULT_SAMPLER)
+    g.add_argument("--sample_inference_steps", type=int, default=25)
+    g.add_argument("--eval_steps_list", type=int, nargs="+", default=[10, 25, 50],
+                   help="sampling steps the card reports FD and accuracy at")
+    g.add_argument("--eval_sampler", choices=list(SAMPLERS), default=DEFAULT_SAMPLER)
+    add_optimizer_args(parser, weight_decay=0.0, beta2=0.999)
+    add_common_args(parser)
+    parser.set_defaults(learning_rate=1e-3, lr_scheduler="cosine", lr_warmup_steps=250, train_batch_size=128)
+    return parser.parse_args(argv)
+
+
+def unet_config(args: argparse.Namespace, data: ImageData) -> dict:
+    channels, layers = PRESETS[args.preset]
+    channels = tuple(args.block_out_channels or channels)
+    levels = len(channels)
+    groups = args.norm_num_groups or min(32, *(c // 2 for c in channels))
+    return dict(
+        sample_size=args.resolution, in_channels=data.channels, out_channels=data.channels,
+        layers_per_block=args.layers_per_block or layers, block_out_channels=channels, norm_num_groups=groups,
+        down_block_types=("DownBlock2D",) * (levels - 1) + ("AttnDownBlock2D",),
+        up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (levels - 1),
+        num_class_embeds=data.num_classes or None, attention_head_dim=channels[-1] // 4 or None,
+    )
+
+
+def noise_scheduler(args: argparse.Namespace):
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
+                         prediction_type=args.prediction_type, clip_sample=True)
+
+
+@dataclass
+class DiffusionRun:
+    """Everything `main` trains with; benchmarks build it too, to time the very same step."""
+
+    args: argparse.Namespace
+    trainer: Trainer
+    data: ImageData
+    unet: torch.nn.Module  # prepared (DDP-wrapped when distributed)
+    ema: torch.optim.swa_utils.AveragedModel
+    scheduler: object  # the DDPMScheduler the model trains with (and ships)
+    loader: DataLoader
+    train_step: Callable[[dict[str, torch.Tensor]], dict[str, float]]
+
+
+def setup(args: argparse.Namespace) -> DiffusionRun:
+    from diffusers import UNet2DModel
+
+    trainer = Trainer(args, project="train_diffusion")
+    acc = trainer.accelerator
+    data = training_images(args)
+    unet = UNet2DModel(**unet_config(args, data))
+    scheduler = noise_scheduler(args)
+    opt = adamw(unet, args)
+    loader = DataLoader(data.dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
+                        num_workers=args.dataloader_num_workers)
+    ema = trainer.ema("unet", unet, args.ema_decay)
+    unet, opt, loader = acc.prepare(unet, opt, loader)
+    _, total = trainer.total_steps(len(loader))
+    trainer.scheduler(opt, total)
+    if trainer.is_main:
+        n_params = sum(p.numel() for p in unet.parameters())
+        print(f"unet: {n_params / 1e6:.2f} M parameters, {len(data.dataset)} images {data.channels}×"
+              f"{args.resolution}×{args.resolution}, {data.num_classes or 'no'} classes", file=sys.stderr)
+    # On the training device once: add_noise indexes the schedule with the batch's timesteps.
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(acc.device)
+
+    def train_step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        clean = batch["pixel_values"].float() / 127.5 - 1.0
+        noise = torch.randn_like(clean)
+        t = torch.randint(0, args.num_train_timesteps, (clean.shape[0],), device=clean.device)
+        noisy = scheduler.add_noise(clean, noise, t)
+        target = noise if args.prediction_type == "epsilon" else scheduler.get_velocity(clean, noise, t)
+        with acc.autocast():
+            pred = unet(noisy, t, class_labels=batch.get("label")).sample
+        loss = F.mse_loss(pred.float(), target)
+        trainer.step(loss, unet, opt)
+        return {"loss": loss.detach().item()}
+
+    return DiffusionRun(args, trainer, data, unet, ema, scheduler, loader, train_step)
+
+
+def sample(unet: torch.nn.Module, scheduler_config: dict, seeds: list[int], labels: torch.Tensor | None,
+           steps: int, sampler: str) -> torch.Tensor:
+    """Images in [-1, 1] from the EMA UNet, batch-size independent (one generator per seed)."""
+    return denoise(unet.eval(), scheduler_config, seeds, steps=steps, sampler=sampler, labels=labels)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run = setup(args)
+    trainer, data, ema = run.trainer, run.data, run.ema
+    config = dict(run.scheduler.config)
+    seeds = list(range(args.seed, args.seed + args.num_sample_images))
+    fixed_labels = torch.arange(args.num_sample_images) % data.num_classes if data.num_classes else None
+
+    def sample_grid() -> np.ndarray:
+        images = sample(ema.module, config, seeds, fixed_labels, args.sample_inference_steps, args.sample_sampler)
+        return make_grid(images.float().cpu(), nrow=10 if data.num_classes == 10 else 8)
+
+    trainer.fit(run.loader, [run.unet], run.train_step,
+                hooks=[(args.sample_steps, trainer.grid_hook(sample_grid))])
+
+    def save_final(out: Path) -> None:
+        from diffusers import DDPMPipeline
+        from PIL import Image
+
+        unet = ema.module.eval()
+        # The pipeline folder: model_index.json, unet/ (EMA weights, safetensors), scheduler/.
+        DDPMPipeline(unet=unet, scheduler=run.scheduler).save_pretrained(str(out), safe_serialization=True)
+        Image.fromarray(sample_grid().squeeze()).save(out / "sample.png")
+        figures, speed = evaluate(args, unet, config, data.num_classes)
+        for f in figures:  # on the console too, not only in the card
+            print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
+        write_card(args, out, data, figures, speed, trainer.global_step, sum(p.numel() for p in unet.parameters()))
+
+    trainer.finish(save_final, models=[run.unet])
+
+
+def evaluate(args: argparse.Namespace, unet: torch.nn.Module, scheduler_config: dict,
+             num_classes: int) -> tuple[list[Figure], dict[int, float]]:
+    """Card figures at each of --eval_steps_list (FD, its floor once, conditional accuracy) and ms per image."""
+    unet = unet.cpu().float().eval()
+    labels = torch.arange(64) % num_classes if num_classes else None
+    speed = {}
+    for steps in args.eval_steps_list:  # ms per image in a batch of 64, on this machine's CPU
+        begin = time.perf_counter()
+        sample(unet, scheduler_config, list(range(64)), labels, steps, args.eval_sampler)
+        speed[steps] = 1000 * (time.perf_counter() - begin) / 64
+    if not HeldOut.wanted(args):
+        return [], speed
+    held_out = HeldOut(args)
+    figures = []
+    for i, steps in enumerate(args.eval_steps_list):
+        def generate(start: int, n: int, labels: torch.Tensor | None, steps: int = steps) -> torch.Tensor:
+            # Evaluation seeds are apart from the sample grid's: args.seed + 1_000_000 + item.
+            first = args.seed + 1_000_000 + start
+            return sample(unet, scheduler_config, list(range(first, first + n)), labels, steps, args.eval_sampler)
+
+        figures += held_out.figures(held_out.score(generate, num_classes), f", {steps} steps", floor=i == 0)
+    return figures, speed
+
+
+if __name__ == "__main__":
+    main()
