@@ -81,13 +81,13 @@ def text_run(name: str, args: list[str], seed: int, tmp: Path) -> Run:
     return evals, wall, float(re.search(r"validation loss \(nats/token\) \| ([\d.]+)", card)[1])
 
 
-def time_to_target(runs: list[Run]) -> tuple[float | None, float]:
+def time_to_target(runs: list[Run], target: float = TARGET_LOSS) -> tuple[float | None, float]:
     """On the curve averaged over seeds (periodic evaluations, then the final whole-split one at the wall time):
-    the mean time at which the mean loss first reaches the target (None: never), and the mean final loss."""
+    the mean time at which the mean loss first reaches `target` (None: never), and the mean final loss."""
     n = min(len(r[0]) for r in runs)
     points = [(statistics.mean(r[0][i][1] for r in runs), statistics.mean(r[0][i][2] for r in runs)) for i in range(n)]
     points.append((statistics.mean(r[1] for r in runs), statistics.mean(r[2] for r in runs)))
-    return next((t for t, loss in points if loss <= TARGET_LOSS), None), points[-1][1]
+    return next((t for t, loss in points if loss <= target), None), points[-1][1]
 
 
 def time_training_runs(seeds: int) -> None:
@@ -114,7 +114,10 @@ def time_training_runs(seeds: int) -> None:
             verdict = f"reaches it at {t:.0f} s = {t / base_t:.2f}x the baseline's time"
         else:
             verdict = f"reaches it at {t:.0f} s, < {t / statistics.mean(walls):.2f}x the baseline's (which never did)"
-        print(f"  {name}: {verdict} (target <= {target}x); mean final {final:.3f}; wall per seed "
+        t_same, _ = time_to_target(rows[name], base_final)  # where the baseline ended, on average
+        same = (f"reaches the baseline's mean final loss at {t_same / statistics.mean(walls):.2f}x its mean wall"
+                if t_same else "never reaches the baseline's mean final loss")
+        print(f"  {name}: {verdict} (target <= {target}x); mean final {final:.3f}; {same}; wall per seed "
               f"{min(ratios):.2f}–{max(ratios):.2f}x the baseline's")
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import json
 import sys
 import time
@@ -103,7 +104,8 @@ def time_training(pairs: int, repeats: int) -> None:
     print(f"training step (starter recipe, small preset, batch 64, {steps} length-grouped batches of {pairs} pairs "
           f"× 2 directions), {repeats} repeats: train_translation.py {min(helper) * 1e3:.0f}–{max(helper) * 1e3:.0f} "
           f"ms, bare PyTorch {min(bare) * 1e3:.0f}–{max(bare) * 1e3:.0f} ms; ratio per repeat {min(ratios):.3f}–"
-          f"{max(ratios):.3f}, of the bests {min(helper) / min(bare):.3f} (target <= 1.05)")
+          f"{max(ratios):.3f}, median {statistics.median(ratios):.3f}, of the bests {min(helper) / min(bare):.3f} "
+          f"(target <= 1.05)")
 
 
 def main() -> None:
