@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "spaces" / "app.py"
 PACKAGE = Path(__file__).resolve().parent
 # Runtime needs of the served app, pinned to the versions in the project's requirements.txt (gradio excluded).
-RUNTIME = ["torch", "transformers", "tokenizers", "safetensors", "huggingface_hub", "numpy", "pillow", "PyYAML",
-           "psutil"]
+RUNTIME = ["torch", "transformers", "diffusers", "tokenizers", "safetensors", "huggingface_hub", "numpy", "pillow",
+           "PyYAML", "psutil"]
 MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md", "*.png"]
 CONNECT_TIMEOUT_S = 5
 

@@ -69,6 +69,21 @@ def test_image_space_from_a_local_hub_model_runs_on_its_own(tmp_hub, tiny_gan, t
         client.predict("me/other", 3, 1, "any", api_name="/generate_image")
 
 
+def test_diffusion_space_carries_its_pipeline_and_runs_on_its_own(tmp_hub, tiny_ddpm, tmp_path, space_process):
+    """A diffusers pipeline folder travels with its components (unet/, scheduler/) and diffusers is pinned."""
+    hub.push(tiny_ddpm, "me/tiny-ddpm")
+    out = tmp_path / "space"
+    build(out, ["image"], {"image": "me/tiny-ddpm"})
+    model = out / "models" / "me" / "tiny-ddpm"
+    for name in ("model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+                 "scheduler/scheduler_config.json"):
+        assert (model / name).is_file(), name
+    assert any(line.startswith("diffusers==") for line in (out / "requirements.txt").read_text().splitlines())
+    client = space_process(out)
+    gallery, seed, _ = client.predict("me/tiny-ddpm", 3, 2, "any", 2, "ddim", api_name="/generate_image")
+    assert seed == 3 and len(gallery) == 2
+
+
 def test_front_matter_and_requirements(tmp_hub, tiny_gan, tmp_path):
     import gradio
 
