@@ -50,11 +50,12 @@ class ImageFacts:
         return self.family == "diffusion"
 
 
-def facts_of(family: str, path: Path, config: dict) -> ImageFacts:
+def facts_of(family: str, path: Path, config: dict, unet: dict | None = None) -> ImageFacts:
+    """`unet`: a diffusion model's UNet config when already read (a loaded model), else it is read from the folder."""
     if family == "diffusion":
         from ..loaders import diffusion_parts
 
-        unet = diffusion_parts(path, config)[0]
+        unet = unet if unet is not None else diffusion_parts(path, config)[0]
         size = unet.get("sample_size")
         size = size if isinstance(size, int) else (size or [0])[0]
         return ImageFacts(family, int(unet.get("num_class_embeds") or 0), int(size), int(unet.get("in_channels", 3)))
@@ -113,7 +114,8 @@ class ImageService:
         return facts_of(family.name, path, config)
 
     def _facts(self, entry: LoadedModel) -> ImageFacts:
-        return facts_of(entry.kind, entry.path, entry.config)
+        # A loaded model's UNet config came with it: no file is read per request.
+        return facts_of(entry.kind, entry.path, entry.config, entry.extras.get("unet"))
 
     def _label(self, entry: LoadedModel, label: object) -> int | None:
         if label is None or (isinstance(label, str) and not label.strip()):
