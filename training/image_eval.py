@@ -56,12 +56,12 @@ class HeldOut:
     def wanted(args: argparse.Namespace) -> bool:
         return bool(args.eval_classifier and (args.eval_split or args.eval_image_column))
 
-    def score(self, generate: GenerateFn, num_classes: int) -> ImageScores:
+    def score(self, generate: GenerateFn, num_classes: int, generate_batch: int | None = None) -> ImageScores:
         from aigc_hub.evaluation.image_metrics import evaluate_generator
 
         return evaluate_generator(generate, self.eval.dataset.pixels, self.train_ref.dataset.pixels,
                                   num_classes=num_classes, num_samples=self.args.eval_samples,
-                                  classifier=self.classifier)
+                                  classifier=self.classifier, generate_batch=generate_batch)
 
     def figures(self, scores: ImageScores, suffix: str = "", floor: bool = True) -> list[Figure]:
         """Card figures of one evaluation; `suffix` tells several apart (", 25 steps")."""

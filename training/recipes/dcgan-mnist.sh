@@ -14,5 +14,5 @@ python training/train_gan.py \
   --checkpointing_steps 500 --checkpoints_total_limit 2 --sample_steps 250 --logging_steps 50 \
   --output_dir "$OUT" --resume_from_checkpoint latest --hub_model_id aigc-hub/dcgan-mnist \
   --card_title "DCGAN MNIST (class-conditional)" --card_dataset mnist --card_license mit \
-  --card_notes "$(cat training/recipes/mnist-attribution.md)" \
+  --card_notes "$(sed s/RECIPE/dcgan-mnist/ training/recipes/mnist-attribution.md)" \
   "${@:2}"
