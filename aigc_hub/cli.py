@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     txt = gen.add_parser("text", help="text from a causal language model, streamed to stdout")
     txt.add_argument("--model", required=True)
     txt.add_argument("--prompt", required=True)
-    txt.add_argument("--max-new-tokens", type=int, default=200, help="clamped to [1, 2048] and the context")
+    txt.add_argument("--max-new-tokens", type=int, default=200, help="clamped to [1, 2048]; past the context the window slides")
     txt.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
     txt.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     txt.add_argument("--top-k", type=int, default=50, help="0 = off")

@@ -185,28 +185,38 @@ def launched(tmp_hub):
         demo.close()
 
 
-@pytest.fixture(scope="session")
-def long_lm(tmp_path_factory):
-    """An untrained 2-layer GPT-2 with a 2,048-token context: slow enough to stop half-way."""
+def make_char_gpt2(out, context: int):
+    """An untrained 2-layer character-level GPT-2 with a `context`-token window that never ends early."""
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config
 
     from aigc_hub.cards import render_card
     from training.text_tokenizers import train_char_tokenizer
 
-    out = tmp_path_factory.mktemp("lm") / "long-lm"
     tok = train_char_tokenizer(["abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ:.,!?\n"])
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_head=2, n_embd=64, n_positions=2048, vocab_size=len(tok),
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=64, n_positions=context, vocab_size=len(tok),
                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
     model = AutoModelForCausalLM.from_config(config)
     model.config.architectures = ["GPT2LMHeadModel"]
     model.generation_config.suppress_tokens = [tok.eos_token_id]  # random weights: never end early by chance
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
-    render_card(title="long", family="causal-lm", tags=[], datasets=[],
+    render_card(title=out.name, family="causal-lm", tags=[], datasets=[],
                 license="mit", figures=[], body="untrained").save(out / "README.md")
     return out
+
+
+@pytest.fixture(scope="session")
+def long_lm(tmp_path_factory):
+    """A 2,048-token context: slow enough to stop half-way."""
+    return make_char_gpt2(tmp_path_factory.mktemp("lm") / "long-lm", 2048)
+
+
+@pytest.fixture(scope="session")
+def short_lm(tmp_path_factory):
+    """A 32-token context: generation slides its window after a few tokens."""
+    return make_char_gpt2(tmp_path_factory.mktemp("lm") / "short-lm", 32)
 
 
 @pytest.fixture(scope="session")

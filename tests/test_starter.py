@@ -82,3 +82,14 @@ def test_fresh_app_streams_the_text_starter(app_process):  # noqa: F811
     job = client.submit(TEXT_STARTER, "ROMEO:", 60, 0.8, 50, 0.95, 1.0, "", 1, api_name="/generate_text")
     chunks = [o[0] for o in job]
     assert len(chunks) > 1 and len(chunks[-1]) > 20
+
+
+@pytest.mark.slow  # 1,000 tokens on a CPU
+def test_text_starter_writes_1000_characters_past_its_128_token_context(tmp_hub):
+    from aigc_hub.services import TextService
+    from aigc_hub.services.text import SamplingSettings
+
+    text, stream = TextService().generate(TEXT_STARTER, "ROMEO:", SamplingSettings(max_new_tokens=1000), seed=0)
+    assert stream.tokens == 1000 and len(text) == 1000  # character-level: a token per character
+    assert any("the window slides" in n for n in stream.notices)
+    assert text.count("\n") > 10 and ":" in text[500:]  # verse with speakers all the way, not noise after a slide

@@ -106,9 +106,31 @@ def test_service_seed_stop_and_limits(tiny_lm):
     assert a == b and s1.seed == 7 and s1.tokens == 30
     long = svc.stream(ref, "x" * 100_000, SamplingSettings(max_new_tokens=10**6), seed=1)
     "".join(long.chunks)
-    assert any("prompt cut" in n for n in long.notices) and long.tokens <= 64
+    assert any("prompt cut" in n for n in long.notices) and long.prompt_tokens <= 64 and long.max_new_tokens == 2048
     greedy, _ = svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=10, temperature=0), seed=1)
     assert greedy == svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=10, temperature=0), seed=2)[0]
+
+
+def test_generation_longer_than_the_context_slides_its_window(short_lm):
+    """A 32-token context asked for 300 tokens writes 300, streamed, the same for the same seed; Stop still works."""
+    svc = TextService(ModelRegistry())
+    ref = str(short_lm)
+    stream = svc.stream(ref, "ROMEO:", SamplingSettings(max_new_tokens=300), seed=4)
+    pieces = list(stream.chunks)
+    # 300 tokens, a character each (but the few special tokens an untrained model draws, which print nothing)
+    assert stream.tokens == 300 and len("".join(pieces)) > 250 and len(pieces) > 10
+    assert any("the window slides" in n and "last 16 tokens" in n for n in stream.notices)
+    text, again = svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=300), seed=4)
+    assert text == "".join(pieces) and again.tokens == 300
+    short, quiet = svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=20), seed=4)
+    assert text.startswith(short) and not quiet.notices  # within the context: no slide, no notice
+    stream = svc.stream(ref, "A", SamplingSettings(max_new_tokens=2000), seed=1)
+    for i, _ in enumerate(stream.chunks):
+        if i == 100:  # in a later window
+            stream.stop()
+    assert 100 <= stream.tokens < 2000
+    stopped, _ = svc.generate(ref, "A", SamplingSettings(max_new_tokens=40, stop=["q"]), seed=2)
+    assert "q" not in stopped[:-1] and len(stopped) <= 40
 
 
 def test_stop_ends_the_computation(long_lm):
@@ -192,8 +214,7 @@ def test_bad_input_over_the_api_is_refused_and_the_server_keeps_serving(text_app
 
 def test_huge_requests_are_clamped_with_a_notice(text_app):
     text, seed, notice = text_app.predict(*_args(n=2048, prompt="x" * 100_000), api_name="/generate_text")
-    assert seed == 3 and "prompt cut" in notice and "max new tokens lowered" in notice
-    assert len(text) <= 64
+    assert seed == 3 and "prompt cut" in notice and "the window slides" in notice
 
 
 def test_cli_streams_text(tiny_lm):
@@ -228,11 +249,14 @@ def test_token_queue_decodes_multibyte_text_in_pieces():
 
     q = _TokenQueue()
 
-    def produce():  # one token at a time, as generate() does
-        q.put(torch.tensor([0]))  # the prompt, skipped
-        for i in ids:
-            time.sleep(0.002)
-            q.put(torch.tensor([i]))
+    def produce():  # one token at a time, as generate() does, in two windows (a sliding generation)
+        for part in (ids[:7], ids[7:]):
+            window = q.window()
+            window.put(torch.tensor([0]))  # the prompt, skipped
+            for i in part:
+                time.sleep(0.002)
+                window.put(torch.tensor([i]))
+            window.end()
         q.end()
 
     producer = threading.Thread(target=produce)

@@ -3,9 +3,13 @@
 - Streaming: generation runs on the device's worker thread (see registry) and queues token ids; the caller decodes.
 - Stop: a `threading.Event` checked by a `StoppingCriteria` after every token, so the computation itself ends
   (cancelling only the consumer would leave the worker generating).
-- Limits, documented and applied before any work: `max_new_tokens` is clamped to [1, 2048] and to the room the
-  model's context leaves; a prompt longer than the context is cut from the left (a notice says so); temperature 0
-  means greedy decoding; negative temperatures, top-p outside (0, 1], empty prompts are refused.
+- Limits, documented and applied before any work: `max_new_tokens` is clamped to [1, 2048]; a prompt longer than
+  the context is cut from the left (a notice says so); temperature 0 means greedy decoding; negative temperatures,
+  top-p outside (0, 1], empty prompts are refused.
+- Longer than the context: generation slides its window (a notice says so). When the window is full, it keeps its
+  last half and goes on, as llama.cpp's context shift does: nanoGPT crops to the last `context` tokens before every
+  token, which with a KV cache would mean a full re-read per token; half a window re-read per half a window of new
+  tokens costs one extra forward pass per token on average and the model always sees at least half its context.
 - Seeds: −1 becomes a concrete seed, returned; the same seed and settings give the same text.
 """
 
@@ -32,19 +36,16 @@ MAX_PROMPT_CHARS = 200_000  # longer prompts are refused before tokenizing
 STREAM_TIMEOUT_S = 120  # a worker that produces nothing for this long is treated as failed
 
 
-class _TokenQueue(BaseStreamer):
+class _TokenQueue:
     """The generating thread only queues new token ids; the consumer decodes them. (transformers'
     TextIteratorStreamer decodes inside the generation loop, which cost ~15 % of the tokens/s here.)"""
 
     def __init__(self) -> None:
         self.queue: queue.Queue[list[int] | None] = queue.Queue()
-        self.prompt_seen = False
 
-    def put(self, value: torch.Tensor) -> None:
-        if not self.prompt_seen:  # generate() first puts the prompt
-            self.prompt_seen = True
-            return
-        self.queue.put(value.reshape(-1).tolist())
+    def window(self) -> "_Window":
+        """The streamer one `generate()` call gets; a sliding generation makes several calls into one queue."""
+        return _Window(self.queue)
 
     def end(self) -> None:
         self.queue.put(None)
@@ -70,6 +71,22 @@ class _TokenQueue(BaseStreamer):
             printed = len(text)
             if text.endswith("\n"):  # a line is final: start the next decode window here
                 cache, printed = [], 0
+
+
+class _Window(BaseStreamer):
+    """One `generate()` call's streamer: skips the prompt generate() puts first; the end is the queue owner's."""
+
+    def __init__(self, target: "queue.Queue[list[int] | None]") -> None:
+        self.target, self.prompt_seen = target, False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.target.put(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        pass
 
 
 class _StopOnEvent(StoppingCriteria):
@@ -149,10 +166,11 @@ class TextService:
         if ids.shape[1] > keep:
             notices.append(f"prompt cut to its last {keep} of {ids.shape[1]} tokens (context {context})")
             ids = ids[:, -keep:]
-        room = context - ids.shape[1]
-        if s.max_new_tokens > room:
-            notices.append(f"max new tokens lowered from {s.max_new_tokens} to {room} (context {context})")
-        max_new = min(s.max_new_tokens, room)
+        max_new = s.max_new_tokens
+        slide_keep = max(1, context // 2)
+        if ids.shape[1] + max_new > context:
+            notices.append(f"longer than the context ({context} tokens): the window slides, keeping its last "
+                           f"{slide_keep} tokens each time it fills")
         event = stop_event or threading.Event()
         streamer = _TokenQueue()
         criteria = StoppingCriteriaList([_StopOnEvent(event)])
@@ -165,8 +183,7 @@ class TextService:
                 raise GenerationError(f"a stop string holds characters this model's tokenizer cannot produce: "
                                       f"{', '.join(repr(x[:20]) for x in s.stop)}") from None
         where = model.device  # where the weights are (the lane is entry.device)
-        kwargs = dict(input_ids=ids.to(where), attention_mask=torch.ones_like(ids).to(where),
-                      max_new_tokens=max_new, streamer=streamer, stopping_criteria=criteria,
+        kwargs = dict(stopping_criteria=criteria,
                       pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
                       repetition_penalty=s.repetition_penalty)
         if s.temperature == 0:
@@ -177,15 +194,23 @@ class TextService:
         errors: list[BaseException] = []
 
         def work() -> None:
-            if event.is_set():  # stopped while it waited its turn
-                streamer.end()
-                return
             try:
                 torch.manual_seed(seed)  # sampling draws from the device's global generator
-                out = model.generate(**kwargs)
-                stream.tokens = int(out.shape[1] - ids.shape[1])
+                seq = ids.to(where)
+                while stream.tokens < max_new and not event.is_set():  # set: stopped, maybe while it waited
+                    if seq.shape[1] >= context:
+                        seq = seq[:, -slide_keep:]
+                    asked = min(max_new - stream.tokens, context - seq.shape[1])
+                    out = model.generate(input_ids=seq, attention_mask=torch.ones_like(seq), max_new_tokens=asked,
+                                         streamer=streamer.window(), **kwargs)
+                    made = int(out.shape[1] - seq.shape[1])
+                    stream.tokens += made
+                    if made < asked:  # an end-of-text token, a stop string or Stop ended it
+                        break
+                    seq = out
             except BaseException as e:  # surfaced to the consumer below
                 errors.append(e)
+            finally:
                 streamer.end()
 
         done = self.registry.submit(entry.device, work)
