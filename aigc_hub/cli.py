@@ -149,6 +149,22 @@ def _list(args: argparse.Namespace) -> None:
         print(f"{e.ref:40s} {e.source:8s} {e.card.summary()}")
 
 
+def _add(args: argparse.Namespace) -> None:
+    from . import added_models
+
+    entry = added_models.add(args.ref)
+    print(f"added {entry.ref}: {entry.task} ({entry.family}) from {entry.path}")
+    print(f"  {entry.card.summary()}")
+
+
+def _remove(args: argparse.Namespace) -> None:
+    from . import added_models
+
+    if not added_models.remove(args.ref):
+        raise UserError(f"{args.ref!r} was not added (see `python -m aigc_hub list`)")
+    print(f"removed {args.ref} from the list (its files stay where they are)")
+
+
 def _push(args: argparse.Namespace) -> None:
     where = hub.push(args.folder, args.repo_id, hf=args.hf, private=args.private)
     print(f"pushed {args.folder} → {where}")
@@ -238,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     lst.add_argument("--extra-model", action="append", help="an HF id to include (read from the cache only)")
     lst.set_defaults(func=_list)
+
+    add = sub.add_parser("add", help="add a model to the app's list: HF id (owner/name[@rev]) or folder; remembered")
+    add.add_argument("ref")
+    add.set_defaults(func=_add)
+    rm = sub.add_parser("remove", help="forget a model added with `add` (its files stay)")
+    rm.add_argument("ref")
+    rm.set_defaults(func=_remove)
 
     push = sub.add_parser("push", help="publish a model folder to the local hub (or the HF Hub with --hf)")
     push.add_argument("folder")

@@ -36,7 +36,9 @@ from .errors import HubError
 STARTERS_ROOT = Path(__file__).resolve().parent.parent / "starters"
 # What a model folder may hold when pushed: weights as safetensors, configs, tokenizers, the card, a sample image.
 PUSH_IGNORE = ["checkpoints/**", "logs/**", "samples/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt", ".*"]
-HF_ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md", "*.png"]
+# What is downloaded from the HF Hub: configs, weights, tokenizers (tokenizer.json, vocab / merges, sentencepiece models
+# as OPUS-MT, M2M100, mBART and T5 ship them), the card and a sample image; never pickles.
+HF_ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "README.md", "*.png"]
 _UMASK = os.umask(0o022)  # read once, at import (setting it is process-wide: never while threads serve)
 os.umask(_UMASK)
 _REF = re.compile(r"^(?P<repo>[^@]+?)(?:@(?P<rev>[\w.\-/]+))?$")
@@ -378,5 +380,7 @@ def invalidate() -> None:
 def list_models(extra_refs: list[str] | tuple[str, ...] = ()) -> list[ModelEntry]:
     """Every model the hub knows: local hub, then starters (a local entry hides a starter of the same id), then
     `extra_refs` (HF ids from the app config; their cards are read only when they are already in the HF cache).
-    Cached: see `_Listing`."""
-    return _LISTING.entries(tuple(extra_refs))
+    Cached: see `_Listing`. The models added by hand (added_models.py) come last."""
+    from .added_models import added_refs
+
+    return _LISTING.entries(tuple(dict.fromkeys([*extra_refs, *added_refs()])))

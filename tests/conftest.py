@@ -43,6 +43,37 @@ def tmp_hub(tmp_path, monkeypatch) -> Path:
     return root
 
 
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch) -> Callable[..., Path]:
+    """A Hugging Face cache of this test's own (HF_HUB_CACHE), for HF ids served offline. `put(repo_id, folder)`
+    lays a model folder out as huggingface_hub leaves a download: blobs named by content hash, the snapshot's files
+    as relative links to them, and refs/main naming the commit. Returns the snapshot folder."""
+    import hashlib
+
+    import huggingface_hub.constants
+
+    root = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(root))  # read at import; this process
+
+    def put(repo_id: str, folder: Path, commit: str = "a" * 40) -> Path:
+        repo = root / f"models--{repo_id.replace('/', '--')}"
+        snapshot = repo / "snapshots" / commit
+        for src in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+            data = src.read_bytes()
+            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(data)
+            link = snapshot / src.relative_to(folder)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(blob, link.parent))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        return snapshot
+
+    return put
+
+
 def make_gan(folder: Path, num_classes: int = 10, resolution: int = 32, channels: int = 1, seed: int = 0) -> Path:
     """A small randomly initialised generator saved as a standard model folder with a card."""
     import torch

@@ -1,10 +1,11 @@
-"""The Models tab: every model the hub knows, which are loaded where, and Load / Unload."""
+"""The Models tab: every model the hub knows, which are loaded where, Load / Unload, and adding a model by HF id or
+folder (remembered across restarts)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from .. import devices
+from .. import added_models, devices
 from .common import AppContext, user_errors
 
 HEADERS = ["model", "source", "loaded on", "task", "data", "figures"]
@@ -39,6 +40,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         load = gr.Button("Load", variant="primary", elem_id="models-load")
         unload = gr.Button("Unload", elem_id="models-unload")
         refresh = gr.Button("Refresh", elem_id="models-refresh")
+    with gr.Row():
+        new_ref = gr.Textbox(label="Add a model", placeholder="HF id owner/name[@rev], or a model folder",
+                             elem_id="models-add-ref", scale=3)
+        add = gr.Button("Add", elem_id="models-add")
+        remove = gr.Button("Remove from list", elem_id="models-remove")
     status = gr.Markdown(label="Status", elem_id="models-status")
 
     @user_errors
@@ -57,10 +63,26 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         done = ctx.registry.unload(name)
         return (f"Unloaded {name}" if done else f"{name} was not loaded"), table(ctx), device_markdown()
 
+    @user_errors
+    def do_add(name: str):
+        entry = added_models.add(name)  # checked (resolves, a family serves it) before it is remembered
+        figs = "; ".join(f"{f.name}: {f.value:.4g}" for f in entry.card.figures) or "no measured figures"
+        return (f"Added {entry.ref}: {entry.task} ({entry.family}), in the {entry.task} tab · {figs}", table(ctx),
+                device_markdown(), gr.update(choices=ctx.refresh(), value=entry.ref))
+
+    @user_errors
+    def do_remove(name: str):
+        if not added_models.remove(name):
+            raise gr.Error(f"{str(name)[:100]!r} was not added by hand", print_exception=False)
+        return f"Removed {name} from the list", table(ctx), device_markdown(), gr.update(choices=ctx.refresh())
+
     def do_refresh():
         return table(ctx), device_markdown(), gr.update(choices=ctx.refresh())
 
     load.click(do_load, [ref, device], [status, models, inventory], api_name="load_model", concurrency_id="admin")
     unload.click(do_unload, ref, [status, models, inventory], api_name="unload_model", concurrency_id="admin")
+    add.click(do_add, new_ref, [status, models, inventory, ref], api_name="add_model", concurrency_id="admin")
+    remove.click(do_remove, new_ref, [status, models, inventory, ref], api_name="remove_model",
+                 concurrency_id="admin")
     refresh.click(do_refresh, None, [models, inventory, ref], api_name="list_models", concurrency_id="admin")
     tab.select(do_refresh, None, [models, inventory, ref], api_visibility="private")  # always show the state now
