@@ -140,6 +140,11 @@ class TextStream:
         self.stop_event.set()
 
 
+def prompt_room(context: int, max_new_tokens: int) -> int:
+    """How many prompt tokens are kept: the context less the answer's room, at most half the context."""
+    return max(1, context - min(max_new_tokens, context // 2))
+
+
 def context_length(config: dict) -> int:
     for key in ("n_positions", "max_position_embeddings", "n_ctx"):
         if isinstance(config.get(key), int):
@@ -158,14 +163,40 @@ class TextService:
         s = (settings or SamplingSettings()).checked()
         seed = resolve_seed(seed)
         entry = self.registry.get_for(ref, TASK)
-        tok, model = entry.tokenizer, entry.model
-        ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        notices = []
+        ids = entry.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         context = context_length(entry.config)
-        keep = max(1, context - min(s.max_new_tokens, context // 2))  # leave room for at least half the context
+        keep, notices = prompt_room(context, s.max_new_tokens), []
         if ids.shape[1] > keep:
             notices.append(f"prompt cut to its last {keep} of {ids.shape[1]} tokens (context {context})")
             ids = ids[:, -keep:]
+        return self._start(entry, ids, s, seed, notices, stop_event)
+
+    def chat(self, ref: str, messages: list[dict], settings: SamplingSettings | None = None, seed: object = -1,
+             system: str | None = None, stop_event: threading.Event | None = None) -> TextStream:
+        """The assistant's next message after `messages` (user / assistant turns, the last one the user's), with the
+        model's own chat template; the oldest turns are left out when the history outgrows the context."""
+        from .chat import chat_prompt, check_messages
+
+        check_messages(messages, system)  # before any loading
+        s = (settings or SamplingSettings()).checked()
+        seed = resolve_seed(seed)
+        entry = self.registry.get_for(ref, TASK)
+        context = context_length(entry.config)
+        ids, notices = chat_prompt(entry.tokenizer, messages, system, prompt_room(context, s.max_new_tokens), ref)
+        return self._start(entry, ids, s, seed, notices, stop_event)
+
+    def has_chat(self, ref: str) -> bool:
+        """Whether `ref`'s tokenizer ships a chat template (read from its folder, without loading the model)."""
+        from .chat import template_in_folder
+
+        family, path, _ = self.registry.folder_of(ref)
+        return family.task == TASK and template_in_folder(path)
+
+    def _start(self, entry, ids: torch.Tensor, s: SamplingSettings, seed: int, notices: list[str],
+               stop_event: threading.Event | None) -> TextStream:
+        """Queue the generation of `ids`' continuation on the model's device; the stream yields its text."""
+        tok, model = entry.tokenizer, entry.model
+        context = context_length(entry.config)
         max_new = s.max_new_tokens
         slide_keep = max(1, context // 2)
         if ids.shape[1] + max_new > context:
