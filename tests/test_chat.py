@@ -74,3 +74,48 @@ def test_bad_chats_are_refused_before_any_work(service, messages, system, words)
     with pytest.raises(GenerationError, match=words):
         service.chat(REF, messages, system=system)
     assert not service.registry.loaded(), "refused before the model was loaded"
+
+
+def _texts(history):
+    """Message texts from the Chatbot value a client receives (Gradio 6: content as a list of parts)."""
+    from aigc_hub.ui.chat_view import plain_messages
+
+    return [(m["role"], m["content"]) for m in plain_messages(history)]
+
+
+def test_text_tab_chat_view_over_the_api(launched, hf_cache, chat_llama, tiny_gan):
+    from gradio_client import Client
+
+    from aigc_hub import hub
+
+    hf_cache(REF, chat_llama)
+    hub.push(tiny_gan, "me/tiny-gan")
+    url, _ = launched(image_model="me/tiny-gan", text_model=REF, extra_models=[REF], preload=False)
+    client = Client(url, verbose=False)
+    sampling = ["Be brief.", 16, 0.8, 50, 0.95, 1.0, "", 7]  # system, max new, temp, top-k, top-p, penalty, stops, seed
+    job = client.submit(REF, "Hello!", [], *sampling, api_name="/chat")
+    updates = list(job)
+    history, box, seed, _ = updates[-1]
+    assert len(updates) > 3 and box == "" and seed == 7  # streamed; Send clears the message box
+    (role1, text1), (role2, answer) = _texts(history)
+    assert (role1, text1) == ("user", "Hello!") and role2 == "assistant" and answer
+    history2, _, _, _ = client.predict(REF, "And then?", history, *sampling, api_name="/chat")
+    assert [r for r, _ in _texts(history2)] == ["user", "assistant", "user", "assistant"]
+    assert _texts(history2)[1][1] == answer  # the earlier turn is kept as it was
+    again, _, _, _ = client.predict(REF, history2, *sampling, api_name="/chat_regenerate")
+    assert _texts(again)[:3] == _texts(history2)[:3] and _texts(again)[3] == _texts(history2)[3]  # same seed
+    long = client.submit(REF, "Tell a long story.", [], *sampling[:1], 2000, *sampling[2:], api_name="/chat")
+    while not long.outputs():  # the first streamed update: it is generating
+        long.status()
+    assert client.predict(api_name="/stop_chat") == "Stopped."
+    history3, _, _, note = list(long)[-1] if not long.done() else long.outputs()[-1]
+    assert "Stopped." in note and len(_texts(history3)[-1][1]) < 2000
+    plain = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]  # strings, as clients send
+    assert _texts(client.predict(REF, "Bye", plain, *sampling, api_name="/chat")[0])[:2] == [
+        ("user", "Hi"), ("assistant", "Hello.")]
+    for bad, words in [(["", [], *sampling], "empty"), (["hi", "not a list", *sampling], "chat history"),
+                       (["hi", [{"role": "user"}], *sampling], "chat history|message 1"),
+                       (["hi", [{"role": "tool", "content": "x"}], *sampling], "role")]:
+        with pytest.raises(Exception, match=words):
+            client.predict(REF, *bad, api_name="/chat")
+    assert _texts(client.predict(REF, "Hi", [], *sampling, api_name="/chat")[0])[-1][1], "still serving"

@@ -1,4 +1,4 @@
-"""Number, Slider and Dropdown inputs that refuse a hostile API value with a clear message, no server traceback.
+"""Number, Slider, Dropdown and Chatbot inputs that refuse a hostile API value with a clear message, no server traceback.
 
 Gradio's own preprocessing fails on a string, a list, NaN or infinity with a TypeError / OverflowError, which it
 prints with its traceback in the server log and reports as "Could not preprocess input component …"; its own
@@ -13,6 +13,8 @@ import math
 from typing import Any
 
 import gradio as gr
+from gradio.components.chatbot import ChatbotDataMessages
+from pydantic import ValidationError
 
 
 def _check(component: gr.Number | gr.Slider, payload: Any, *, optional: bool) -> None:
@@ -51,3 +53,24 @@ class Slider(gr.Slider):
 class Dropdown(gr.Dropdown):
     def preprocess(self, payload: Any) -> Any:
         return _quietly(super().preprocess, payload)
+
+
+class _CheckedMessages(ChatbotDataMessages):
+    """Gradio validates a Chatbot's payload against this model before any preprocess, and prints the traceback of a
+    payload that is not a list of messages; this one answers with the user's error instead, and takes messages
+    whose content is a plain string (as OpenAI-style clients write them)."""
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(obj, list):  # plain-string contents, as API clients write messages, become text parts
+            obj = [{**m, "content": [{"type": "text", "text": m["content"]}]}
+                   if isinstance(m, dict) and isinstance(m.get("content"), str) else m for m in obj]
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError:
+            raise gr.Error("chat history: a list of {'role': 'user' | 'assistant', 'content': text} messages is "
+                           "needed", print_exception=False) from None
+
+
+class Chatbot(gr.Chatbot):
+    data_model = _CheckedMessages

@@ -1,4 +1,5 @@
-"""The Text tab: stream a continuation from a causal LM, with presets, sampling controls, seed and a real Stop."""
+"""The Text tab: stream a continuation from a causal LM, with presets, sampling controls, seed and a real Stop; models
+whose tokenizer ships a chat template get the chat view instead (chat_view.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import threading
 import gradio as gr
 
 from ..services import SamplingSettings
+from ..errors import UserError
+from . import chat_view as chat_view_ui
 from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
 from .inputs import Dropdown, Number, Slider
 
@@ -24,14 +27,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     if default and ctx.config.preload:
         ctx.registry.get(default)
     service = ctx.service(TASK)
-    active: dict[str, threading.Event] = {}  # session → stop flag of its running generation
+    active: dict[str, threading.Event] = {}  # session → stop flag of its running generation (text or chat view)
+
+    def has_chat(ref: str | None) -> bool:
+        try:
+            return bool(ref) and service.has_chat(ref)
+        except UserError:  # a model that cannot be read: the text view, which will say why on use
+            return False
 
     with gr.Row():
         model = Dropdown(refs, value=default, label="Model", elem_id="text-model", scale=2,
                          allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="text-refresh")
         card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK), elem_id="text-card")
-    prompt = gr.Textbox("ROMEO:", label="Prompt", lines=4, elem_id="text-prompt")
     with gr.Row():
         preset = gr.Radio(list(PRESETS), value="balanced", label="Preset", elem_id="text-preset")
         seed = Number(-1, label="Seed (-1 = random)", precision=0, elem_id="text-seed")
@@ -45,13 +53,21 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             top_p = Slider(0.05, 1, value=0.95, step=0.01, label="Top-p", elem_id="text-top-p")
             penalty = Slider(1, 2, value=1.0, step=0.05, label="Repetition penalty", elem_id="text-penalty")
             stop_strings = gr.Textbox("", label="Stop strings (one per line)", lines=2, elem_id="text-stop-strings")
+    is_chat = has_chat(default)
+    with gr.Column(visible=not is_chat, elem_id="text-view") as text_view:
+        prompt = gr.Textbox("ROMEO:", label="Prompt", lines=4, elem_id="text-prompt")
+        with gr.Row():
+            run = gr.Button("Generate", variant="primary", elem_id="text-generate")
+            stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
+        output = gr.Textbox(label="Output", lines=12, elem_id="text-output", buttons=["copy"])
+    # Shared by both views, shown below them: made first, placed after the chat view.
+    used_seed = Number(label="Seed used", precision=0, interactive=False, elem_id="text-used-seed", render=False)
+    notice = gr.Markdown(label="Notice", elem_id="text-notice", render=False)
+    controls = [max_new, temperature, top_k, top_p, penalty, stop_strings, seed]
+    chat_view, chat_history = chat_view_ui.build(ctx, model, controls, active, (used_seed, notice), is_chat)
     with gr.Row():
-        run = gr.Button("Generate", variant="primary", elem_id="text-generate")
-        stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
-    output = gr.Textbox(label="Output", lines=12, elem_id="text-output", buttons=["copy"])
-    with gr.Row():
-        used_seed = Number(label="Seed used", precision=0, interactive=False, elem_id="text-used-seed")
-        notice = gr.Markdown(label="Notice", elem_id="text-notice")
+        used_seed.render()
+        notice.render()
 
     @user_errors
     @on_gpu
@@ -91,7 +107,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     def on_model(ref: str):
-        return card_markdown(ctx.entry(known_model(ctx, ref, TASK), TASK))
+        ref = known_model(ctx, ref, TASK)
+        chat = has_chat(ref)  # the chat view for chat models, the text view for the others; a new model: a new chat
+        return (card_markdown(ctx.entry(ref, TASK)), gr.update(visible=chat), gr.update(visible=not chat),
+                gr.update(value=[]))
 
     run.click(generate, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings, seed],
                       [output, used_seed, notice], api_name="generate_text", **WORK)
@@ -101,6 +120,6 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     # A client that goes away ends the computation too: the stream's `finally` sets the flag.
     stop.click(stop_generation, None, notice, api_name="stop_text", concurrency_limit=None)
     preset.change(on_preset, preset, [temperature, top_k, top_p, penalty], api_visibility="private")
-    model.change(on_model, model, card, api_visibility="private")
+    model.change(on_model, model, [card, chat_view, text_view, chat_history], api_visibility="private")
     refresh.click(lambda ref: gr.update(choices=ctx.refresh(TASK), value=ref), model, model,
                   api_visibility="private")

@@ -1,0 +1,113 @@
+"""The Text tab's chat view, shown for models whose tokenizer ships a chat template: message history, system prompt,
+the tab's sampling controls and seed, streaming, Stop, Regenerate and Clear. `/chat` is its API endpoint: it takes
+the history so far and the new message, and streams the history with the assistant's answer growing at its end."""
+
+from __future__ import annotations
+
+import threading
+import gradio as gr
+
+from ..errors import GenerationError
+from ..services import SamplingSettings
+from .common import WORK, AppContext, known_model, on_gpu, user_errors
+from .inputs import Chatbot
+
+TASK = "text"
+
+
+def plain_messages(history: object) -> list[dict]:
+    """Chatbot messages as the service takes them: role and text. Gradio 6 hands content over as a list of parts
+    ({"type": "text", "text": …}); API clients may send plain strings. Non-text parts are left out."""
+    if not isinstance(history, list):
+        raise GenerationError("the chat history must be a list of {'role', 'content'} messages")
+    out = []
+    for m in history:
+        if not isinstance(m, dict):
+            raise GenerationError("the chat history must be a list of {'role', 'content'} messages")
+        content = m.get("content")
+        parts = content if isinstance(content, list) else [content]
+        text = "".join(p if isinstance(p, str) else str(p.get("text") or "") if isinstance(p, dict) else ""
+                       for p in parts)
+        out.append({"role": m.get("role"), "content": text})
+    return out
+
+
+def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Component],
+          active: dict[str, threading.Event], outputs: tuple[gr.Number, gr.Markdown],
+          visible: bool) -> tuple[gr.Column, gr.Chatbot]:
+    """The chat view's components and events. `controls`: max new tokens, temperature, top-k, top-p, repetition
+    penalty, stop strings, seed (the tab's own). `active` maps a session to its running generation's stop flag,
+    shared with the text view. Returns the view's column and its chat history (cleared when the model changes)."""
+    service = ctx.service(TASK)
+    used_seed, notice = outputs
+    with gr.Column(visible=visible, elem_id="chat-view") as view:
+        chatbot = Chatbot(label="Chat", height=420, elem_id="chat-history", buttons=["copy"])
+        with gr.Row():
+            message = gr.Textbox(label="Message", placeholder="Write a message; Enter sends it", lines=1, scale=4,
+                                 elem_id="chat-message")
+            send = gr.Button("Send", variant="primary", scale=0, min_width=80, elem_id="chat-send")
+        with gr.Row():
+            stop = gr.Button("Stop", variant="stop", elem_id="chat-stop")
+            again = gr.Button("Regenerate", elem_id="chat-regenerate")
+            clear = gr.Button("Clear", elem_id="chat-clear")
+        system = gr.Textbox("", label="System prompt (empty: none)", lines=2, elem_id="chat-system")
+
+    @user_errors
+    @on_gpu
+    def chat(ref, text, history, system_prompt, n, temp, k, p, rep, stops, seed_value, request: gr.Request):
+        messages = plain_messages(history or [])
+        if not isinstance(text, str) or not text.strip():
+            raise GenerationError("the message is empty")
+        messages.append({"role": "user", "content": text})
+        yield from _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, "")
+
+    @user_errors
+    @on_gpu
+    def regenerate(ref, history, system_prompt, n, temp, k, p, rep, stops, seed_value, request: gr.Request):
+        messages = plain_messages(history or [])
+        while messages and messages[-1]["role"] == "assistant":  # answer the last user message again
+            messages.pop()
+        if not messages:
+            raise GenerationError("nothing to regenerate: send a message first")
+        yield from _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, None)
+
+    def _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, cleared):
+        settings = SamplingSettings(n, temp, k, p, rep, [s for s in (stops or "").splitlines() if s])
+        event = threading.Event()
+        session = getattr(request, "session_hash", None) or "anonymous"
+        if session in active:
+            active[session].set()  # one generation per session: a new one replaces the old
+        active[session] = event
+        keep = gr.update() if cleared is None else cleared  # Send clears the message box; Regenerate leaves it
+        try:
+            ref = known_model(ctx, ref, TASK)
+            with ctx.lane(ref):
+                stream = service.chat(ref, messages, settings, seed_value, system=system_prompt, stop_event=event)
+                note = " · ".join(stream.notices)
+                answer = ""
+                yield [*messages, {"role": "assistant", "content": answer}], keep, stream.seed, note
+                for piece in stream.chunks:
+                    answer += piece
+                    yield [*messages, {"role": "assistant", "content": answer}], keep, stream.seed, note
+                if event.is_set():
+                    yield ([*messages, {"role": "assistant", "content": answer}], keep, stream.seed,
+                           " · ".join([*stream.notices, "Stopped."]))
+        finally:
+            event.set()
+            if active.get(session) is event:
+                del active[session]
+
+    def stop_chat(request: gr.Request):
+        event = active.get(getattr(request, "session_hash", None) or "anonymous")
+        if event is not None:
+            event.set()
+        return "Stopped." if event is not None else "Nothing was running."
+
+    sampling = [system, *controls]
+    outs = [chatbot, message, used_seed, notice]
+    send.click(chat, [model, message, chatbot, *sampling], outs, api_name="chat", **WORK)
+    message.submit(chat, [model, message, chatbot, *sampling], outs, api_visibility="private", **WORK)
+    again.click(regenerate, [model, chatbot, *sampling], outs, api_name="chat_regenerate", **WORK)
+    stop.click(stop_chat, None, notice, api_name="stop_chat", concurrency_limit=None)
+    clear.click(lambda: ([], "", ""), None, [chatbot, message, notice], api_visibility="private")
+    return view, chatbot
