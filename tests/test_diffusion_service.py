@@ -124,3 +124,23 @@ def test_pickle_only_unet_is_refused_unread(service, tiny_ddpm):
     weights.rename(weights.with_suffix(".bin"))  # would be unpickled by a careless loader
     with pytest.raises(ModelLoadError, match="only pickle weights"):
         service.generate(str(tiny_ddpm), 1, seed=0, steps=2)
+
+
+@pytest.mark.parametrize("sampler", ["dpm-solver", "euler"])
+def test_an_in_memory_scheduler_config_samples_as_the_saved_one(tiny_ddpm, tmp_path, sampler):
+    """The training script samples from its scheduler object's config, the service from scheduler_config.json: the
+    same images. (An in-memory config lists its defaulted keys in `_use_default_values`; passed on, from_config gave
+    DPM-Solver its own "linspace" spacing instead of the trained "leading", starting at t=999, and noise came out.)"""
+    import torch
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    from aigc_hub.models.diffusion import denoise
+
+    trained = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True)
+    trained.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "scheduler_config.json").read_text())
+    assert "_use_default_values" in dict(trained.config) and "_use_default_values" not in saved
+    unet = UNet2DModel.from_pretrained(str(tiny_ddpm), subfolder="unet")
+    a = denoise(unet, dict(trained.config), [1, 2], steps=5, sampler=sampler, labels=torch.tensor([0, 1]))
+    b = denoise(unet, saved, [1, 2], steps=5, sampler=sampler, labels=torch.tensor([0, 1]))
+    assert torch.equal(a, b)

@@ -14,6 +14,7 @@ subfolder="scheduler")`. The saved UNet holds the EMA weights. Everything that i
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--eval_steps_list", type=int, nargs="+", default=[10, 25, 50],
                    help="sampling steps the card reports FD and accuracy at")
     g.add_argument("--eval_sampler", choices=list(SAMPLERS), default=DEFAULT_SAMPLER)
+    g.add_argument("--eval_only", action="store_true",
+                   help="no training: evaluate the pipeline already saved in --output_dir and rewrite its card "
+                        "(its steps: --max_train_steps)")
     add_optimizer_args(parser, weight_decay=0.0, beta2=0.999)
     add_common_args(parser)
     parser.set_defaults(learning_rate=1e-3, lr_scheduler="cosine", lr_warmup_steps=250, train_batch_size=128)
@@ -147,8 +151,35 @@ def sample(unet: torch.nn.Module, scheduler_config: dict, seeds: list[int], labe
     return denoise(unet.eval(), scheduler_config, seeds, steps=steps, sampler=sampler, labels=labels)
 
 
+def evaluate_saved(args: argparse.Namespace) -> None:
+    """--eval_only: the figures and card of a finished run's pipeline folder, without training."""
+    from diffusers import UNet2DModel
+
+    out = Path(args.output_dir)
+    unet = UNet2DModel.from_pretrained(str(out), subfolder="unet", use_safetensors=True)
+    config = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
+    data = training_images(args)
+    save_sample_grid(args, unet, config, data.num_classes, out / "sample.png")
+    figures, speed = evaluate(args, unet, config, data.num_classes)
+    for f in figures:
+        print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
+    write_card(args, out, data, figures, speed, args.max_train_steps, sum(p.numel() for p in unet.parameters()))
+
+
+def save_sample_grid(args: argparse.Namespace, unet: torch.nn.Module, config: dict, num_classes: int,
+                     path: Path) -> None:
+    from PIL import Image
+
+    seeds = list(range(args.seed, args.seed + args.num_sample_images))
+    labels = torch.arange(args.num_sample_images) % num_classes if num_classes else None
+    images = sample(unet, config, seeds, labels, args.sample_inference_steps, args.sample_sampler)
+    Image.fromarray(make_grid(images.float().cpu(), nrow=10 if num_classes == 10 else 8).squeeze()).save(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.eval_only:
+        return evaluate_saved(args)
     run = setup(args)
     trainer, data, ema = run.trainer, run.data, run.ema
     config = dict(run.scheduler.config)

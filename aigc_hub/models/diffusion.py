@@ -41,7 +41,12 @@ def make_scheduler(config: dict, sampler: str):
     name, overrides = SAMPLERS[sampler]
     cls = getattr(diffusers, name)
     # A config saved by another scheduler class carries keys this one does not know: from_config ignores them.
-    return cls.from_config({**config, **overrides})
+    # Private keys go: an in-memory config's `_use_default_values` would make from_config swap the trained
+    # scheduler's values for the new class's defaults (DDPM's "leading" timestep spacing became DPM-Solver's
+    # "linspace", which starts at t=999 where the cosine schedule's alpha_bar is ~0: pure noise out). Saved and
+    # in-memory configs now give the same sampler.
+    public = {k: v for k, v in config.items() if not k.startswith("_")}
+    return cls.from_config({**public, **overrides})
 
 
 def generators(seeds: list[int]) -> list[torch.Generator]:
