@@ -80,7 +80,7 @@ def test_resume_is_exact(pairs_file, tmp_path):
 def test_service_keeps_order_and_empty_lines_and_is_deterministic(tiny_mt):
     svc = TranslationService(ModelRegistry())
     ref = str(tiny_mt)
-    assert svc.directions(ref) == [("en", "zh"), ("zh", "en")] and svc.languages(ref) == ["en", "zh"]
+    assert svc.directions(ref) == [("en", "zh"), ("zh", "en")] and svc.languages(ref) == (["en", "zh"], ["zh", "en"])
     first = svc.translate(ref, "\n".join(LINES), "en", "zh", beams=4, n_best=3)
     assert [line.source for line in first.lines] == LINES
     assert [bool(line.alternatives) for line in first.lines] == [bool(s) for s in LINES]

@@ -46,3 +46,119 @@ def make_chat_llama(out: Path, context: int = 256, chat_template: str | None = Z
     tok.save_pretrained(str(out))
     (out / "README.md").write_text("---\nlicense: mit\npipeline_tag: text-generation\n---\n# tiny chat llama\n")
     return out
+
+
+# Seq2seq translators. Their tokenizers are sentencepiece models trained here on a few hundred made-up sentences,
+# saved in the layout the real repos ship (OPUS-MT: source.spm / target.spm / vocab.json; M2M100:
+# sentencepiece.bpe.model / vocab.json; T5: spiece.model), with no tokenizer.json.
+EN_WORDS = "the cat dog sees a big small red house tree runs eats water hello thank you good morning night".split()
+ZH_WORDS = "我 你 他 是 的 猫 狗 看 大 小 红 房子 树 跑 吃 水 你好 谢谢 早上 晚上".split()
+TINY_SEQ2SEQ = dict(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                    decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128)
+
+
+def sentences(words: list[str], n: int = 300, joiner: str = " ", end: str = ".") -> list[str]:
+    import random
+
+    rng = random.Random(0)
+    return [joiner.join(rng.choice(words) for _ in range(rng.randint(3, 8))) + end for _ in range(n)]
+
+
+def train_spm(lines: list[str], path: Path, vocab_size: int, model_type: str = "unigram", **ids: int) -> Path:
+    """A sentencepiece model file trained on `lines` (ids: pad_id, eos_id, unk_id, bos_id as the family uses)."""
+    import io
+
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size,
+                                   model_type=model_type, character_coverage=1.0, minloglevel=2,
+                                   hard_vocab_limit=False,
+                                   **ids)
+    path.write_bytes(model.getvalue())
+    return path
+
+
+def _pieces(path: Path) -> list[str]:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+
+
+def _card(out: Path, languages: list[str], title: str) -> None:
+    langs = "".join(f"- {x}\n" for x in languages)
+    (out / "README.md").write_text(f"---\nlanguage:\n{langs}license: apache-2.0\npipeline_tag: translation\n"
+                                   f"tags:\n- translation\n---\n# {title}\n\nTiny random weights for tests.\n")
+
+
+def make_opus_mt(out: Path, target_tags: list[str] | None = None, languages: list[str] = ("en", "zh")) -> Path:
+    """An OPUS-MT Marian model: one direction, or several targets asked for with `>>xx<<` tokens in its vocab."""
+    import json
+    import tempfile
+
+    import torch
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    special = dict(pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = train_spm(sentences(EN_WORDS), Path(tmp) / "source.spm", 60, **special)
+        tgt = train_spm(sentences(ZH_WORDS, joiner="", end="。"), Path(tmp) / "target.spm", 60, **special)
+        vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+        for piece in [*(f">>{t}<<" for t in target_tags or []), *_pieces(src), *_pieces(tgt)]:
+            vocab.setdefault(piece, len(vocab))
+        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+        tok = MarianTokenizer(str(src), str(tgt), str(Path(tmp) / "vocab.json"))
+        tok.save_pretrained(str(out))
+    torch.manual_seed(0)
+    config = MarianConfig(vocab_size=len(vocab), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                          forced_eos_token_id=1, **TINY_SEQ2SEQ)
+    MarianMTModel(config).save_pretrained(str(out))
+    _card(out, list(languages), out.name)
+    return out
+
+
+def make_m2m100(out: Path) -> Path:
+    """An M2M100 model: `src_lang` on the tokenizer, the target's `__xx__` token forced first."""
+    import json
+    import tempfile
+
+    import torch
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+    from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spm_file = train_spm(sentences(EN_WORDS + ZH_WORDS), Path(tmp) / "sentencepiece.bpe.model", 100, "bpe")
+        vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+        for piece in _pieces(spm_file):
+            vocab.setdefault(piece, len(vocab))
+        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+        M2M100Tokenizer(str(Path(tmp) / "vocab.json"), str(spm_file)).save_pretrained(str(out))
+    torch.manual_seed(0)
+    size = len(vocab) + len(FAIRSEQ_LANGUAGE_CODES["m2m100"]) + 8  # + language tokens + "madeup words", as the real
+    M2M100ForConditionalGeneration(M2M100Config(vocab_size=size, **TINY_SEQ2SEQ)).save_pretrained(str(out))
+    _card(out, ["multilingual", "en", "zh", "fr"], out.name)
+    return out
+
+
+def make_t5(out: Path) -> Path:
+    """A T5 model with t5-small's translation task prefixes in its config (`translate English to German: `)."""
+    import json
+
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    out.mkdir(parents=True, exist_ok=True)
+    train_spm(sentences(EN_WORDS + ["translate", "English", "to", "German:", "French:", "die", "Katze", "le", "chat"]),
+              out / "spiece.model", 80, pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
+    (out / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0}))
+    prefixes = {"translation_en_to_de": "translate English to German: ", "translation_en_to_fr":
+                "translate English to French: ", "translation_en_to_ro": "translate English to Romanian: "}
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=80, d_model=16, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=8,
+                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+                      task_specific_params={"summarization": {"prefix": "summarize: "},
+                                            **{k: {"prefix": v, "num_beams": 4} for k, v in prefixes.items()}})
+    T5ForConditionalGeneration(config).save_pretrained(str(out))
+    _card(out, ["en", "fr", "ro", "de"], out.name)
+    return out

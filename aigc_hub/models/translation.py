@@ -9,9 +9,12 @@ convention), so one model serves both directions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from .translation_conventions import Convention
 
 
 def language_tag(lang: str) -> str:
@@ -42,8 +45,10 @@ def max_new_tokens_for(source_tokens: int, limit: int) -> int:
 
 @torch.no_grad()
 def translate_batch(model: Any, tokenizer: Any, sources: list[str], tgt: str, *, beams: int = 4, n_best: int = 1,
-                    max_source_tokens: int = 128, max_new_tokens: int = 128) -> list[list[Candidate]]:
+                    max_source_tokens: int = 128, max_new_tokens: int = 128, src: str | None = None,
+                    convention: "Convention | None" = None) -> list[list[Candidate]]:
     """Beam-search translations of `sources` into `tgt`: for each source, `n_best` candidates, best first.
+    `convention` says how the model is asked for the direction (default: this project's `>>tgt<<` tags).
 
     Scores are only asked for with n_best > 1: keeping every step's scores for every beam slowed small models by
     almost half, and a single best translation needs no score to be ranked."""
@@ -51,12 +56,17 @@ def translate_batch(model: Any, tokenizer: Any, sources: list[str], tgt: str, *,
         return []
     n_best = max(1, min(n_best, beams))
     device = next(model.parameters()).device
-    batch = tokenizer([with_tag(s, tgt) for s in sources], return_tensors="pt", padding=True, truncation=True,
+    if convention is None:
+        texts, extra = [with_tag(s, tgt) for s in sources], {}
+    else:
+        extra = convention.prepare(tokenizer, src, tgt)  # before tokenizing: sets the tokenizer's source language
+        texts = [convention.source_text(s, src, tgt) for s in sources]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
                       max_length=max_source_tokens).to(device)
     longest = int(batch["attention_mask"].sum(1).max())
     out = model.generate(**batch, num_beams=beams, num_return_sequences=n_best, do_sample=False,
                          max_new_tokens=max_new_tokens_for(longest, max_new_tokens), early_stopping=True,
-                         output_scores=n_best > 1, return_dict_in_generate=True)
+                         output_scores=n_best > 1, return_dict_in_generate=True, **extra)
     texts = tokenizer.batch_decode(out.sequences, skip_special_tokens=True)
     scores = out.sequences_scores.tolist() if n_best > 1 else [None] * len(texts)
     return [[Candidate(texts[i * n_best + k].strip(), scores[i * n_best + k]) for k in range(n_best)]

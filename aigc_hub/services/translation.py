@@ -1,7 +1,8 @@
 """TranslationService: many lines at once, beam search, n-best lists with scores. No Gradio here.
 
 - One line in, one line out, order kept, empty lines kept empty.
-- Direction: the (source, target) pairs the model declares in its config; anything else is refused with the list.
+- Direction: what the model can do, detected from its files by its convention (this project's tags, OPUS-MT,
+  M2M100 / NLLB, mBART-50, T5 prefixes: models/translation_conventions.py); anything else is refused with the list.
 - Long lines are split at sentence ends (. ! ? 。！？) into pieces that fit the length the model was trained on,
   translated as one batch with everything else, and joined again (a notice says so); a sentence longer than that is
   cut into windows. Lines over MAX_LINE_CHARS and requests over MAX_LINES are refused: the CLI feeds big files in
@@ -15,7 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..models.translation import Candidate, directions_of, translate_batch
+from ..models.translation import Candidate, translate_batch
+from ..models.translation_conventions import Convention
+from ..models.translation_conventions import detect as detect_convention
 from ..errors import GenerationError
 from ..validation import as_int, check_unicode
 from .registry import ModelRegistry
@@ -26,6 +29,7 @@ MAX_LINES = 1000
 MAX_LINE_CHARS = 2000
 MAX_BEAMS = 8
 BATCH = 32
+UNSPACED = {"zh", "ja", "ko", "th", "zho", "jpn", "kor", "tha", "yue", "cmn"}  # joined without spaces
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
 Progress = Callable[[int, int], None]
 
@@ -69,12 +73,21 @@ class TranslationService:
     def __init__(self, registry: ModelRegistry | None = None) -> None:
         self.registry = registry or ModelRegistry()
 
-    def directions(self, ref: str) -> list[tuple[str, str]]:
-        """What `ref` translates, read from its config (the weights are not loaded)."""
-        return directions_of(self.registry.config_of(ref))
+    def convention(self, ref: str) -> Convention:
+        """How `ref` is asked for a direction, and which it can do: from its files (the weights are not loaded)."""
+        family, path, config = self.registry.folder_of(ref)
+        if family.task != TASK:
+            raise GenerationError(f"{ref} is a {family.name} model for {family.task}, not for {TASK}")
+        return detect_convention(config, path, ref)
 
-    def languages(self, ref: str) -> list[str]:
-        return sorted({lang for d in self.directions(ref) for lang in d})
+    def directions(self, ref: str) -> list[tuple[str, str]]:
+        """Every (source, target) pair `ref` translates."""
+        return self.convention(ref).directions()
+
+    def languages(self, ref: str) -> tuple[list[str], list[str]]:
+        """The languages `ref` translates from and into (the From / To lists)."""
+        conv = self.convention(ref)
+        return list(conv.sources), list(conv.targets)
 
     def translate(self, ref: str, text: str | list[str], src: str, tgt: str, beams: object = 4, n_best: object = 1,
                   progress: Progress | None = None) -> TranslationResult:
@@ -97,12 +110,14 @@ class TranslationService:
         n_best = as_int(n_best, "n-best")
         if not 1 <= n_best <= beams:
             raise GenerationError(f"n-best must be between 1 and the beam size ({beams}), got {n_best}")
-        dirs = self.directions(ref)
-        if (src, tgt) not in dirs:
-            known = ", ".join(f"{a}→{b}" for a, b in dirs) or "none declared"
-            raise GenerationError(f"{ref} does not translate {str(src)[:20]}→{str(tgt)[:20]}; it knows: {known}")
+        conv = self.convention(ref)
+        if not conv.supports(src, tgt):
+            raise GenerationError(f"{ref} does not translate {str(src)[:20]}→{str(tgt)[:20]}; {known(conv)}")
         entry = self.registry.get_for(ref, TASK)
-        limit = int(entry.config.get("translation_max_source_length", 64))
+        config = entry.config
+        # This project's models state the length they trained on; others: their position limit, at most 256.
+        limit = int(config.get("translation_max_source_length") or min(config.get("max_position_embeddings") or 256,
+                                                                       256))
         tok = entry.tokenizer
 
         notices: list[str] = []
@@ -121,12 +136,12 @@ class TranslationService:
             ids = order[start : start + BATCH]
             out = self.registry.run(entry.device, translate_batch, entry.model, tok, [pieces[k][1] for k in ids], tgt,
                                     beams=beams, n_best=n_best, max_source_tokens=limit + 8,
-                                    max_new_tokens=2 * limit + 16)
+                                    max_new_tokens=2 * limit + 16, src=src, convention=conv)
             for k, cands in zip(ids, out):
                 results[k] = cands
             if progress:
                 progress(min(start + BATCH, len(order)), len(order))
-        joiner = "" if tgt in ("zh", "ja", "ko", "th") else " "
+        joiner = "" if tgt.split("_")[0].lower() in UNSPACED else " "
         translated = [TranslatedLine(line) for line in lines]
         by_line: dict[int, list[list[Candidate]]] = {}
         for (i, _), cands in zip(pieces, results):
@@ -139,6 +154,14 @@ class TranslationService:
                 score = None if None in scores else sum(scores) / len(scores)
                 translated[i].alternatives = [Candidate(joiner.join(p[0].text for p in parts), score)]
         return TranslationResult(ref, src, tgt, translated, notices)
+
+
+def known(conv: Convention) -> str:
+    """What a model can do, for an error message: its pairs, or (many-to-many) a few of its languages."""
+    if conv.pairs:
+        return "it knows: " + ", ".join(f"{a}→{b}" for a, b in conv.pairs[:20])
+    return (f"it translates between its {len(conv.sources)} languages: "
+            + ", ".join(conv.sources[:12]) + (", …" if len(conv.sources) > 12 else ""))
 
 
 def segment(line: str, tokenizer, limit: int) -> list[str]:

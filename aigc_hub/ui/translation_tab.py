@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..models.translation_conventions import language_name
 from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
 from .inputs import Dropdown, Number, Slider
 
 TASK = "translation"
+
+
+def named(codes) -> list[tuple[str, str]]:
+    """Dropdown choices: the language's name with its code shown, the code as the value (what the API takes)."""
+    return [(language_name(c), c) for c in codes]
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
@@ -16,8 +22,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     if default and ctx.config.preload:
         ctx.registry.get(default)
     service = ctx.service(TASK)
-    dirs = service.directions(default) if default else []
-    langs = sorted({lang for d in dirs for lang in d})
+    conv = service.convention(default) if default else None
+    first = conv.default() if conv else (None, None)
 
     with gr.Row():
         model = Dropdown(refs, value=default, label="Model", elem_id="translation-model", scale=2,
@@ -26,9 +32,13 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK),
                            elem_id="translation-card")
     with gr.Row():
-        src = Dropdown(langs, value=dirs[0][0] if dirs else None, label="From", elem_id="translation-src")
+        # Custom values allowed: the lists follow the picked model, an API call may name any model, and the
+        # service says which directions that model knows.
+        src = Dropdown(named(conv.sources if conv else []), value=first[0], label="From", elem_id="translation-src",
+                       allow_custom_value=True)
         swap = gr.Button("⇄", scale=0, min_width=40, elem_id="translation-swap")
-        tgt = Dropdown(langs, value=dirs[0][1] if dirs else None, label="To", elem_id="translation-tgt")
+        tgt = Dropdown(named(conv.targets if conv else []), value=first[1], label="To", elem_id="translation-tgt",
+                       allow_custom_value=True)
         beams = Slider(1, 8, value=4, step=1, label="Beam size", elem_id="translation-beams")
         n_best = Slider(1, 8, value=1, step=1, label="Alternatives (n-best)", elem_id="translation-n-best")
     with gr.Row():
@@ -55,11 +65,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     @user_errors
     def on_model(ref: str):
         ref = known_model(ctx, ref, TASK)
-        pairs = service.directions(ref)
-        choices = sorted({lang for d in pairs for lang in d})
-        first = pairs[0] if pairs else (None, None)
-        return (card_markdown(ctx.entry(ref, TASK)), gr.update(choices=choices, value=first[0]),
-                gr.update(choices=choices, value=first[1]))
+        conv = service.convention(ref)
+        a, b = conv.default()
+        return (card_markdown(ctx.entry(ref, TASK)), gr.update(choices=named(conv.sources), value=a),
+                gr.update(choices=named(conv.targets), value=b))
 
     run.click(translate, [model, source, src, tgt, beams, n_best], [output, alternatives, notice],
               api_name="translate", **WORK)
