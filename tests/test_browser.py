@@ -194,8 +194,9 @@ def test_translation_tab_translates_line_by_line(page):
     assert lines[0] and not lines[1] and lines[2] and lines[3], lines
     assert all(any("\u4e00" <= c <= "\u9fff" for c in line) for line in (lines[0], lines[2], lines[3])), lines
     page.click("#translation-swap")  # languages swap and the translation becomes the input
-    page.wait_for_function("document.querySelector('#translation-src input').value === 'zh'")
-    assert page.locator("#translation-tgt input").input_value() == "en"
+    # The lists show names with codes ("Chinese (zh)"); the values are the codes.
+    page.wait_for_function("document.querySelector('#translation-src input').value === 'Chinese (zh)'")
+    assert page.locator("#translation-tgt input").input_value() == "English (en)"
     assert value_of(page, "#translation-input textarea").split("\n") == lines
     page.screenshot(path=str(SHOTS / "translation.png"), full_page=True)
 
