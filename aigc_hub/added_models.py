@@ -57,9 +57,10 @@ def add(ref: str) -> hub.ModelEntry:
     from .services.registry import inspect
 
     ref = canonical(ref)
+    source, _ = hub.locate(ref)
     path = hub.resolve(ref)  # an HF id: downloaded (or found in the cache offline); HubError when it cannot be
     family, _ = inspect(path, ref)  # ModelLoadError with the reason when no family serves it
-    if hub.locate(ref)[0] in ("hf", "folder"):  # local hub ids and starters are listed anyway
+    if source in ("hf", "folder"):  # local hub ids and starters are listed anyway
         with _lock:
             refs = added_refs()
             if ref not in refs:

@@ -145,23 +145,21 @@ def detect(config: dict, folder: Path, ref: str) -> Convention:
 
 def _marian(folder: Path, ref: str) -> Convention:
     vocab = _json(folder / "vocab.json") or _json(folder / "tokenizer.json").get("model", {}).get("vocab", {})
-    tags = tuple(m.group(1) for token in vocab if (m := TAG.match(str(token))))
-    name = Path(ref.split("@")[0]).name
-    sources = None
-    if m := OPUS_NAME.search(name):
-        sources = m.group(1)
-        if not tags:
-            return Convention("opus-mt", (m.group(1),), (m.group(2),), ((m.group(1), m.group(2)),))
-    if tags:  # sources: the repo name's single language, else the card's languages that are not targets
-        langs = card_languages(folder)
-        src = (sources,) if sources and "_" not in sources and sources.islower() and len(sources) <= 3 else tuple(
-            x for x in langs if x not in tags) or ("any",)
-        return Convention("opus-mt-multi", src, tags, tuple((a, b) for a in src for b in tags if a != b))
+    targets = tuple(m.group(1) for token in vocab if (m := TAG.match(str(token))))
+    named = OPUS_NAME.search(Path(ref.split("@")[0]).name)  # opus-mt-SRC-TGT: SRC, TGT may be groups (ROMANCE)
     langs = card_languages(folder)
-    if len(langs) == 2:
-        return Convention("opus-mt", (langs[0],), (langs[1],), ((langs[0], langs[1]),))
-    raise ModelLoadError(f"{ref}: a Marian model whose direction cannot be told: name it opus-mt-SRC-TGT, or list "
-                         "its two languages (source first) under `language:` in its card")
+    if targets:  # several targets, asked for with >>xx<< tags
+        single = named.group(1) if named and named.group(1).islower() and len(named.group(1)) <= 3 else None
+        sources = (single,) if single else tuple(x for x in langs if x not in targets) or ("any",)
+        return Convention("opus-mt-multi", sources, targets, tuple((a, b) for a in sources for b in targets if a != b))
+    if named:
+        pair = named.groups()
+    elif len(langs) == 2:  # the card's two languages, source first
+        pair = (langs[0], langs[1])
+    else:
+        raise ModelLoadError(f"{ref}: a Marian model whose direction cannot be told: name it opus-mt-SRC-TGT, or list "
+                             "its two languages (source first) under `language:` in its card")
+    return Convention("opus-mt", (pair[0],), (pair[1],), (pair,))
 
 
 def language_name(code: str) -> str:

@@ -72,13 +72,20 @@ def split_lines(text: object) -> list[str]:
 class TranslationService:
     def __init__(self, registry: ModelRegistry | None = None) -> None:
         self.registry = registry or ModelRegistry()
+        self._conventions: dict[tuple, Convention] = {}
 
     def convention(self, ref: str) -> Convention:
         """How `ref` is asked for a direction, and which it can do: from its files (the weights are not loaded)."""
         family, path, config = self.registry.folder_of(ref)
         if family.task != TASK:
             raise GenerationError(f"{ref} is a {family.name} model for {family.task}, not for {TASK}")
-        return detect_convention(config, path, ref)
+        # Detection reads the vocabulary and card (an OPUS-MT vocab.json is megabytes): once per folder version, not
+        # per request. A push renames a new folder into place (a new inode); an edit changes config.json's mtime.
+        folder, marker = path.stat(), (path / family.config_file).stat()
+        key = (ref, str(path), folder.st_ino, marker.st_mtime_ns)
+        if key not in self._conventions:
+            self._conventions[key] = detect_convention(config, path, ref)
+        return self._conventions[key]
 
     def directions(self, ref: str) -> list[tuple[str, str]]:
         """Every (source, target) pair `ref` translates."""

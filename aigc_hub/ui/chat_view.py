@@ -4,12 +4,11 @@ the history so far and the new message, and streams the history with the assista
 
 from __future__ import annotations
 
-import threading
 import gradio as gr
 
 from ..errors import GenerationError
 from ..services import SamplingSettings
-from .common import WORK, AppContext, known_model, on_gpu, user_errors
+from .common import WORK, AppContext, SessionStops, known_model, on_gpu, streamed, user_errors
 from .inputs import Chatbot
 
 TASK = "text"
@@ -33,11 +32,11 @@ def plain_messages(history: object) -> list[dict]:
 
 
 def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Component],
-          active: dict[str, threading.Event], outputs: tuple[gr.Number, gr.Markdown],
+          sessions: SessionStops, outputs: tuple[gr.Number, gr.Markdown],
           visible: bool) -> tuple[gr.Column, gr.Chatbot]:
     """The chat view's components and events. `controls`: max new tokens, temperature, top-k, top-p, repetition
-    penalty, stop strings, seed (the tab's own). `active` maps a session to its running generation's stop flag,
-    shared with the text view. Returns the view's column and its chat history (cleared when the model changes)."""
+    penalty, stop strings, seed (the tab's own). `sessions` holds each session's running generation, shared with
+    the text view. Returns the view's column and its chat history (cleared when the model changes)."""
     service = ctx.service(TASK)
     used_seed, notice = outputs
     with gr.Column(visible=visible, elem_id="chat-view") as view:
@@ -73,41 +72,19 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
 
     def _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, cleared):
         settings = SamplingSettings(n, temp, k, p, rep, [s for s in (stops or "").splitlines() if s])
-        event = threading.Event()
-        session = getattr(request, "session_hash", None) or "anonymous"
-        if session in active:
-            active[session].set()  # one generation per session: a new one replaces the old
-        active[session] = event
         keep = gr.update() if cleared is None else cleared  # Send clears the message box; Regenerate leaves it
-        try:
+        with sessions.running(request) as event:
             ref = known_model(ctx, ref, TASK)
             with ctx.lane(ref):
                 stream = service.chat(ref, messages, settings, seed_value, system=system_prompt, stop_event=event)
-                note = " · ".join(stream.notices)
-                answer = ""
-                yield [*messages, {"role": "assistant", "content": answer}], keep, stream.seed, note
-                for piece in stream.chunks:
-                    answer += piece
+                for answer, note in streamed(stream, event):
                     yield [*messages, {"role": "assistant", "content": answer}], keep, stream.seed, note
-                if event.is_set():
-                    yield ([*messages, {"role": "assistant", "content": answer}], keep, stream.seed,
-                           " · ".join([*stream.notices, "Stopped."]))
-        finally:
-            event.set()
-            if active.get(session) is event:
-                del active[session]
-
-    def stop_chat(request: gr.Request):
-        event = active.get(getattr(request, "session_hash", None) or "anonymous")
-        if event is not None:
-            event.set()
-        return "Stopped." if event is not None else "Nothing was running."
 
     sampling = [system, *controls]
     outs = [chatbot, message, used_seed, notice]
     send.click(chat, [model, message, chatbot, *sampling], outs, api_name="chat", **WORK)
     message.submit(chat, [model, message, chatbot, *sampling], outs, api_visibility="private", **WORK)
     again.click(regenerate, [model, chatbot, *sampling], outs, api_name="chat_regenerate", **WORK)
-    stop.click(stop_chat, None, notice, api_name="stop_chat", concurrency_limit=None)
+    stop.click(sessions.stop, None, notice, api_name="stop_chat", concurrency_limit=None)
     clear.click(lambda: ([], "", ""), None, [chatbot, message, notice], api_visibility="private")
     return view, chatbot

@@ -9,6 +9,7 @@ import inspect
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,51 @@ def card_markdown(entry: hub.ModelEntry | None, task: str | None = None) -> str:
         return (f"_No {TASKS[task].title.lower()} model in the hub yet: {TASKS[task].train_hint}._" if task
                 else "_Model not found in the hub listing._")
     return f"**{entry.card.title or entry.ref}** ({entry.source}) — {entry.card.summary()}"
+
+
+class SessionStops:
+    """One running generation per browser session, with its stop flag: a new one stops the session's old one, Stop
+    sets the flag (the generation ends within a token), and the flag is set when the stream ends however it ends
+    (a closed connection included), so the computation never outlives its consumer."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+
+    @staticmethod
+    def _session(request: gr.Request | None) -> str:
+        return getattr(request, "session_hash", None) or "anonymous"
+
+    @contextlib.contextmanager
+    def running(self, request: gr.Request) -> Iterator[threading.Event]:
+        session, event = self._session(request), threading.Event()
+        old = self._events.get(session)
+        if old is not None:
+            old.set()
+        self._events[session] = event
+        try:
+            yield event
+        finally:
+            event.set()
+            if self._events.get(session) is event:
+                del self._events[session]
+
+    def stop(self, request: gr.Request) -> str:
+        event = self._events.get(self._session(request))
+        if event is not None:
+            event.set()
+        return "Stopped." if event is not None else "Nothing was running."
+
+
+def streamed(stream: Any, event: threading.Event) -> Iterator[tuple[str, str]]:
+    """(text so far, notice) as a text stream's pieces arrive; when it was stopped, a last update says so (whatever
+    order Stop's own answer arrived in)."""
+    note, text = " · ".join(stream.notices), ""
+    yield text, note
+    for piece in stream.chunks:
+        text += piece
+        yield text, note
+    if event.is_set():
+        yield text, " · ".join([*stream.notices, "Stopped."])
 
 
 # Model work is admitted by Gradio's queue without a per-event limit and gated by the device lanes (see

@@ -3,14 +3,13 @@ whose tokenizer ships a chat template get the chat view instead (chat_view.py)."
 
 from __future__ import annotations
 
-import threading
 
 import gradio as gr
 
 from ..services import SamplingSettings
 from ..errors import UserError
 from . import chat_view as chat_view_ui
-from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
+from .common import WORK, AppContext, SessionStops, card_markdown, known_model, on_gpu, streamed, user_errors
 from .inputs import Dropdown, Number, Slider
 
 TASK = "text"
@@ -27,7 +26,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     if default and ctx.config.preload:
         ctx.registry.get(default)
     service = ctx.service(TASK)
-    active: dict[str, threading.Event] = {}  # session → stop flag of its running generation (text or chat view)
+    stops_of_sessions = SessionStops()  # one running generation per session, text or chat view
 
     def has_chat(ref: str | None) -> bool:
         try:
@@ -64,7 +63,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     used_seed = Number(label="Seed used", precision=0, interactive=False, elem_id="text-used-seed", render=False)
     notice = gr.Markdown(label="Notice", elem_id="text-notice", render=False)
     controls = [max_new, temperature, top_k, top_p, penalty, stop_strings, seed]
-    chat_view, chat_history = chat_view_ui.build(ctx, model, controls, active, (used_seed, notice), is_chat)
+    chat_view, chat_history = chat_view_ui.build(ctx, model, controls, stops_of_sessions, (used_seed, notice),
+                                                 is_chat)
     with gr.Row():
         used_seed.render()
         notice.render()
@@ -73,33 +73,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     @on_gpu
     def generate(ref, text, n, temp, k, p, rep, stops, seed_value, request: gr.Request):
         settings = SamplingSettings(n, temp, k, p, rep, [s for s in (stops or "").splitlines() if s])
-        event = threading.Event()
-        session = getattr(request, "session_hash", None) or "anonymous"
-        if session in active:
-            active[session].set()  # one generation per session: a new one replaces the old
-        active[session] = event
-        try:
+        with stops_of_sessions.running(request) as event:
             ref = known_model(ctx, ref, TASK)
             with ctx.lane(ref):  # held while the stream runs
                 stream = service.stream(ref, text, settings, seed_value, stop_event=event)
-                note = " · ".join(stream.notices)
-                out = ""
-                yield out, stream.seed, note
-                for piece in stream.chunks:
-                    out += piece
+                for out, note in streamed(stream, event):
                     yield out, stream.seed, note
-                if event.is_set():  # stopped: say so last, whatever order Stop's own answer arrived in
-                    yield out, stream.seed, " · ".join([*stream.notices, "Stopped."])
-        finally:
-            event.set()
-            if active.get(session) is event:
-                del active[session]
-
-    def stop_generation(request: gr.Request):
-        event = active.get(getattr(request, "session_hash", None) or "anonymous")
-        if event is not None:
-            event.set()
-        return "Stopped." if event is not None else "Nothing was running."
 
     def on_preset(name: str):
         t, k, p, r = PRESETS.get(name, PRESETS["balanced"])
@@ -118,7 +97,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     # the generation ends within a token and its stream closes with a last "Stopped." update. (With `cancels=`, the
     # browser's cancellation could land after Stop's answer under load and leave the notice in an error state.)
     # A client that goes away ends the computation too: the stream's `finally` sets the flag.
-    stop.click(stop_generation, None, notice, api_name="stop_text", concurrency_limit=None)
+    stop.click(stops_of_sessions.stop, None, notice, api_name="stop_text", concurrency_limit=None)
     preset.change(on_preset, preset, [temperature, top_k, top_p, penalty], api_visibility="private")
     model.change(on_model, model, [card, chat_view, text_view, chat_history], api_visibility="private")
     refresh.click(lambda ref: gr.update(choices=ctx.refresh(TASK), value=ref), model, model,
