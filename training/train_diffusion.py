@@ -56,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--num_train_timesteps", type=int, default=1000)
     g.add_argument("--beta_schedule", choices=["linear", "scaled_linear", "squaredcos_cap_v2"],
                    default="squaredcos_cap_v2", help="cosine (squaredcos_cap_v2) suits small images")
+    g.add_argument("--timestep_spacing", choices=["leading", "trailing", "linspace"], default="leading",
+                   help="where samplers put their steps (saved in scheduler_config.json). 'trailing' starts at the "
+                        "last training step, where the input is pure noise; it needs --prediction_type v_prediction "
+                        "with the cosine schedule (epsilon cannot be inverted where alpha_bar is ~0)")
     g.add_argument("--ema_decay", type=float, default=0.999)
     g = parser.add_argument_group("samples and evaluation")
     g.add_argument("--num_sample_images", type=int, default=40)
@@ -91,7 +95,8 @@ def noise_scheduler(args: argparse.Namespace):
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
-                         prediction_type=args.prediction_type, clip_sample=True)
+                         prediction_type=args.prediction_type, clip_sample=True,
+                         timestep_spacing=args.timestep_spacing)
 
 
 @dataclass
