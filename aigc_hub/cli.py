@@ -40,7 +40,8 @@ def _generate_image(args: argparse.Namespace) -> None:
     with tqdm(total=max(args.num, 0), unit="step" if iterative else "img", disable=args.num < 256 and not iterative,
               file=sys.stderr) as bar:
         result = service.generate(args.model, args.num, args.seed, args.label, progress=progress, steps=args.steps,
-                                  sampler=args.sampler)
+                                  sampler=args.sampler, prompt=args.prompt, negative_prompt=args.negative_prompt,
+                                  guidance_scale=args.guidance, width=args.width, height=args.height)
     if out.suffix == ".npz":
         labels = np.array([-1 if lab is None else lab for lab in result.labels], dtype=np.int64)
         np.savez_compressed(out, images=result.images, seeds=np.array(result.seeds, dtype=np.int64), labels=labels)
@@ -194,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate with a model").add_subparsers(dest="modality", required=True)
-    img = gen.add_parser("image", help="images from a GAN")
+    img = gen.add_parser("image", help="images from a GAN, a diffusion model or a text-to-image pipeline")
     img.add_argument("--model", required=True, help="local folder, owner/name, or owner/name@rev on the HF Hub")
     img.add_argument("--num", type=int, default=16)
     img.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
@@ -202,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--steps", type=int, default=None, help="diffusion models: sampling steps (default 25)")
     img.add_argument("--sampler", default=None, help="diffusion models: dpm-solver (default), ddim, euler, euler-a, "
                      "ddpm")
+    img.add_argument("--prompt", default=None, help="text-to-image pipelines (Stable Diffusion): what to draw")
+    img.add_argument("--negative-prompt", default=None, help="text-to-image pipelines: what to steer away from")
+    img.add_argument("--guidance", type=float, default=None, help="text-to-image pipelines: guidance scale "
+                     "(default 7.5)")
+    img.add_argument("--width", type=int, default=None, help="text-to-image pipelines: a multiple of 8 (default: "
+                     "the model's size)")
+    img.add_argument("--height", type=int, default=None, help="text-to-image pipelines: as --width")
     img.add_argument("--out", required=True, help="grid.png | samples.npz | DIR (one PNG per image)")
     img.add_argument("--nrow", type=int, default=8, help="images per row of a grid")
     img.add_argument("--device", default=None, help="auto (default), cpu, cuda:N")

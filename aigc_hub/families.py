@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import ModelLoadError
-from .loaders import Loader, load_dcgan, load_diffusion, transformers_loader
+from .loaders import Loader, load_dcgan, load_diffusion, load_text_to_image, transformers_loader
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,11 @@ def _is_seq2seq(config: dict) -> bool:
         a.endswith(("MTModel", "ForConditionalGeneration")) for a in _architectures(config))
 
 
+def _is_text_to_image(config: dict) -> bool:
+    """A diffusers pipeline with a text encoder, a UNet and a VAE: the Stable Diffusion family (1.x, 2.x, XL)."""
+    return _is_diffusion(config) and all(config.get(k) for k in ("text_encoder", "unet", "vae"))
+
+
 def _is_diffusion(config: dict) -> bool:
     """A diffusers pipeline folder (model_index.json): which pipelines load is the loader's to say."""
     name = config.get("_class_name")
@@ -82,6 +87,8 @@ def _is_diffusion(config: dict) -> bool:
 
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("dcgan", "image", "unconditional-image-generation", ("dcgan", "gan"), _is_dcgan, load_dcgan),
+    Family("text-to-image", "image", "text-to-image", ("diffusers", "text-to-image"), _is_text_to_image,
+           load_text_to_image, config_file="model_index.json", weights="*/*.safetensors"),
     Family("diffusion", "image", "unconditional-image-generation", ("diffusers", "ddpm"), _is_diffusion,
            load_diffusion, config_file="model_index.json", weights="unet/*.safetensors"),
     Family("causal-lm", "text", "text-generation", ("causal-lm",), _is_causal_lm,

@@ -39,6 +39,11 @@ PUSH_IGNORE = ["checkpoints/**", "logs/**", "samples/**", "*.bin", "*.pt", "*.pt
 # What is downloaded from the HF Hub: configs, weights, tokenizers (tokenizer.json, vocab / merges, sentencepiece models
 # as OPUS-MT, M2M100, mBART and T5 ship them), the card and a sample image; never pickles.
 HF_ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "README.md", "*.png"]
+# A diffusers pipeline (model_index.json): its components' folders only. Stable Diffusion repos also hold multi-GB
+# single-file checkpoints at the top and fp16 / non-EMA variants beside each component's weights
+# (name.VARIANT.safetensors).
+PIPELINE_ALLOW = ["model_index.json", "README.md", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors"]
+PIPELINE_IGNORE = ["*/*.*.safetensors"]
 _UMASK = os.umask(0o022)  # read once, at import (setting it is process-wide: never while threads serve)
 os.umask(_UMASK)
 _REF = re.compile(r"^(?P<repo>[^@]+?)(?:@(?P<rev>[\w.\-/]+))?$")
@@ -141,8 +146,12 @@ def _download(repo_id: str, revision: str | None, *, offline: bool | None) -> Pa
     if offline is None:
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HF_ALLOW, etag_timeout=5,
-                                      local_files_only=offline))
+        # model_index.json first: a pipeline's repository is fetched component by component.
+        index = Path(snapshot_download(repo_id, revision=revision, allow_patterns=["model_index.json"], etag_timeout=5,
+                                       local_files_only=offline)) / "model_index.json"
+        allow, ignore = (PIPELINE_ALLOW, PIPELINE_IGNORE) if index.is_file() else (HF_ALLOW, None)
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow, ignore_patterns=ignore,
+                                      etag_timeout=5, local_files_only=offline))
     except (RepositoryNotFoundError, RevisionNotFoundError):
         raise HubError(f"model {repo_id!r} not found in the local hub, the starters or on the Hugging Face Hub") from None
     except LocalEntryNotFoundError:

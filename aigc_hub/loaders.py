@@ -68,8 +68,9 @@ def diffusion_parts(path: Path, index: dict) -> tuple[dict, dict]:
     if not hasattr(diffusers, name):
         raise ModelLoadError(f"{path.name}: model_index.json names {name!r}, a pipeline class diffusers does not have")
     if name not in UNET_PIPELINES:
-        raise ModelLoadError(f"{path.name}: {name} folders are not served yet (image models: "
-                             f"{', '.join(UNET_PIPELINES)} folders, a UNet2DModel and a scheduler)")
+        raise ModelLoadError(f"{path.name}: {name} folders are not served yet (image pipelines: "
+                             f"{', '.join(UNET_PIPELINES)} folders, a UNet2DModel and a scheduler; text-to-image "
+                             "pipelines with a text encoder, a UNet and a VAE)")
     unet, scheduler = index.get("unet"), index.get("scheduler")
     if unet != ["diffusers", "UNet2DModel"]:
         raise ModelLoadError(f"{path.name}: model_index.json's unet must be diffusers' UNet2DModel, "
@@ -91,12 +92,81 @@ def diffusion_parts(path: Path, index: dict) -> tuple[dict, dict]:
     return configs[0], configs[1]
 
 
+# Libraries a pipeline component may come from. Anything else (a module of the repository itself) is remote code.
+COMPONENT_LIBRARIES = ("diffusers", "transformers")
+
+
+def pipeline_components(path: Path, index: dict) -> dict[str, dict]:
+    """The parsed configs of a text-to-image pipeline folder's model components (unet, vae, ...), after checking its
+    model_index.json: a diffusers pipeline class, and every component a stock diffusers or transformers class (or a
+    diffusers pipeline module's own, like Stable Diffusion's safety checker) or left out (null)."""
+    import diffusers
+    import transformers
+
+    name = str(index.get("_class_name"))[:60]
+    if not hasattr(diffusers, name):
+        raise ModelLoadError(f"{path.name}: model_index.json names {name!r}, a pipeline class diffusers does not have")
+    configs = {}
+    for key, value in index.items():
+        if key.startswith("_") or not isinstance(value, list):
+            continue
+        if value in ([None, None], [None]):
+            continue
+        if len(value) != 2 or not all(isinstance(v, str) for v in value):
+            raise ModelLoadError(f"{path.name}: model_index.json's {key[:40]} must be [library, class], got "
+                                 f"{str(value)[:80]}")
+        library, cls = value
+        if library in COMPONENT_LIBRARIES:
+            module = diffusers if library == "diffusers" else transformers
+        elif hasattr(diffusers.pipelines, library):  # e.g. ["stable_diffusion", "StableDiffusionSafetyChecker"]
+            module = getattr(diffusers.pipelines, library)
+        else:
+            raise ModelLoadError(f"{path.name}: component {key[:40]} comes from {library[:60]!r}, not from diffusers "
+                                 "or transformers: that would run remote code, which AIGC Hub never does")
+        if not hasattr(module, cls):
+            raise ModelLoadError(f"{path.name}: component {key[:40]} names {cls[:60]!r}, which {library} does not have")
+        if not (path / key).is_dir():
+            raise ModelLoadError(f"{path.name}: {name} needs its {key[:40]} component, and there is no {key[:40]}/ "
+                                 "folder")
+        for file in ("config.json", "scheduler_config.json"):
+            if (path / key / file).is_file():
+                try:
+                    configs[key] = json.loads((path / key / file).read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                    raise ModelLoadError(f"{path.name}: {key}/{file} does not parse ({e})") from None
+    for needed in ("unet", "vae", "scheduler"):
+        if not isinstance(configs.get(needed), dict):
+            raise ModelLoadError(f"{path.name}: a text-to-image pipeline needs a {needed} component with its config")
+    return configs
+
+
+def load_text_to_image(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
+    """A text-to-image pipeline (Stable Diffusion family) with DiffusionPipeline.from_pretrained: safetensors only,
+    never remote code; fp16 / bf16 on GPUs as the device policy says, fp32 on a CPU."""
+    import torch
+    from diffusers import DiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as hf_logging
+
+    parts = pipeline_components(path, config)
+    diffusers_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()
+    pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, use_safetensors=True,
+                                             trust_remote_code=False)
+    pipe.set_progress_bar_config(disable=True)
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            module.eval().requires_grad_(False)
+    return Loaded(pipe.to(device), pipe.tokenizer if hasattr(pipe, "tokenizer") else None,
+                  extras={"scheduler": dict(parts["scheduler"]), "unet": parts["unet"], "vae": parts["vae"]})
+
+
 def load_diffusion(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
     from diffusers import UNet2DModel
     from diffusers.utils import logging as diffusers_logging
 
     unet_config, scheduler_config = diffusion_parts(path, config)
     diffusers_logging.disable_progress_bar()
-    unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", use_safetensors=True, torch_dtype=dtype)
+    unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", use_safetensors=True, dtype=dtype)
     return Loaded(unet.to(device).eval().requires_grad_(False),
                   extras={"scheduler": scheduler_config, "unet": unet_config})

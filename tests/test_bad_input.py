@@ -22,11 +22,14 @@ BAD_TEXT = ["", "   ", "x" * 100_000, "\x00\x07\x1b[2J", "\ud800 lone surrogate"
             12345, ["a", "list"], {"a": "dict"}]
 BAD_NUMBER = [NAN, INF, -INF, 1e300, -10**12, "abc", [], {"n": 1}]
 
+PROMPT = ["a cat", "", 7.5, 64, 64]  # prompt, negative prompt, guidance, width, height: text-to-image pipelines
 GOOD = {  # "endpoint@variant" names a second model kind on the same endpoint
-    "generate_image": ["me/tiny-gan", 1, 2, "any", 2, "ddim"],
-    "generate_image@ddpm": ["me/tiny-ddpm", 1, 2, "any", 2, "ddim"],
-    "interpolate": ["me/tiny-gan", 0, 1, 3, "any", 2, "ddim"],
-    "interpolate@ddpm": ["me/tiny-ddpm", 0, 1, 3, "any", 2, "ddim"],
+    "generate_image": ["me/tiny-gan", 1, 2, "any", 2, "ddim", *PROMPT],
+    "generate_image@ddpm": ["me/tiny-ddpm", 1, 2, "any", 2, "ddim", *PROMPT],
+    "generate_image@sd": ["me/tiny-sd", 1, 2, "any", 2, "ddim", *PROMPT],
+    "interpolate": ["me/tiny-gan", 0, 1, 3, "any", 2, "ddim", *PROMPT],
+    "interpolate@ddpm": ["me/tiny-ddpm", 0, 1, 3, "any", 2, "ddim", *PROMPT],
+    "interpolate@sd": ["me/tiny-sd", 0, 1, 3, "any", 2, "ddim", *PROMPT],
     "stop_images": [],
     "generate_text": ["me/long-lm", "A", 5, 0.8, 50, 0.95, 1.0, "", 1],
     "stop_text": [],
@@ -36,7 +39,8 @@ GOOD = {  # "endpoint@variant" names a second model kind on the same endpoint
     "list_models": [],
 }
 MODELS = ["me/truncated", "me/pickle-only", "me/bad-config", "me/nothing", "../../etc"]
-TEXT_ARGS = {"generate_text": {1, 7}, "translate": {1, 2, 3}}  # positions of free-text inputs
+TEXT_ARGS = {"generate_text": {1, 7}, "translate": {1, 2, 3}, "generate_image@sd": {6, 7},
+             "interpolate@sd": {7, 8}}  # positions of free-text inputs
 # Hostile values the app takes on purpose (documented defaults and clamps), as (endpoint, position, value).
 ACCEPTED = {
     ("generate_text", 7, ""), ("generate_text", 7, "   "), ("generate_text", 7, "\x00\x07\x1b[2J"),
@@ -51,8 +55,15 @@ ACCEPTED = {
     ("generate_image", 3, None), ("interpolate", 4, None),  # no label: every class in turn
     ("generate_image@ddpm", 3, None), ("interpolate@ddpm", 4, None),
     ("generate_image@ddpm", 5, None), ("interpolate@ddpm", 6, None),  # no sampler: the default one
+    ("generate_image@sd", 3, None), ("interpolate@sd", 4, None), ("generate_image@sd", 5, None),
+    ("interpolate@sd", 6, None),
+    # A prompt is free text: empty (or None) asks for an unconditioned image, and a path is only words.
+    *((f"{endpoint}@sd", pos, v) for endpoint, first in (("generate_image", 6), ("interpolate", 7))
+      for pos in (first, first + 1) for v in ("", "   ", None, "../../etc/passwd", "a/b/c")),
 }
-UNUSED = {"generate_image": {4, 5}, "interpolate": {5, 6}}  # a GAN takes no steps or sampler: varied on @ddpm
+# A GAN takes no steps, sampler or prompt; a DDPM no prompt: those inputs are varied where they are used.
+UNUSED = {"generate_image": set(range(4, 11)), "interpolate": set(range(5, 12)),
+          "generate_image@ddpm": set(range(6, 11)), "interpolate@ddpm": set(range(7, 12))}
 EXTRA_ARGUMENT = "extra"  # Gradio drops arguments beyond an endpoint's inputs: harmless, so accepted
 COERCED = "coerced"  # Gradio's Textbox turns any JSON value into its string form before the handler sees it
 
@@ -114,10 +125,18 @@ def broken_models(tmp_hub, tiny_gan) -> None:
     (tmp_hub / "me" / "bad-config" / "config.json").write_text("{not json")
 
 
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory):
+    from tiny_hub_models import make_tiny_sd
+
+    return make_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "sd")
+
+
 @pytest.fixture
-def hostile_app(launched, tmp_hub, tiny_gan, tiny_ddpm, long_lm, tiny_mt):
+def hostile_app(launched, tmp_hub, tiny_gan, tiny_ddpm, tiny_sd, long_lm, tiny_mt):
     hub.push(tiny_gan, "me/tiny-gan")
     hub.push(tiny_ddpm, "me/tiny-ddpm")
+    hub.push(tiny_sd, "me/tiny-sd")
     hub.push(long_lm, "me/long-lm")
     hub.push(tiny_mt, "me/tiny-mt")
     broken_models(tmp_hub, tiny_gan)

@@ -162,3 +162,82 @@ def make_t5(out: Path) -> Path:
     T5ForConditionalGeneration(config).save_pretrained(str(out))
     _card(out, ["en", "fr", "ro", "de"], out.name)
     return out
+
+
+CLIP_MERGES = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>")]
+
+
+def clip_vocab() -> dict[str, int]:
+    """A CLIP vocabulary (byte-level BPE with `</w>` word ends) over single bytes and a few merges: every text
+    encodes, as with the real 49,408-token one."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for token in chars + [c + "</w>" for c in chars] + ["".join(m) for m in CLIP_MERGES]:
+        vocab.setdefault(token, len(vocab))
+    return vocab
+
+
+def write_clip_tokenizer(folder: Path) -> None:
+    """The tokenizer/ folder as Stable Diffusion 1.5 ships it: vocab.json, merges.txt and a config (no
+    tokenizer.json)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.iterdir():
+        stale.unlink()
+    (folder / "vocab.json").write_text(json.dumps(clip_vocab()))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in CLIP_MERGES))
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+        "do_lower_case": True}))
+
+
+def make_tiny_sd(out: Path) -> Path:
+    """A Stable Diffusion pipeline as the Hub ships one (model_index.json, unet/, vae/, text_encoder/, tokenizer/,
+    scheduler/ with SD 1.5's PNDM config, no safety checker), with the tiny component sizes diffusers' own tests use:
+    64 px images from 32 px latents."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                norm_num_groups=32)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer(vocab=clip_vocab(), merges=CLIP_MERGES, model_max_length=77)
+    text_encoder = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32,
+                                                intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                                                vocab_size=len(tokenizer), max_position_embeddings=77))
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
+                              steps_offset=1, set_alpha_to_one=False)
+    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(str(out), safe_serialization=True)
+    write_clip_tokenizer(out / "tokenizer")
+    (out / "README.md").write_text("---\nlicense: mit\npipeline_tag: text-to-image\ntags: [stable-diffusion]\n---\n"
+                                   "# tiny stable diffusion\n")
+    return out
+
+
+def make_ddpm_pipeline(out: Path) -> Path:
+    """An unconditional DDPMPipeline as google/ddpm-* ship theirs: a UNet2DModel and a DDPMScheduler."""
+    import torch
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
+                       block_out_channels=(16, 32), norm_num_groups=8,
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D"))
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(
+        str(out), safe_serialization=True)
+    return out

@@ -21,14 +21,17 @@ from PIL import Image
 from .. import __version__
 from ..errors import GenerationError, UserError
 from ..imaging import png_bytes, to_pil, to_uint8
-from ..models import diffusion
-from ..validation import MAX_SEED, as_int, count, resolve_seed
+from ..models import diffusion, text_to_image
+from ..models.text_to_image import PromptRequest
+from ..validation import MAX_SEED, as_int, as_number, check_text, count, resolve_seed
 from .registry import LoadedModel, ModelRegistry
 
 TASK = "image"
 MAX_IMAGES = 100_000  # per call; the UI and API allow far fewer
 BATCH = 256  # generator forward size; bounds memory for large requests
 DIFFUSION_BATCH = 64  # UNet batch: activations of every block, at every step
+PIPELINE_BATCH = 4  # text-to-image pipelines: a batch of 4 at 512 px is already GiBs of activations
+MAX_SIZE = 2048
 Progress = Callable[[int, int], None]  # (done, total): images for a GAN, image-steps for diffusion
 
 
@@ -47,11 +50,23 @@ class ImageFacts:
 
     @property
     def iterative(self) -> bool:  # takes steps and a sampler
-        return self.family == "diffusion"
+        return self.family in ("diffusion", "text-to-image")
+
+    @property
+    def prompted(self) -> bool:  # takes a prompt, a negative prompt, a guidance scale and a size
+        return self.family == "text-to-image"
 
 
-def facts_of(family: str, path: Path, config: dict, unet: dict | None = None) -> ImageFacts:
-    """`unet`: a diffusion model's UNet config when already read (a loaded model), else it is read from the folder."""
+def facts_of(family: str, path: Path, config: dict, unet: dict | None = None, vae: dict | None = None) -> ImageFacts:
+    """`unet` (and `vae`): a diffusion model's component configs when already read (a loaded model), else they are
+    read from the folder."""
+    if family == "text-to-image":
+        from ..loaders import pipeline_components
+
+        if unet is None:
+            parts = pipeline_components(path, config)
+            unet, vae = parts["unet"], parts["vae"]
+        return ImageFacts(family, 0, text_to_image.default_size(unet, vae), 3)
     if family == "diffusion":
         from ..loaders import diffusion_parts
 
@@ -72,6 +87,7 @@ class ImageResult:
     parameters: list[str] = field(default_factory=list)  # A1111-style text, one per image
     steps: int = 1
     sampler: str = "DCGAN"
+    request: PromptRequest | None = None  # text-to-image: the prompt and the rest
 
     def pil(self, i: int) -> Image.Image:
         return to_pil(self.images[i])
@@ -83,8 +99,9 @@ class ImageResult:
         """The text of a grid of all images: its base seed and count, and a label only when every image has it."""
         one_label = len(set(self.labels)) == 1
         labels = "" if one_label else ", Labels: one per image (each PNG names its own)"
-        return (parameters_text(self.model, self.seed, self.labels[0] if one_label else None, self.images.shape[1],
-                                self.steps, self.sampler) + f", Seeds: seed + i{labels}, Count: {len(self.seeds)}")
+        return (parameters_text(self.model, self.seed, self.labels[0] if one_label else None, self.images.shape[2],
+                                self.steps, self.sampler, self.request, self.images.shape[1])
+                + f", Seeds: seed + i{labels}, Count: {len(self.seeds)}")
 
 
 def noise(seeds: list[int], latent_dim: int) -> torch.Tensor:
@@ -115,7 +132,7 @@ class ImageService:
 
     def _facts(self, entry: LoadedModel) -> ImageFacts:
         # A loaded model's UNet config came with it: no file is read per request.
-        return facts_of(entry.kind, entry.path, entry.config, entry.extras.get("unet"))
+        return facts_of(entry.kind, entry.path, entry.config, entry.extras.get("unet"), entry.extras.get("vae"))
 
     def _label(self, entry: LoadedModel, label: object) -> int | None:
         if label is None or (isinstance(label, str) and not label.strip()):
@@ -158,9 +175,45 @@ class ImageService:
         except diffusion.Stopped:
             raise GenerationStopped("stopped") from None
 
+    def _run_pipeline(self, entry: LoadedModel, seeds: list[int], request: PromptRequest, steps: int, sampler: str,
+                      latents: torch.Tensor | None = None, on_step: diffusion.StepFn | None = None,
+                      stop: threading.Event | None = None) -> np.ndarray:
+        def run() -> np.ndarray:
+            return text_to_image.generate(entry.model, entry.extras["scheduler"], seeds, request, steps=steps,
+                                          sampler=sampler, latents=latents, on_step=on_step,
+                                          should_stop=stop.is_set if stop else None)
+
+        try:
+            return self.registry.run(entry.device, run)
+        except diffusion.Stopped:
+            raise GenerationStopped("stopped") from None
+
+    def _prompt(self, entry: LoadedModel, facts: ImageFacts, prompt: object, negative: object, guidance: object,
+                width: object, height: object) -> PromptRequest | None:
+        """The checked prompt request of a text-to-image model; None for other models (which take no prompt)."""
+        if not facts.prompted:
+            if isinstance(prompt, str) and prompt.strip() or isinstance(negative, str) and negative.strip():
+                raise GenerationError(f"{entry.ref} is a {entry.kind} model: it takes no prompt")
+            return None
+        texts = ["" if t is None or isinstance(t, str) and not t.strip()
+                 else check_text(t, what, text_to_image.MAX_PROMPT_CHARS)  # an empty prompt: unconditioned
+                 for t, what in ((prompt, "prompt"), (negative, "negative prompt"))]
+        scale = text_to_image.DEFAULT_GUIDANCE if guidance is None else as_number(guidance, "guidance scale")
+        if not 0 <= scale <= text_to_image.MAX_GUIDANCE:
+            raise GenerationError(f"guidance scale must be between 0 and {text_to_image.MAX_GUIDANCE:g}, got {scale:g}")
+        sizes = []
+        for value, what in ((width, "width"), (height, "height")):
+            size = facts.resolution if value is None else as_int(value, what)
+            step = text_to_image.SIZE_MULTIPLE
+            if not (step <= size <= MAX_SIZE and size % step == 0):
+                raise GenerationError(f"{what} must be a multiple of {step} between {step} and {MAX_SIZE}, "
+                                      f"got {size}")
+            sizes.append(size)
+        return PromptRequest(texts[0], texts[1], scale, sizes[0], sizes[1])
+
     @staticmethod
     def _sampling(entry: LoadedModel, steps: object, sampler: object) -> tuple[int, str]:
-        if entry.kind != "diffusion":
+        if entry.kind not in ("diffusion", "text-to-image"):
             return 1, "DCGAN"
         n = count(diffusion.DEFAULT_STEPS if steps is None else steps, diffusion.MAX_STEPS, "sampling steps")
         name = diffusion.DEFAULT_SAMPLER if sampler in (None, "") else str(sampler)[:40]
@@ -178,9 +231,15 @@ class ImageService:
         steps: int | None = None,
         sampler: str | None = None,
         stop: threading.Event | None = None,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        guidance_scale: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
     ) -> ImageResult:
         """`num` images; with a conditional model and no label, item i shows class i mod num_classes. `steps` and
-        `sampler` apply to diffusion models (GANs take one step); `stop` ends a diffusion run between steps."""
+        `sampler` apply to diffusion models (GANs take one step); `stop` ends a diffusion run between steps. Prompt,
+        negative prompt, guidance scale and size apply to text-to-image pipelines (default size: the model's)."""
         n = count(num, self.max_images, "number of images")
         base = resolve_seed(seed)
         if base + n - 1 > MAX_SEED:
@@ -189,11 +248,12 @@ class ImageService:
         n_steps, sampler_name = self._sampling(entry, steps, sampler)
         facts = self._facts(entry)
         fixed = self._label(entry, label)
+        request = self._prompt(entry, facts, prompt, negative_prompt, guidance_scale, width, height)
         classes = facts.num_classes
         seeds = list(range(base, base + n))
         labels = [fixed if fixed is not None else (i % classes if classes else None) for i in range(n)]
         chunks = []
-        size = DIFFUSION_BATCH if facts.iterative else BATCH
+        size = PIPELINE_BATCH if request else DIFFUSION_BATCH if facts.iterative else BATCH
         for start in range(0, n, size):
             part = slice(start, start + size)
             if facts.iterative:
@@ -201,6 +261,10 @@ class ImageService:
                     if progress:
                         progress(done * n_steps + k * len(seeds[part]), n * n_steps)
 
+                if request:
+                    chunks.append(self._run_pipeline(entry, seeds[part], request, n_steps, sampler_name,
+                                                     on_step=on_step, stop=stop))
+                    continue
                 chunks.append(self._denoise(entry, seeds[part], labels[part], n_steps, sampler_name,
                                             on_step=on_step, stop=stop))
             else:
@@ -210,24 +274,37 @@ class ImageService:
                     progress(min(start + size, n), n)
         images = np.concatenate(chunks)
         title = diffusion.SAMPLER_TITLES.get(sampler_name, sampler_name)
-        params = [parameters_text(ref, s, lab, facts.resolution, n_steps, title) for s, lab in zip(seeds, labels)]
-        return ImageResult(images, seeds, labels, ref, base, params, n_steps, title)
+        params = [parameters_text(ref, s, lab, images.shape[2], n_steps, title, request, images.shape[1])
+                  for s, lab in zip(seeds, labels)]
+        return ImageResult(images, seeds, labels, ref, base, params, n_steps, title, request)
 
     def interpolate(
         self, ref: str, seed_a: int, seed_b: int, frames: int = 16, label: int | None = None,
         steps: int | None = None, sampler: str | None = None, stop: threading.Event | None = None,
+        prompt: str | None = None, negative_prompt: str | None = None, guidance_scale: float | None = None,
+        width: int | None = None, height: int | None = None,
     ) -> tuple[np.ndarray, bytes]:
         """Frames along the slerp path from seed_a's noise to seed_b's, and the animated GIF (there and back).
-        Diffusion models interpolate their initial noise (a deterministic sampler gives the smoothest path)."""
+        Diffusion models interpolate their initial noise (a deterministic sampler gives the smoothest path);
+        text-to-image pipelines their initial latents, under one prompt."""
         a, b = resolve_seed(seed_a), resolve_seed(seed_b)
         frames = count(frames, 120, "number of frames")
         entry = self.registry.get_for(ref, TASK)
         n_steps, sampler_name = self._sampling(entry, steps, sampler)
         facts = self._facts(entry)
         fixed = self._label(entry, label)
+        request = self._prompt(entry, facts, prompt, negative_prompt, guidance_scale, width, height)
         lab = fixed if fixed is not None else (0 if facts.num_classes else None)
         ts = [i / max(1, frames - 1) for i in range(frames)]
-        if facts.iterative:
+        if request:
+            shape = text_to_image.latent_shape(entry.model, request.width, request.height)
+            za, zb = (torch.randn(shape, generator=torch.Generator().manual_seed(s % 2**64)).flatten() for s in (a, b))
+            z = torch.stack([slerp(za, zb, t) for t in ts]).view(frames, *shape)
+            images = np.concatenate([
+                self._run_pipeline(entry, [a] * len(z[i:i + PIPELINE_BATCH]), request, n_steps, sampler_name,
+                                   latents=z[i:i + PIPELINE_BATCH], stop=stop)
+                for i in range(0, frames, PIPELINE_BATCH)])
+        elif facts.iterative:
             shape = (facts.channels, facts.resolution, facts.resolution)
             za, zb = (torch.randn(shape, generator=torch.Generator().manual_seed(s % 2**64)).flatten() for s in (a, b))
             z = torch.stack([slerp(za, zb, t) for t in ts]).view(frames, *shape)
@@ -238,12 +315,17 @@ class ImageService:
         return images, gif_bytes(images)
 
 
-def parameters_text(ref: str, seed: int, label: int | None, resolution: int, steps: int = 1,
-                    sampler: str = "DCGAN") -> str:
-    """A1111-style generation parameters, as stored in each PNG's `parameters` text chunk."""
+def parameters_text(ref: str, seed: int, label: int | None, width: int, steps: int = 1, sampler: str = "DCGAN",
+                    request: PromptRequest | None = None, height: int | None = None) -> str:
+    """A1111-style generation parameters, as stored in each PNG's `parameters` text chunk: the prompt on the first
+    line and the negative prompt on the second (text-to-image), then the settings."""
     label_part = f", Label: {label}" if label is not None else ""
-    return (f"Steps: {steps}, Sampler: {sampler}, Seed: {seed}, Size: {resolution}x{resolution}, Model: {ref}"
-            f"{label_part}, Version: aigc-hub {__version__}")
+    head, cfg = "", ""
+    if request is not None:
+        negative = f"Negative prompt: {request.negative_prompt}\n" if request.negative_prompt else ""
+        head, cfg = f"{request.prompt}\n{negative}", f", CFG scale: {request.guidance_scale:g}"
+    return (f"{head}Steps: {steps}, Sampler: {sampler}{cfg}, Seed: {seed}, Size: {width}x{height or width}, "
+            f"Model: {ref}{label_part}, Version: aigc-hub {__version__}")
 
 
 def gif_bytes(images: np.ndarray, scale: int = 4, ms_per_frame: int = 80) -> bytes:

@@ -56,8 +56,9 @@ class AppContext:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_root))
 
     def models(self, task: str | None = None) -> list[hub.ModelEntry]:
-        """The hub's models (cached listing), those of one task when `task` is given."""
-        entries = hub.list_models(self.config.extra_models)
+        """The hub's models (cached listing), those of one task when `task` is given. The tabs' configured models
+        are listed too (an HF id or a folder set as `image_model` need not be repeated in `extra_models`)."""
+        entries = hub.list_models([*self.config.models.values(), *self.config.extra_models])
         return [e for e in entries if task is None or e.task == task]
 
     def refresh(self, task: str | None = None) -> list[str]:

@@ -11,6 +11,7 @@ import gradio as gr
 
 from ..imaging import make_grid, png_bytes, to_pil
 from ..models.diffusion import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLER_TITLES
+from ..models.text_to_image import DEFAULT_GUIDANCE, MAX_GUIDANCE, SIZE_MULTIPLE
 from ..services.image import GenerationStopped, ImageFacts
 from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
 from .inputs import Dropdown, Number, Slider
@@ -24,12 +25,28 @@ def _facts(ctx: AppContext, ref: str | None) -> ImageFacts | None:
     return ctx.service(TASK).facts(ref) if ref else None
 
 
-def _model_updates(facts: ImageFacts | None) -> tuple[dict, dict, dict, dict]:
-    """Label, steps, sampler and Stop for the chosen model: labels for conditional models, the rest for diffusion."""
+MAX_UI_SIZE = 1024
+
+
+def _model_updates(facts: ImageFacts | None) -> tuple[dict, ...]:
+    """Label, steps, sampler, Stop, the prompt group, width and height for the chosen model: labels for conditional
+    models, steps to Stop for diffusion, the prompt group for text-to-image pipelines (sized at the model's size)."""
     classes = facts.num_classes if facts else 0
     steps = bool(facts and facts.iterative)
+    prompted = bool(facts and facts.prompted)
+    size = facts.resolution if prompted else gr.update()
     return (gr.update(choices=["any"] + [str(i) for i in range(classes)], value="any", visible=bool(classes)),
-            gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=steps))
+            gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=prompted),
+            size, size)
+
+
+def _prompt_args(ctx: AppContext, ref: str, prompt: str, negative: str, guidance: float, width: float | None,
+                 height: float | None) -> dict:
+    """The prompt controls, passed on only for text-to-image models (the hidden controls of others are ignored)."""
+    facts = _facts(ctx, ref)
+    if not (facts and facts.prompted):
+        return {}
+    return dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance, width=width, height=height)
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
@@ -41,6 +58,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     facts = _facts(ctx, default)
     classes = facts.num_classes if facts else 0
     iterative = bool(facts and facts.iterative)
+    prompted = bool(facts and facts.prompted)
     active: dict[str, threading.Event] = {}  # session → stop flag of its running diffusion
 
     with gr.Row():
@@ -49,6 +67,17 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                          allow_custom_value=True)
         refresh = gr.Button("↻", scale=0, min_width=40, elem_id="image-refresh")
         card = gr.Markdown(card_markdown(ctx.entry(default, TASK) if default else None, TASK), elem_id="image-card")
+    with gr.Column(visible=prompted, elem_id="image-prompt-group") as prompt_group:
+        prompt = gr.Textbox("", label="Prompt", lines=2, max_lines=6, elem_id="image-prompt")
+        negative = gr.Textbox("", label="Negative prompt", lines=1, max_lines=4, elem_id="image-negative-prompt")
+        with gr.Row():
+            guidance = Slider(0, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale",
+                              elem_id="image-guidance")
+            size = facts.resolution if prompted else 512
+            width = Slider(SIZE_MULTIPLE, MAX_UI_SIZE, value=size, step=SIZE_MULTIPLE, label="Width",
+                           elem_id="image-width")
+            height = Slider(SIZE_MULTIPLE, MAX_UI_SIZE, value=size, step=SIZE_MULTIPLE, label="Height",
+                            elem_id="image-height")
     with gr.Row():
         seed = Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
         count = Slider(1, ctx.config.max_images, value=16, step=1, label="Images", elem_id="image-count")
@@ -106,7 +135,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     @user_errors
     @on_gpu
     def generate(ref: str, seed_value: float, n: float, label_value: str, steps_value: float = DEFAULT_STEPS,
-                 sampler_value: str = DEFAULT_SAMPLER, request: gr.Request = None, progress=gr.Progress()):
+                 sampler_value: str = DEFAULT_SAMPLER, prompt_value: str = "", negative_value: str = "",
+                 guidance_value: float = DEFAULT_GUIDANCE, width_value: float | None = None,
+                 height_value: float | None = None, request: gr.Request = None, progress=gr.Progress()):
         ref = known(ref)
         session, event = session_event(request)
         try:
@@ -115,7 +146,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 progress(0, desc="generating")
                 result = service.generate(ref, n, seed_value, None if label_value in (None, "any") else label_value,
                                           progress=lambda done, total: progress(done / total, desc="generating"),
-                                          steps=steps_value, sampler=sampler_value, stop=event)
+                                          steps=steps_value, sampler=sampler_value, stop=event,
+                                          **_prompt_args(ctx, ref, prompt_value, negative_value, guidance_value,
+                                                         width_value, height_value))
         except GenerationStopped:  # Stop's own answer says so in the notice
             return [], None, None
         finally:
@@ -137,14 +170,18 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     @user_errors
     @on_gpu
     def interpolate(ref: str, a: float, b: float, n: float, label_value: str, steps_value: float = DEFAULT_STEPS,
-                    sampler_value: str = DEFAULT_SAMPLER, request: gr.Request = None):
+                    sampler_value: str = DEFAULT_SAMPLER, prompt_value: str = "", negative_value: str = "",
+                    guidance_value: float = DEFAULT_GUIDANCE, width_value: float | None = None,
+                    height_value: float | None = None, request: gr.Request = None):
         ref = known(ref)
         session, event = session_event(request)
         try:
             with ctx.lane(ref):
                 images, gif_data = service.interpolate(ref, a, b, n,
                                                        None if label_value in (None, "any") else label_value,
-                                                       steps=steps_value, sampler=sampler_value, stop=event)
+                                                       steps=steps_value, sampler=sampler_value, stop=event,
+                                                       **_prompt_args(ctx, ref, prompt_value, negative_value,
+                                                                      guidance_value, width_value, height_value))
         except GenerationStopped:
             raise gr.Error("Stopped.") from None
         finally:
@@ -163,12 +200,15 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             event.set()
         return "Stopped." if event is not None else "Nothing was running."
 
-    model.change(on_model, model, [card, label, steps, sampler, stop], api_visibility="private")
+    prompt_inputs = [prompt, negative, guidance, width, height]
+    model.change(on_model, model, [card, label, steps, sampler, stop, prompt_group, width, height],
+                 api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
-    button.click(generate, [model, seed, count, label, steps, sampler], [gallery, used_seed, files],
+    button.click(generate, [model, seed, count, label, steps, sampler, *prompt_inputs], [gallery, used_seed, files],
                  api_name="generate_image", **WORK)
     button.click(lambda: "", None, notice, api_visibility="private", queue=False)  # a new run: no old notice
-    interp_button.click(interpolate, [model, seed_a, seed_b, frames, label, steps, sampler], [gif, strip],
+    interp_button.click(interpolate, [model, seed_a, seed_b, frames, label, steps, sampler, *prompt_inputs],
+                        [gif, strip],
                         api_name="interpolate", **WORK)
     # Stop runs outside the device lane (it must not queue behind the run it stops): it sets the flag, and the
     # denoising loop ends before its next step.
