@@ -12,13 +12,15 @@ from aigc_hub.errors import GenerationError, ModelLoadError
 from aigc_hub.models.translation_conventions import detect, language_name
 from aigc_hub.services import ModelRegistry, TranslationService
 from conftest import run
-from tiny_hub_models import make_m2m100, make_opus_mt, make_t5
+from tiny_hub_models import make_m2m100, make_mbart50, make_nllb, make_opus_mt, make_t5
 
 MODELS = {  # HF id → (builder, expected convention, a direction it does, one it does not)
     "Helsinki-NLP/opus-mt-en-zh": (lambda out: make_opus_mt(out), "opus-mt", ("en", "zh"), ("zh", "en")),
     "Helsinki-NLP/opus-mt-en-mul": (lambda out: make_opus_mt(out, ["zho", "fra", "deu"], ["en", "zh", "fr", "de"]),
                                     "opus-mt-multi", ("en", "fra"), ("fra", "en")),
     "facebook/m2m100-tiny": (make_m2m100, "m2m100", ("en", "fr"), ("en", "xx")),
+    "facebook/nllb-200-tiny": (make_nllb, "nllb", ("eng_Latn", "fra_Latn"), ("eng_Latn", "fr")),
+    "facebook/mbart-large-50-many-to-many-tiny": (make_mbart50, "mbart-50", ("en_XX", "fr_XX"), ("en_XX", "fr")),
     "google-t5/t5-tiny": (make_t5, "t5", ("en", "de"), ("de", "en")),
 }
 
@@ -41,7 +43,9 @@ def test_sentencepiece_layouts_as_the_hub_ships_them(built):
     assert {"source.spm", "target.spm", "vocab.json"} <= files["Helsinki-NLP/opus-mt-en-zh"]
     assert {"sentencepiece.bpe.model", "vocab.json"} <= files["facebook/m2m100-tiny"]
     assert "spiece.model" in files["google-t5/t5-tiny"]
-    assert not any("tokenizer.json" in names for names in files.values())
+    assert {"sentencepiece.bpe.model", "tokenizer.json"} <= files["facebook/nllb-200-tiny"]  # NLLB ships both
+    assert "sentencepiece.bpe.model" in files["facebook/mbart-large-50-many-to-many-tiny"]
+    assert not any("tokenizer.json" in names for ref, names in files.items() if "nllb" not in ref)
 
 
 @pytest.mark.parametrize("ref", list(MODELS))
@@ -67,6 +71,14 @@ def test_the_direction_reaches_the_model_as_each_family_expects(service):
     multi = service.registry.get("Helsinki-NLP/opus-mt-en-mul")
     text = service.convention("Helsinki-NLP/opus-mt-en-mul").source_text("Hello.", "en", "fra")
     assert multi.tokenizer(text).input_ids[0] == multi.tokenizer.convert_tokens_to_ids(">>fra<<")
+    for ref, src, tgt in (("facebook/nllb-200-tiny", "eng_Latn", "fra_Latn"),
+                          ("facebook/mbart-large-50-many-to-many-tiny", "en_XX", "fr_XX")):
+        entry = service.registry.get(ref)
+        extra = service.convention(ref).prepare(entry.tokenizer, src, tgt)
+        assert extra == {"forced_bos_token_id": entry.tokenizer.convert_tokens_to_ids(tgt)}
+        ids = entry.tokenizer("Hello.").input_ids
+        assert ids[0] == entry.tokenizer.convert_tokens_to_ids(src) and ids[-1] == entry.tokenizer.eos_token_id
+        assert entry.tokenizer.convert_tokens_to_ids(tgt) != entry.tokenizer.unk_token_id
     t5 = service.convention("google-t5/t5-tiny")
     assert t5.source_text("Hi.", "en", "de") == "translate English to German: Hi."
     assert sorted(t5.directions()) == [("en", "de"), ("en", "fr"), ("en", "ro")]  # summarization is not one

@@ -141,6 +141,49 @@ def make_m2m100(out: Path) -> Path:
     return out
 
 
+def make_nllb(out: Path) -> Path:
+    """An NLLB model (M2M100 architecture, NllbTokenizer, codes like `eng_Latn`) laid out as facebook/nllb-200-*:
+    sentencepiece.bpe.model, tokenizer.json, a tokenizer_config.json listing the 202 language codes."""
+    import json
+
+    import torch
+    from transformers import AutoTokenizer, M2M100Config, M2M100ForConditionalGeneration
+    from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
+
+    out.mkdir(parents=True, exist_ok=True)
+    train_spm(sentences(EN_WORDS + ZH_WORDS), out / "sentencepiece.bpe.model", 100, "bpe")
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "NllbTokenizer", "src_lang": "eng_Latn", "model_max_length": 1024,
+        "additional_special_tokens": list(FAIRSEQ_LANGUAGE_CODES)}))
+    tok = AutoTokenizer.from_pretrained(str(out))
+    tok.save_pretrained(str(out))  # adds tokenizer.json, as the real repositories hold
+    torch.manual_seed(0)
+    M2M100ForConditionalGeneration(M2M100Config(vocab_size=len(tok), **TINY_SEQ2SEQ)).save_pretrained(str(out))
+    _card(out, ["multilingual", "en", "fr", "zh"], out.name)
+    return out
+
+
+def make_mbart50(out: Path) -> Path:
+    """An mBART-50 many-to-many model (MBart50Tokenizer over sentencepiece.bpe.model, codes like `en_XX`) laid out
+    as facebook/mbart-large-50-many-to-many-mmt: no tokenizer.json."""
+    import json
+
+    import torch
+    from transformers import AutoTokenizer, MBartConfig, MBartForConditionalGeneration
+
+    out.mkdir(parents=True, exist_ok=True)
+    train_spm(sentences(EN_WORDS + ZH_WORDS), out / "sentencepiece.bpe.model", 100, "bpe")
+    (out / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "MBart50Tokenizer",
+                                                           "src_lang": None, "tgt_lang": None}))
+    tok = AutoTokenizer.from_pretrained(str(out))
+    torch.manual_seed(0)
+    config = MBartConfig(vocab_size=len(tok), pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                         decoder_start_token_id=2, **TINY_SEQ2SEQ)
+    MBartForConditionalGeneration(config).save_pretrained(str(out))
+    _card(out, ["multilingual", "en", "fr", "zh"], out.name)
+    return out
+
+
 def make_t5(out: Path) -> Path:
     """A T5 model with t5-small's translation task prefixes in its config (`translate English to German: `)."""
     import json
