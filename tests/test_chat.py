@@ -119,3 +119,30 @@ def test_text_tab_chat_view_over_the_api(launched, hf_cache, chat_llama, tiny_ga
         with pytest.raises(Exception, match=words):
             client.predict(REF, *bad, api_name="/chat")
     assert _texts(client.predict(REF, "Hi", [], *sampling, api_name="/chat")[0])[-1][1], "still serving"
+
+
+def test_a_stream_prints_the_same_text_however_its_tokens_arrive():
+    """Byte-fallback tokens (`<0x72>`) decode as a run: "r" alone, but one \\ufffd per byte once an invalid run
+    goes on. The streamed text must not depend on how many tokens the consumer found waiting."""
+    import queue
+
+    from aigc_hub.services.text import _TokenQueue
+    from tiny_hub_models import llama_tokenizer
+
+    tok = llama_tokenizer()
+    ids = tok.convert_tokens_to_ids(["1", "<0x72>", "<0x9F>", "<0x9F>", "a", "<0xC3>", "<0xA9>", "b"])
+
+    class OneAtATime(queue.Queue):
+        def empty(self) -> bool:  # the consumer never sees more than one waiting: it decodes after each token
+            return True
+
+    def streamed(q: _TokenQueue) -> str:
+        for i in ids:
+            q.queue.put([i])
+        q.end()
+        return "".join(q.text(tok, timeout=5))
+
+    piled, single = _TokenQueue(), _TokenQueue()
+    single.queue = OneAtATime()
+    expected = tok.decode(ids, skip_special_tokens=True)
+    assert streamed(piled) == streamed(single) == expected == "1\ufffd\ufffd\ufffda\u00e9b"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -64,13 +65,23 @@ class _TokenQueue:
                 else:
                     cache.extend(ids)
             text = tokenizer.decode(cache, skip_special_tokens=True)
-            if text.endswith("\ufffd") and not done:
+            if not done and (text.endswith("\ufffd") or _ends_in_byte_token(tokenizer, cache)):
                 continue
             if len(text) > printed:
                 yield text[printed:]
             printed = len(text)
             if text.endswith("\n"):  # a line is final: start the next decode window here
                 cache, printed = [], 0
+
+
+BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
+def _ends_in_byte_token(tokenizer, ids: list[int]) -> bool:
+    """Whether `ids` end in a byte-fallback token (`<0x72>`, sentencepiece / Llama). Such a run of bytes decodes as a
+    whole, and as one `\ufffd` per byte if the run is not valid UTF-8, so a byte that printed as "r" on its own could
+    become "\ufffd" once the next bytes arrive: the run is decoded only once it has ended."""
+    return bool(ids) and bool(BYTE_TOKEN.fullmatch(str(tokenizer.convert_ids_to_tokens(ids[-1]))))
 
 
 class _Window(BaseStreamer):
