@@ -6,11 +6,14 @@ Chromium (`.ci/run`); elsewhere the tests skip when /usr/bin/chromium is absent.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from PIL import Image
 
 from aigc_hub import hub
 from conftest import ARTIFACTS
@@ -211,3 +214,71 @@ def test_models_tab_loads_and_unloads(page):
     page.screenshot(path=str(SHOTS / "models.png"), full_page=True)
     page.click("#models-unload")
     page.wait_for_function("document.querySelector('#models-status').innerText.includes('Unloaded me/long-lm')")
+
+
+def test_image_tab_text_to_image_prompt_controls(page, tmp_path):
+    """A Stable Diffusion-family pipeline shows prompt, negative prompt, guidance and size (and no label); the
+    images come at the asked size, with the prompt in their PNG parameters."""
+    from playwright.sync_api import expect
+
+    from tiny_hub_models import make_tiny_sd
+
+    hub.push(make_tiny_sd(tmp_path / "sd"), "me/tiny-sd")
+    page.click("#image-refresh")
+    expect(page.locator("#image-prompt-group")).to_be_hidden()  # the GAN starter takes no prompt
+    pick(page, "image-model", "me/tiny-sd")
+    expect(page.locator("#image-prompt-group")).to_be_visible()
+    expect(page.locator("#image-label")).to_be_hidden()
+    expect(page.locator("#image-width input[type=number]")).to_have_value("64")  # the model's own size
+    page.fill("#image-prompt textarea", "a cat")
+    page.fill("#image-negative-prompt textarea", "a dog")
+    set_number(page, "image-width", 96)
+    set_number(page, "image-steps", 3)
+    set_number(page, "image-count", 2)
+    set_number(page, "image-seed", 9)
+    page.click("#image-generate")
+    page.wait_for_function("document.querySelector('#image-used-seed input').value === '9'")
+    assert page.locator("#image-gallery .grid-wrap img").count() == 2
+    page.screenshot(path=str(SHOTS / "image-text-to-image.png"), full_page=True)
+    href = page.locator("#image-files a").first.get_attribute("href")
+    with httpx.Client() as client:
+        png = Image.open(io.BytesIO(client.get(href if href.startswith("http") else page.url + href).content))
+    text = png.text["parameters"]  # the grid's: two 96×64 images side by side
+    assert png.size[1] == 64 + 4 and text.startswith("a cat\nNegative prompt: a dog\nSteps: 3") and "96x64" in text
+
+
+def test_text_tab_chat_view_streams_regenerates_and_clears(page, tmp_path):
+    """A model whose tokenizer has a chat template gets the chat view: the answer streams into the history,
+    Regenerate replaces the last answer, Clear empties the history (also while an answer is streaming)."""
+    from playwright.sync_api import expect
+
+    from tiny_hub_models import make_chat_llama
+
+    hub.push(make_chat_llama(tmp_path / "chat"), "me/chat-llama")
+    page.click("#tab-text-button")
+    page.click("#text-refresh")
+    expect(page.locator("#chat-view")).to_be_hidden()
+    pick(page, "text-model", "me/chat-llama")
+    expect(page.locator("#chat-view")).to_be_visible()
+    expect(page.locator("#text-view")).to_be_hidden()
+    set_number(page, "text-seed", 3)
+    page.fill("#chat-message textarea", "Hello there")
+    page.click("#chat-send")
+    page.wait_for_function("document.querySelector('#text-used-seed input').value === '3'")
+    user, bot = page.locator("#chat-history [data-testid=user]"), page.locator("#chat-history [data-testid=bot]")
+    expect(user).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(user.first).to_contain_text("Hello there")
+    expect(bot).to_have_count(1, timeout=TIMEOUT_MS)
+    page.wait_for_function("document.querySelector('#chat-history [data-testid=bot]').innerText.trim().length > 0")
+    page.get_by_text("Sampling").click()
+    set_number(page, "text-max-new", 2048)  # long enough to be still streaming when Clear is pressed
+    set_number(page, "text-seed", 4)
+    page.click("#chat-regenerate")
+    page.wait_for_function("document.querySelector('#text-used-seed input').value === '4'")  # it answered again
+    page.wait_for_function("document.querySelector('#chat-history [data-testid=bot]')?.innerText.trim().length > 0")
+    expect(user).to_have_count(1)  # the last answer was replaced, not added to
+    expect(bot).to_have_count(1)
+    page.screenshot(path=str(SHOTS / "text-chat.png"), full_page=True)
+    page.click("#chat-clear")
+    expect(user).to_have_count(0, timeout=TIMEOUT_MS)
+    expect(bot).to_have_count(0)

@@ -8,7 +8,7 @@ import gradio as gr
 
 from ..errors import GenerationError
 from ..services import SamplingSettings
-from .common import WORK, AppContext, SessionStops, known_model, on_gpu, streamed, user_errors
+from .common import WORK, AppContext, SessionStops, cleared, known_model, on_gpu, streamed, user_errors
 from .inputs import Chatbot
 
 TASK = "text"
@@ -70,15 +70,17 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
             raise GenerationError("nothing to regenerate: send a message first")
         yield from _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, None)
 
-    def _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, cleared):
+    def _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, box):
         settings = SamplingSettings(n, temp, k, p, rep, [s for s in (stops or "").splitlines() if s])
-        keep = gr.update() if cleared is None else cleared  # Send clears the message box; Regenerate leaves it
+        keep = gr.update() if box is None else box  # Send clears the message box; Regenerate leaves it
         with sessions.running(request) as event:
             ref = known_model(ctx, ref, TASK)
             with ctx.lane(ref):
                 stream = service.chat(ref, messages, settings, seed_value, system=system_prompt, stop_event=event)
                 for answer, note in streamed(stream, event):
                     yield [*messages, {"role": "assistant", "content": answer}], keep, stream.seed, note
+                if cleared(event):  # its last update agrees with Clear's, whichever the page gets last
+                    yield [], "", stream.seed, ""
 
     sampling = [system, *controls]
     outs = [chatbot, message, used_seed, notice]
@@ -86,5 +88,11 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
     message.submit(chat, [model, message, chatbot, *sampling], outs, api_visibility="private", **WORK)
     again.click(regenerate, [model, chatbot, *sampling], outs, api_name="chat_regenerate", **WORK)
     stop.click(sessions.stop, None, notice, api_name="stop_chat", concurrency_limit=None)
-    clear.click(lambda: ([], "", ""), None, [chatbot, message, notice], api_visibility="private")
+
+    def clear_chat(request: gr.Request):
+        # An answer still streaming would write itself back into the cleared history: end it first.
+        sessions.clear(request)
+        return [], "", ""
+
+    clear.click(clear_chat, None, [chatbot, message, notice], api_visibility="private", concurrency_limit=None)
     return view, chatbot

@@ -148,6 +148,7 @@ class SessionStops:
 
     def __init__(self) -> None:
         self._events: dict[str, threading.Event] = {}
+        self._finished: dict[str, threading.Event] = {}  # set once the session's generation has sent its last update
 
     @staticmethod
     def _session(request: gr.Request | None) -> str:
@@ -160,10 +161,12 @@ class SessionStops:
         if old is not None:
             old.set()
         self._events[session] = event
+        finished = self._finished[session] = threading.Event()
         try:
             yield event
         finally:
             event.set()
+            finished.set()
             if self._events.get(session) is event:
                 del self._events[session]
 
@@ -173,16 +176,34 @@ class SessionStops:
             event.set()
         return "Stopped." if event is not None else "Nothing was running."
 
+    def clear(self, request: gr.Request, timeout: float = 30.0) -> None:
+        """Stop the session's generation as cleared (its stream's last update then shows nothing, see `streamed`)
+        and wait until it has sent that update, so that it cannot overwrite what the caller shows next."""
+        session = self._session(request)
+        event, finished = self._events.get(session), self._finished.get(session)
+        if event is not None:
+            event.cleared = True  # type: ignore[attr-defined]
+            event.set()
+        if finished is not None:
+            finished.wait(timeout)
+
+
+def cleared(event: threading.Event) -> bool:
+    """Whether the session's generation was ended by Clear (`SessionStops.clear`)."""
+    return getattr(event, "cleared", False)
+
 
 def streamed(stream: Any, event: threading.Event) -> Iterator[tuple[str, str]]:
     """(text so far, notice) as a text stream's pieces arrive; when it was stopped, a last update says so (whatever
-    order Stop's own answer arrived in)."""
+    order Stop's own answer arrived in). Cleared: no more updates (the caller shows the cleared state)."""
     note, text = " · ".join(stream.notices), ""
     yield text, note
     for piece in stream.chunks:
+        if cleared(event):
+            return
         text += piece
         yield text, note
-    if event.is_set():
+    if event.is_set() and not cleared(event):
         yield text, " · ".join([*stream.notices, "Stopped."])
 
 
