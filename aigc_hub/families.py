@@ -136,8 +136,22 @@ def inspect_folder(path: Path, where: str) -> tuple[Family, dict]:
         config = read_config(path, name)
         for family in FAMILIES.values():
             if family.config_file == name and family.recognise(config):
+                _refuse_remote_code(config, where)
                 return family, config
     return detect(config, where), config  # raises, naming what is supported
+
+
+def _refuse_remote_code(config: dict, where: str) -> None:
+    """A config whose model type transformers does not know, with an `auto_map` naming the repository's own code:
+    only that code could load it. (Configs that keep an `auto_map` for a type transformers now has load natively.)"""
+    if "auto_map" not in config or "model_type" not in config:
+        return
+    from transformers import CONFIG_MAPPING
+
+    kind = str(config["model_type"])[:60]
+    if kind not in CONFIG_MAPPING:
+        raise ModelLoadError(f"{where}: model type {kind!r} needs the repository's own code (auto_map in "
+                             "config.json), and AIGC Hub never runs remote code")
 
 
 def family_of_folder(path: Path | None) -> Family | None:

@@ -51,7 +51,9 @@ def test_a_folder_is_remembered_by_its_absolute_path(tmp_hub, short_lm, monkeypa
     assert added_models.remove(f"./{short_lm.name}")
 
 
-def test_models_that_cannot_be_served_are_refused_and_nothing_is_remembered(tmp_hub, hf_cache, tmp_path):
+def test_models_that_cannot_be_served_are_refused_and_nothing_is_remembered(tmp_hub, hf_cache, short_lm, tmp_path):
+    import shutil
+
     import torch
 
     pickled = tmp_path / "pickled"
@@ -62,7 +64,15 @@ def test_models_that_cannot_be_served_are_refused_and_nothing_is_remembered(tmp_
     unknown = tmp_path / "unknown"
     unknown.mkdir()
     (unknown / "config.json").write_text(json.dumps({"model_type": "resnet", "architectures": ["ResNetModel"]}))
+    custom = tmp_path / "custom"
+    shutil.copytree(short_lm, custom)  # real weights, but a type only the repository's own code knows
+    config = json.loads((custom / "config.json").read_text())
+    config.update(model_type="my_gpt", architectures=["MyGPTForCausalLM"],
+                  auto_map={"AutoModelForCausalLM": "modeling_my_gpt.MyGPTForCausalLM"})
+    (custom / "config.json").write_text(json.dumps(config))
+    hf_cache("someone/custom-code", custom)
     for ref, error, words in [("someone/pickled", ModelLoadError, "pickle"), (str(unknown), ModelLoadError, "resnet"),
+                              ("someone/custom-code", ModelLoadError, "own code .* never runs remote code"),
                               ("someone/absent", HubError, "offline"), ("../x", HubError, "not a model folder"),
                               ("", HubError, "no model given"), ("a/b/c", HubError, "owner/name")]:
         with pytest.raises(error, match=words):
