@@ -60,7 +60,7 @@ def test_starter_really_draws_the_asked_digits(tmp_hub):
     result = ImageService().generate(STARTER, 200, seed=424_242, steps=10, sampler="dpm-solver")
     images = torch.from_numpy(result.images).permute(0, 3, 1, 2)
     predicted = load_classifier()(images).argmax(1).numpy()
-    assert (predicted == np.array(result.labels)).mean() >= 0.8  # 200 samples: a margin below the card's 10,000
+    assert (predicted == np.array(result.labels)).mean() >= 0.9  # 200 samples: a margin below the card's 97 %
 
 
 @pytest.mark.slow  # a subprocess
