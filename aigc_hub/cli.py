@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,9 +64,32 @@ def _generate_text(args: argparse.Namespace) -> None:
     settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
                                 args.repetition_penalty, args.stop or [])
     stream = service.stream(args.model, args.prompt, settings, args.seed)
+    _print_stream(stream, args.prompt)
+
+
+def _generate_chat(args: argparse.Namespace) -> None:
+    from .services import ModelRegistry, SamplingSettings, TextService
+
+    history = []
+    if args.history:
+        try:
+            history = json.loads(Path(args.history).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"--history {args.history}: not a readable JSON file ({e})") from None
+    if not isinstance(history, list):
+        raise UserError("--history: a JSON list of {\"role\", \"content\"} messages is needed")
+    service = TextService(ModelRegistry({args.model: args.device} if args.device else None))
+    settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+                                args.repetition_penalty, args.stop or [])
+    messages = [*history, {"role": "user", "content": args.message}]
+    _print_stream(service.chat(args.model, messages, settings, args.seed, system=args.system), "")
+
+
+def _print_stream(stream: Any, head: str) -> None:
+    """Notices to stderr, then `head` and the streamed text to stdout; Ctrl-C ends the generation itself."""
     for notice in stream.notices:
         print(f"note: {notice}", file=sys.stderr)
-    sys.stdout.write(args.prompt)
+    sys.stdout.write(head)
     try:
         for piece in stream.chunks:
             sys.stdout.write(piece)
@@ -190,6 +214,18 @@ def _serve(args: argparse.Namespace) -> None:
     demo.block_thread()
 
 
+def _sampling_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-new-tokens", type=int, default=200,
+                        help="clamped to [1, 2048]; past the context the window slides")
+    parser.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    parser.add_argument("--top-k", type=int, default=50, help="0 = off")
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--repetition-penalty", type=float, default=1.0)
+    parser.add_argument("--stop", action="append", help="stop when this string appears (repeatable)")
+    parser.add_argument("--device", default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m aigc_hub", description="AIGC Hub command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -218,15 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     txt = gen.add_parser("text", help="text from a causal language model, streamed to stdout")
     txt.add_argument("--model", required=True)
     txt.add_argument("--prompt", required=True)
-    txt.add_argument("--max-new-tokens", type=int, default=200, help="clamped to [1, 2048]; past the context the window slides")
-    txt.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
-    txt.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    txt.add_argument("--top-k", type=int, default=50, help="0 = off")
-    txt.add_argument("--top-p", type=float, default=0.95)
-    txt.add_argument("--repetition-penalty", type=float, default=1.0)
-    txt.add_argument("--stop", action="append", help="stop when this string appears (repeatable)")
-    txt.add_argument("--device", default=None)
+    _sampling_options(txt)
     txt.set_defaults(func=_generate_text)
+
+    chat = gen.add_parser("chat", help="the next answer of a chat model (its own chat template), streamed to stdout")
+    chat.add_argument("--model", required=True)
+    chat.add_argument("--message", required=True, help="the user's message")
+    chat.add_argument("--system", default=None, help="system prompt")
+    chat.add_argument("--history", default=None, help='JSON file: the earlier [{"role", "content"}, ...] turns')
+    _sampling_options(chat)
+    chat.set_defaults(func=_generate_chat)
 
     tr = sub.add_parser("translate", help="translate lines of text (one output line per input line)")
     tr.add_argument("--model", required=True)

@@ -193,6 +193,7 @@ def cli_cases(tiny_gan, long_lm, tiny_mt, tmp_path) -> dict[str, list[list[str]]
     folder_refs = ["", " ", "../../etc", "a/b/c", "me/nothing", "x" * 10_000, "\x00", "\udcff", str(tmp_path)]
     img = ["generate", "image", "--out", str(tmp_path / "o.png")]
     txt = ["generate", "text", "--prompt", "A"]
+    chat = ["generate", "chat", "--message", "hi"]
     tr = ["translate", "--src", "en", "--tgt", "zh", "--input", str(tmp_path / "in.txt")]
     (tmp_path / "in.txt").write_text("Hello.\n")
     m = ["--model"]
@@ -209,6 +210,12 @@ def cli_cases(tiny_gan, long_lm, tiny_mt, tmp_path) -> dict[str, list[list[str]]
             [*txt, *m, str(long_lm), "--top-p", "0"], [*txt, *m, str(long_lm), "--top-p", "inf"],
             [*txt, *m, str(long_lm), "--top-k", "-1"], [*txt, *m, str(long_lm), "--max-new-tokens", "lots"],
             [*txt, *m, str(tiny_gan)]],
+        "generate chat": [[*chat, *m, r] for r in folder_refs] + [
+            [*chat, *m, str(long_lm)],  # no chat template
+            ["generate", "chat", *m, str(long_lm), "--message", ""], [*chat, *m, str(long_lm), "--temperature", "nan"],
+            [*chat, *m, str(long_lm), "--top-p", "0"], [*chat, *m, str(long_lm), "--max-new-tokens", "lots"],
+            [*chat, *m, str(long_lm), "--history", str(tmp_path / "missing.json")],
+            [*chat, *m, str(long_lm), "--history", str(bad_utf8)], [*chat, *m, str(tiny_gan)]],
         "translate": [[*tr, *m, r] for r in folder_refs] + [
             ["translate", *m, str(tiny_mt), "--src", "en", "--tgt", "fr", "--input", str(tmp_path / "in.txt")],
             ["translate", *m, str(tiny_mt), "--src", "xx", "--tgt", "zh", "--input", str(tmp_path / "in.txt")],
@@ -260,7 +267,7 @@ def _write(path, text):
     return path
 
 
-CLI_COMMANDS = ["generate image", "generate text", "translate", "list", "push", "serve", "space build", "space deploy"]
+CLI_COMMANDS = ["generate image", "generate text", "generate chat", "translate", "list", "push", "serve", "space build", "space deploy"]
 
 
 @pytest.mark.parametrize("command", CLI_COMMANDS)

@@ -146,3 +146,29 @@ def test_a_stream_prints_the_same_text_however_its_tokens_arrive():
     single.queue = OneAtATime()
     expected = tok.decode(ids, skip_special_tokens=True)
     assert streamed(piled) == streamed(single) == expected == "1\ufffd\ufffd\ufffda\u00e9b"
+
+
+def test_cli_chats_with_an_hf_id(service, tmp_hub, tmp_path, short_lm):
+    """`generate chat`: the same answer as the service for the same seed, a history file, clear refusals."""
+    import json
+    import sys
+
+    from conftest import run
+
+    history = [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello."}]
+    messages = [*history, {"role": "user", "content": "How are you?"}]
+    expected = "".join(service.chat(REF, messages, SamplingSettings(max_new_tokens=12), seed=5, system="Be brief.")
+                       .chunks)
+    (tmp_path / "history.json").write_text(json.dumps(history))
+    env = {"AIGC_HUB_HOME": str(tmp_hub), "HF_HUB_CACHE": str(tmp_path / "hf-cache"), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "aigc_hub", "generate", "chat", "--max-new-tokens", "12", "--seed", "5"]
+    proc = run([*cmd, "--model", REF, "--message", "How are you?", "--system", "Be brief.",
+                "--history", str(tmp_path / "history.json")], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected + "\n" and "seed 5, 12 new tokens" in proc.stderr
+    (tmp_path / "bad.json").write_text('{"role": "user"}')
+    for extra, words in [(["--model", REF, "--message", "hi", "--history", str(tmp_path / "bad.json")], "JSON list"),
+                         (["--model", str(short_lm), "--message", "hi"], "no chat template"),
+                         (["--model", REF, "--message", " "], "empty")]:
+        bad = run([*cmd, *extra], env=env)
+        assert bad.returncode == 2 and words in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
