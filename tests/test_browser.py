@@ -81,6 +81,16 @@ def set_number(pg, elem_id: str, value: int) -> None:
             assert time.time() < deadline, f"#{elem_id} never took {value}"
 
 
+def generate_images(pg, steps: int, count: int, seed: int) -> None:
+    """Set steps, count and seed, press Generate, wait for the run to answer with that seed and count."""
+    set_number(pg, "image-steps", steps)
+    set_number(pg, "image-count", count)
+    set_number(pg, "image-seed", seed)
+    pg.click("#image-generate")
+    pg.wait_for_function(f"document.querySelector('#image-used-seed input').value === '{seed}'")
+    assert pg.locator("#image-gallery .grid-wrap img").count() == count
+
+
 def value_of(pg, selector: str) -> str:
     return pg.locator(selector).first.input_value()
 
@@ -143,12 +153,7 @@ def test_image_tab_diffusion_sampler_steps_and_stop(page, tmp_path, monkeypatch)
     # The stopped run answers after the step it was in; until then the page ignores a new click on Generate.
     page.wait_for_function("!document.querySelector('#image-gallery').innerText.includes('generating')")
     pick(page, "image-sampler", "DDIM")
-    set_number(page, "image-steps", 3)
-    set_number(page, "image-count", 4)
-    set_number(page, "image-seed", 5)
-    page.click("#image-generate")
-    page.wait_for_function("document.querySelector('#image-used-seed input').value === '5'")
-    assert page.locator("#image-gallery .grid-wrap img").count() == 4
+    generate_images(page, steps=3, count=4, seed=5)
     stopped, last = runs[0], runs[-1]
     assert stopped["asked"] == 200 and stopped["ended"] == "stopped" and stopped["ran"] < 200, runs
     assert len(runs) == 2 and last == {"asked": 3, "ran": 3, "ended": "done"}, "no step ran after Stop"
@@ -233,12 +238,7 @@ def test_image_tab_text_to_image_prompt_controls(page, tmp_path):
     page.fill("#image-prompt textarea", "a cat")
     page.fill("#image-negative-prompt textarea", "a dog")
     set_number(page, "image-width", 96)
-    set_number(page, "image-steps", 3)
-    set_number(page, "image-count", 2)
-    set_number(page, "image-seed", 9)
-    page.click("#image-generate")
-    page.wait_for_function("document.querySelector('#image-used-seed input').value === '9'")
-    assert page.locator("#image-gallery .grid-wrap img").count() == 2
+    generate_images(page, steps=3, count=2, seed=9)
     page.screenshot(path=str(SHOTS / "image-text-to-image.png"), full_page=True)
     href = page.locator("#image-files a").first.get_attribute("href")
     with httpx.Client() as client:

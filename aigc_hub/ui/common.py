@@ -167,8 +167,10 @@ class SessionStops:
         finally:
             event.set()
             finished.set()
-            if self._events.get(session) is event:
+            if self._events.get(session) is event:  # a session's entries go with its last generation
                 del self._events[session]
+            if self._finished.get(session) is finished:
+                del self._finished[session]
 
     def stop(self, request: gr.Request) -> str:
         event = self._events.get(self._session(request))
