@@ -74,3 +74,51 @@ def test_evaluation_calls_the_generator_in_its_own_batches_and_scores_real_image
     assert [(s, n) for s, n, _ in calls] == [(0, 64), (64, 64), (128, 22)]
     assert calls[1][2][:3] == [4, 5, 6]  # label of item i is i mod classes, across calls
     assert scores.fd < 1e-3 < scores.fd_floor  # the very same images: distance ~0, below the real-vs-real floor
+
+
+@pytest.fixture
+def emoji_like_npz(tmp_path):
+    """RGBA images with string categories and groups of variants, laid out like ../shared/data's twemoji_64.npz."""
+    rng = np.random.default_rng(2)
+    names = np.array([f"EMOJI {i // 3}" for i in range(60)])  # 20 emoji, each with 2 "skin-tone" variants
+    categories = np.array(["Flags", "Animals & Nature", "Objects"])[np.arange(60) // 3 % 3]
+    images = (rng.random((60, 24, 24, 4)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "emoji.npz", images=images, names=names, categories=categories)
+    return tmp_path / "emoji.npz", names
+
+
+def test_string_labels_become_sorted_ids_with_their_names(emoji_like_npz):
+    path, _ = emoji_like_npz
+    data = load_images(str(path), resolution=32, image_column="images", label_column="categories")
+    assert data.class_names == ["Animals & Nature", "Flags", "Objects"] and data.num_classes == 3
+    assert data.channels == 4 and data.dataset.labels[:6].tolist() == [1, 1, 1, 0, 0, 0]
+
+
+def test_grouped_holdout_keeps_variants_together_and_is_seeded(emoji_like_npz):
+    path, names = emoji_like_npz
+
+    def part(which, seed=0):
+        data = load_images(str(path), resolution=32, image_column="images", label_column="categories",
+                           holdout_fraction=0.25, group_column="names", part=which, seed=seed)
+        return data, {bytes(p.numpy().tobytes()) for p in data.dataset.pixels}
+
+    train, train_px = part("train")
+    held, held_px = part("holdout")
+    assert len(held.dataset) == 15 and len(train.dataset) == 45  # 5 of 20 emoji, each with its 3 images
+    assert not train_px & held_px and held.class_names == train.class_names
+    assert part("holdout")[1] == held_px and part("holdout", seed=1)[1] != held_px
+    # every held-out image's group is wholly held out: pixels of one group never straddle the split
+    pixels = np.load(path)["images"]
+    held_groups = {names[i] for i in range(60) if _chw(pixels[i]) in held_px}
+    assert len(held_groups) == 5 and all(_chw(pixels[i]) in held_px for i in range(60) if names[i] in held_groups)
+    with pytest.raises(SystemExit, match="between 0 and 1"):
+        load_images(str(path), resolution=32, holdout_fraction=1.5)
+    with pytest.raises(SystemExit, match="--holdout_group_column 'nope' not in"):
+        load_images(str(path), resolution=32, holdout_fraction=0.5, group_column="nope")
+
+
+def _chw(image: np.ndarray) -> bytes:
+    """The bytes load_images keeps for a 24 px RGBA image at 32 px."""
+    from training.image_data import _to_chw
+
+    return _to_chw(image, 32, 4).tobytes()

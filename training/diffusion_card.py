@@ -9,6 +9,7 @@ from pathlib import Path
 from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.models.diffusion import SAMPLER_TITLES
 from training.image_data import ImageData
+from training.image_eval import method_text
 
 
 def write_card(args: argparse.Namespace, out: Path, data: ImageData, figures: list[Figure], speed: dict[int, float],
@@ -65,10 +66,7 @@ With diffusers alone:
 
 {figures_table(figures) if figures else "Not evaluated (no held-out set and classifier given)."}
 
-Sampler: {sampler}. The Fréchet distance is computed in the feature space of AIGC Hub's shipped MNIST classifier
-(not Inception), on {args.eval_samples} generated samples against held-out real images; the floor is the same
-distance between two real sets and is the best a model can reach. Conditional accuracy is the share of samples the
-classifier assigns to the requested label.
+Sampler: {sampler}. {method_text(args)}
 
 Speed (one CPU batch of 64 images, the training machine):
 

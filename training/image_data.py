@@ -2,7 +2,11 @@
 
 Whatever the source, the images are resized once up front and kept as one uint8 tensor (60k MNIST images at 32 px
 are 61 MB), so the training loop never touches PIL or Arrow: a batch is an index into memory. Each item is a dict
-with `pixel_values` (uint8, C×R×R) and, when a label column is given, `label` (int64).
+with `pixel_values` (uint8, C×R×R) and, when a label column is given, `label` (int64). String labels (the Twemoji
+`categories`) become ids in sorted order and their names travel with the data, into the model's config.
+
+A dataset without a test split gives one with `holdout_fraction`: a seeded share of the items, or of the groups of
+`group_column` (an emoji and its skin-tone variants share a name), so near-duplicates never straddle the two sides.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class ImageData:
     channels: int
     num_classes: int  # 0 when unlabelled
     source: str
+    class_names: list[str] | None = None  # for string labels: id i is class_names[i]
 
 
 def load_images(
@@ -52,33 +57,62 @@ def load_images(
     split: str = "train",
     channels: int | None = None,
     limit: int | None = None,
+    holdout_fraction: float = 0.0,
+    group_column: str | None = None,
+    part: str = "train",
+    seed: int = 0,
 ) -> ImageData:
-    """Load `source` (hub dataset · image folder · .parquet · .npz) and resize it to `resolution`."""
+    """Load `source` (hub dataset · image folder · .parquet · .npz) and resize it to `resolution`. With a
+    `holdout_fraction`, keep only the `part` ("train" or "holdout") of the seeded split."""
     path = Path(source)
+    class_names = None
     if path.suffix == ".npz":
-        images, labels = _read_npz(path, image_column, label_column)
-        images, labels = images[:limit], (labels[:limit] if labels is not None else None)
-        num_classes = int(labels.max()) + 1 if labels is not None else 0
+        images, labels, groups = _read_npz(path, image_column, label_column, group_column)
     else:
         ds = _read_with_datasets(source, path, split)
-        if limit is not None:
+        if limit is not None and not holdout_fraction:  # decode only what is kept
             ds = ds.select(range(min(limit, len(ds))))
         image_column = image_column or _guess_image_column(ds)
-        if label_column and label_column not in ds.column_names:
-            raise SystemExit(f"--label_column {label_column!r} not in {source}: columns are {ds.column_names}")
+        for option, column in (("--label_column", label_column), ("--holdout_group_column", group_column)):
+            if column and column not in ds.column_names:
+                raise SystemExit(f"{option} {column!r} not in {source}: columns are {ds.column_names}")
         images = ds[image_column]
         labels = np.asarray(ds[label_column]) if label_column else None
+        groups = np.asarray(ds[group_column]) if group_column else None
         feature = ds.features.get(label_column) if label_column else None
-        num_classes = (feature.num_classes if isinstance(feature, ClassLabel)
-                       else int(labels.max()) + 1 if labels is not None else 0)
+        if isinstance(feature, ClassLabel):
+            class_names = list(feature.names)
+    if labels is not None and labels.dtype.kind in "USO":
+        class_names, labels = np.unique(labels.astype(str), return_inverse=True)
+        class_names = [str(c) for c in class_names]
+    num_classes = len(class_names) if class_names else int(labels.max()) + 1 if labels is not None else 0
+    keep = np.arange(len(images))
+    if holdout_fraction:
+        held = holdout_mask(groups if groups is not None else keep, holdout_fraction, seed)
+        keep = keep[held if part == "holdout" else ~held]
+    keep = keep[:limit]
+    images = [images[i] for i in keep] if isinstance(images, list) else images[keep]
+    labels = labels[keep] if labels is not None else None
     channels = channels or _infer_channels(images[0])
     if channels not in MODES:
         raise SystemExit(f"--channels must be 1, 3 or 4, got {channels}")
     pixels = np.stack([_to_chw(img, resolution, channels) for img in images])
-    return ImageData(ImageTensors(pixels, labels), channels=channels, num_classes=num_classes, source=source)
+    return ImageData(ImageTensors(pixels, labels), channels=channels, num_classes=num_classes, source=source,
+                     class_names=class_names)
 
 
-def _read_npz(path: Path, image_column: str | None, label_column: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+def holdout_mask(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """True for the held-out items: `fraction` of the distinct groups, drawn with `seed`, whole groups at a time."""
+    if not 0 < fraction < 1:
+        raise SystemExit(f"--holdout_fraction must be between 0 and 1, got {fraction}")
+    unique, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    held = np.zeros(len(unique), dtype=bool)
+    held[np.random.default_rng(seed).permutation(len(unique))[: max(1, round(fraction * len(unique)))]] = True
+    return held[inverse]
+
+
+def _read_npz(path: Path, image_column: str | None, label_column: str | None,
+              group_column: str | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     if not path.is_file():
         raise SystemExit(f"dataset file not found: {path}")
     with np.load(path, allow_pickle=False) as npz:
@@ -86,9 +120,11 @@ def _read_npz(path: Path, image_column: str | None, label_column: str | None) ->
         image_column = image_column or next((k for k in keys if npz[k].ndim >= 3), None)
         if image_column not in keys:
             raise SystemExit(f"--image_column {image_column!r} not in {path}: keys are {keys}")
-        if label_column and label_column not in keys:
-            raise SystemExit(f"--label_column {label_column!r} not in {path}: keys are {keys}")
-        return npz[image_column], (npz[label_column] if label_column else None)
+        for option, column in (("--label_column", label_column), ("--holdout_group_column", group_column)):
+            if column and column not in keys:
+                raise SystemExit(f"{option} {column!r} not in {path}: keys are {keys}")
+        return (npz[image_column], npz[label_column] if label_column else None,
+                npz[group_column] if group_column else None)
 
 
 def _read_with_datasets(source: str, path: Path, split: str) -> Dataset:

@@ -15,7 +15,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 from tqdm.auto import tqdm
 
-from .classifier import DigitClassifier, FeatureNet, load_classifier
+from .classifier import FeatureNet, ImageClassifier, load_classifier
 
 # generate(seeds_start, n, labels or None) → (n, C, H, W) images in [-1, 1]
 GenerateFn = Callable[[int, int, torch.Tensor | None], torch.Tensor]
@@ -53,7 +53,7 @@ def evaluate_generator(
     *,
     num_classes: int,
     num_samples: int = 10_000,
-    classifier: DigitClassifier | None = None,
+    classifier: ImageClassifier | None = None,
     batch: int = 500,
     generate_batch: int | None = None,
 ) -> ImageScores:
