@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--model", required=True, help="local folder, owner/name, or owner/name@rev on the HF Hub")
     img.add_argument("--num", type=int, default=16)
     img.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
-    img.add_argument("--label", type=int, default=None, help="class label for conditional models")
+    img.add_argument("--label", default=None, help="class of a conditional model: its id, or its name when the model has names")
     img.add_argument("--steps", type=int, default=None, help="diffusion models: sampling steps (default 25)")
     img.add_argument("--sampler", default=None, help="diffusion models: dpm-solver (default), ddim, euler, euler-a, "
                      "ddpm")

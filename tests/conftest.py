@@ -74,7 +74,8 @@ def hf_cache(tmp_path, monkeypatch) -> Callable[..., Path]:
     return put
 
 
-def make_gan(folder: Path, num_classes: int = 10, resolution: int = 32, channels: int = 1, seed: int = 0) -> Path:
+def make_gan(folder: Path, num_classes: int = 10, resolution: int = 32, channels: int = 1, seed: int = 0,
+             class_names: list[str] | None = None) -> Path:
     """A small randomly initialised generator saved as a standard model folder with a card."""
     import torch
 
@@ -82,7 +83,8 @@ def make_gan(folder: Path, num_classes: int = 10, resolution: int = 32, channels
     from aigc_hub.models.dcgan import Generator
 
     torch.manual_seed(seed)
-    gen = Generator(resolution=resolution, channels=channels, num_classes=num_classes, base_channels=8, latent_dim=16)
+    gen = Generator(resolution=resolution, channels=channels, num_classes=num_classes, base_channels=8, latent_dim=16,
+                    class_names=class_names)
     gen.eval().save_pretrained(str(folder))
     render_card(title="tiny gan", family="dcgan",
                 tags=[], datasets=["synthetic"], license="mit",

@@ -86,6 +86,23 @@ def test_unconditional_model_refuses_labels(service, tmp_path):
         service.generate(str(folder), 1, seed=0, label=1)
 
 
+def test_a_model_with_class_names_takes_a_label_by_name(service, tmp_path):
+    """Twemoji's labels are its emoji groups: the tab shows them, the API and CLI take either the id or the name."""
+    from conftest import make_gan
+
+    from aigc_hub.ui.image_tab import label_choices
+
+    folder = make_gan(tmp_path / "named", num_classes=3, channels=4, class_names=["Flags", "Food & Drink", "Objects"])
+    by_name = service.generate(str(folder), 2, seed=5, label="Food & Drink")
+    by_id = service.generate(str(folder), 2, seed=5, label=1)
+    assert by_name.labels == [1, 1] and np.array_equal(by_name.images, by_id.images)
+    assert label_choices(service.facts(str(folder))) == [("any", "any"), ("0 · Flags", "0"),
+                                                          ("1 · Food & Drink", "1"), ("2 · Objects", "2")]
+    with pytest.raises(GenerationError, match="a class id or name: Flags, Food & Drink, Objects"):
+        service.generate(str(folder), 1, seed=0, label="Smileys")
+    assert Image.open(io.BytesIO(by_name.png(0))).mode == "RGBA"  # alpha kept in the PNG
+
+
 def test_unsafe_or_broken_checkpoints(service, tiny_gan, tmp_path):
     pickle_only = tmp_path / "pickle"
     pickle_only.mkdir()

@@ -29,7 +29,7 @@ from aigc_hub.imaging import make_grid
 from aigc_hub.models.dcgan import Generator, Discriminator
 from training.common import Trainer, add_common_args
 from training.image_data import ImageData
-from training.image_eval import HeldOut, add_image_args, training_images
+from training.image_eval import HeldOut, add_image_args, method_text, training_images
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--adam_beta1", type=float, default=0.5)
     g.add_argument("--adam_beta2", type=float, default=0.999)
     g.add_argument("--num_sample_images", type=int, default=64)
+    g.add_argument("--diff_augment", type=float, default=0.0, metavar="SHIFT",
+                   help="small datasets: shift real and fake images by up to this share of their size before the "
+                        "discriminator sees them (DiffAugment translation; 0.125 is the paper's)")
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -66,7 +69,8 @@ def setup(args: argparse.Namespace) -> GanRun:
     acc = trainer.accelerator
     data = training_images(args)
     gen = Generator(resolution=args.resolution, channels=data.channels, latent_dim=args.latent_dim,
-                    num_classes=data.num_classes, base_channels=args.base_channels, embed_dim=args.embed_dim)
+                    num_classes=data.num_classes, base_channels=args.base_channels, embed_dim=args.embed_dim,
+                    class_names=data.class_names)
     disc = Discriminator(resolution=args.resolution, channels=data.channels, num_classes=data.num_classes,
                          base_channels=args.base_channels)
     betas = (args.adam_beta1, args.adam_beta2)
@@ -82,6 +86,9 @@ def setup(args: argparse.Namespace) -> GanRun:
     trainer.scheduler(opt_d, total)
     disc_raw = acc.unwrap_model(disc)
 
+    def augment(images: torch.Tensor) -> torch.Tensor:
+        return translate(images, args.diff_augment) if args.diff_augment else images
+
     def train_step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
         real = batch["pixel_values"].float() / 127.5 - 1.0
         labels = batch.get("label")
@@ -89,7 +96,8 @@ def setup(args: argparse.Namespace) -> GanRun:
         with acc.autocast():
             fake = gen(z, labels)
             # One discriminator call for real and fake: DDP sees one forward per backward.
-            both = disc(torch.cat([real, fake.detach()]), None if labels is None else torch.cat([labels, labels]))
+            both = disc(augment(torch.cat([real, fake.detach()])),
+                        None if labels is None else torch.cat([labels, labels]))
             d_real, d_fake = both.chunk(2)
             loss_d = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
         acc.backward(loss_d)
@@ -98,7 +106,7 @@ def setup(args: argparse.Namespace) -> GanRun:
         # Generator step through the unwrapped, frozen discriminator: no stray gradients, no DDP hook on D.
         disc_raw.requires_grad_(False)
         with acc.autocast():
-            loss_g = -disc_raw(fake, labels).mean()
+            loss_g = -disc_raw(augment(fake), labels).mean()
         acc.backward(loss_g)
         disc_raw.requires_grad_(True)
         opt_g.step()
@@ -106,6 +114,18 @@ def setup(args: argparse.Namespace) -> GanRun:
         return {"loss_d": loss_d.detach().item(), "loss_g": loss_g.detach().item()}
 
     return GanRun(args, trainer, data, gen, disc, ema, loader, train_step)
+
+
+def translate(images: torch.Tensor, shift: float) -> torch.Tensor:
+    """DiffAugment's translation (Zhao et al., 2020): each image moved by up to `shift` of its size, the uncovered
+    border filled with -1 (black; transparent for RGBA). Differentiable, so the generator learns through it, and
+    applied to real and fake alike, so the discriminator cannot memorise a small dataset's exact pixels."""
+    n = images.shape[0]
+    theta = torch.zeros(n, 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = (torch.rand(n, 2, device=images.device, dtype=images.dtype) * 2 - 1) * 2 * shift
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images + 1, grid, mode="nearest", padding_mode="zeros", align_corners=False) - 1
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,10 +201,7 @@ generator = Generator.from_pretrained(hub.resolve("{ref}"))  # local hub, starte
 
 {figures_table(figures)}
 
-The Fréchet distance is computed in the feature space of AIGC Hub's shipped MNIST classifier (not Inception), on
-{args.eval_samples} generated samples against held-out real images; the floor is the same distance between two real
-sets and is the best a generator can reach. Conditional accuracy is the share of samples the classifier assigns to the
-requested label.
+{method_text(args)}
 
 {args.card_notes}
 """

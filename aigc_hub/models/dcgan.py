@@ -53,11 +53,14 @@ class Generator(
         num_classes: int = 0,
         base_channels: int = 64,
         embed_dim: int = 32,
+        class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         _check(channels, num_classes)
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         self.resolution, self.channels, self.latent_dim = resolution, channels, latent_dim
-        self.num_classes = num_classes
+        self.num_classes, self.class_names = num_classes, class_names
         n_up = _num_upsamplings(resolution)
         self.label_embedding = nn.Embedding(num_classes, embed_dim) if num_classes else None
         in_dim = latent_dim + (embed_dim if num_classes else 0)

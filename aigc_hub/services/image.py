@@ -47,6 +47,7 @@ class ImageFacts:
     num_classes: int  # 0: unconditional
     resolution: int
     channels: int
+    class_names: tuple[str, ...] = ()  # names of the labels, when the model's config has them
 
     @property
     def iterative(self) -> bool:  # takes steps and a sampler
@@ -74,7 +75,8 @@ def facts_of(family: str, path: Path, config: dict, unet: dict | None = None, va
         size = unet.get("sample_size")
         size = size if isinstance(size, int) else (size or [0])[0]
         return ImageFacts(family, int(unet.get("num_class_embeds") or 0), int(size), int(unet.get("in_channels", 3)))
-    return ImageFacts(family, int(config.get("num_classes", 0)), int(config["resolution"]), int(config["channels"]))
+    return ImageFacts(family, int(config.get("num_classes", 0)), int(config["resolution"]), int(config["channels"]),
+                      tuple(str(n) for n in config.get("class_names") or ()))
 
 
 @dataclass
@@ -137,8 +139,12 @@ class ImageService:
     def _label(self, entry: LoadedModel, label: object) -> int | None:
         if label is None or (isinstance(label, str) and not label.strip()):
             return None
-        value = as_int(label, "label")
-        classes = self._facts(entry).num_classes
+        facts = self._facts(entry)
+        if isinstance(label, str) and label.strip() in facts.class_names:  # a class by its name: "Flags"
+            return facts.class_names.index(label.strip())
+        what = f"label (a class id or name: {', '.join(facts.class_names)})" if facts.class_names else "label"
+        value = as_int(label, what)
+        classes = facts.num_classes
         if value == -1:
             return None
         if not classes:

@@ -35,9 +35,16 @@ def _model_updates(facts: ImageFacts | None) -> tuple[dict, ...]:
     steps = bool(facts and facts.iterative)
     prompted = bool(facts and facts.prompted)
     size = facts.resolution if prompted else gr.update()
-    return (gr.update(choices=["any"] + [str(i) for i in range(classes)], value="any", visible=bool(classes)),
+    return (gr.update(choices=label_choices(facts), value="any", visible=bool(classes)),
             gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=prompted),
             size, size)
+
+
+def label_choices(facts: ImageFacts | None) -> list[tuple[str, str]]:
+    """"any" and one choice per class, shown with its name when the model has names; the value stays the id."""
+    names = facts.class_names if facts else ()
+    classes = facts.num_classes if facts else 0
+    return [("any", "any")] + [(f"{i} · {names[i]}" if names else str(i), str(i)) for i in range(classes)]
 
 
 def _prompt_args(ctx: AppContext, ref: str, prompt: str, negative: str, guidance: float, width: float | None,
@@ -81,7 +88,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Row():
         seed = Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
         count = Slider(1, ctx.config.max_images, value=16, step=1, label="Images", elem_id="image-count")
-        label = Dropdown(["any"] + [str(i) for i in range(classes)], value="any", label="Label",
+        label = Dropdown(label_choices(facts), value="any", label="Label",
                          visible=bool(classes), elem_id="image-label")
     with gr.Row():
         sampler = Dropdown(SAMPLER_CHOICES, value=DEFAULT_SAMPLER, label="Sampler", visible=iterative,
