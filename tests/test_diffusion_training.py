@@ -44,6 +44,16 @@ def test_tiny_run_is_a_diffusers_folder_that_pushes_samples_and_serves(digits_np
         assert figure in card, figure
     assert "library_name: diffusers" in card and "pipeline_tag: unconditional-image-generation" in card
 
+    # --eval_only adds a step count to the card and keeps the ones it does not recompute.
+    fd3 = re.search(r"FD \(classifier features\), 3 steps \| ([^ |]+)", card)[1]
+    train(digits_npz, out, "--max_train_steps", "6", "--eval_classifier", "mnist", "--eval_image_column", "x_test",
+          "--eval_samples", "40", "--eval_only", "--eval_steps_list", "4")
+    card = (out / "README.md").read_text()
+    assert re.search(r"FD \(classifier features\), 3 steps \| ([^ |]+)", card)[1] == fd3
+    for figure in ("FD (classifier features), 2 steps", "FD (classifier features), 4 steps",
+                   "conditional accuracy, 4 steps", "FD real-vs-real floor", "| 2 | ", "| 3 | ", "| 4 | "):
+        assert figure in card, figure
+
     # Stock diffusers, no project code: the card's own snippet, pointed at the folder.
     snippet = re.search(r"```python\n(import torch\nfrom diffusers import .*?)```", card, re.S)[1]
     scope: dict = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -69,8 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="sampling steps the card reports FD and accuracy at")
     g.add_argument("--eval_sampler", choices=list(SAMPLERS), default=DEFAULT_SAMPLER)
     g.add_argument("--eval_only", action="store_true",
-                   help="no training: evaluate the pipeline already saved in --output_dir and rewrite its card "
-                        "(its steps: --max_train_steps)")
+                   help="no training: evaluate the pipeline already saved in --output_dir at --eval_steps_list and "
+                        "rewrite its card, keeping the card's figures at other step counts (its steps: "
+                        "--max_train_steps)")
     add_optimizer_args(parser, weight_decay=0.0, beta2=0.999)
     add_common_args(parser)
     parser.set_defaults(learning_rate=1e-3, lr_scheduler="cosine", lr_warmup_steps=250, train_batch_size=128)
@@ -157,18 +159,31 @@ def sample(unet: torch.nn.Module, scheduler_config: dict, seeds: list[int], labe
 
 
 def evaluate_saved(args: argparse.Namespace) -> None:
-    """--eval_only: the figures and card of a finished run's pipeline folder, without training."""
+    """--eval_only: the figures and card of a finished run's pipeline folder, without training. Figures the card
+    already has at step counts not in --eval_steps_list are kept, so the 50-step figures can be added later."""
     from diffusers import UNet2DModel
+
+    from aigc_hub.cards import read_card
 
     out = Path(args.output_dir)
     unet = UNet2DModel.from_pretrained(str(out), subfolder="unet", use_safetensors=True)
     config = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
     data = training_images(args)
     save_sample_grid(args, unet, config, data.num_classes, out / "sample.png")
-    figures, speed = evaluate(args, unet, config, data.num_classes)
+    old = read_card(out).figures
+    speed_steps = sorted({*args.eval_steps_list, *filter(None, map(steps_of, old))})
+    figures, speed = evaluate(args, unet, config, data.num_classes, speed_steps)
     for f in figures:
         print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
+    new = {f.name for f in figures}
+    figures = sorted(figures + [f for f in old if f.name not in new and steps_of(f)], key=lambda f: steps_of(f) or 0)
     write_card(args, out, data, figures, speed, args.max_train_steps, sum(p.numel() for p in unet.parameters()))
+
+
+def steps_of(figure: Figure) -> int | None:
+    """The sampling steps a card figure was measured at ("FD (classifier features), 25 steps" → 25)."""
+    match = re.search(r", (\d+) steps$", figure.name)
+    return int(match.group(1)) if match else None
 
 
 def save_sample_grid(args: argparse.Namespace, unet: torch.nn.Module, config: dict, num_classes: int,
@@ -214,13 +229,14 @@ def main(argv: list[str] | None = None) -> None:
     trainer.finish(save_final, models=[run.unet])
 
 
-def evaluate(args: argparse.Namespace, unet: torch.nn.Module, scheduler_config: dict,
-             num_classes: int) -> tuple[list[Figure], dict[int, float]]:
-    """Card figures at each of --eval_steps_list (FD, its floor once, conditional accuracy) and ms per image."""
+def evaluate(args: argparse.Namespace, unet: torch.nn.Module, scheduler_config: dict, num_classes: int,
+             speed_steps: list[int] | None = None) -> tuple[list[Figure], dict[int, float]]:
+    """Card figures at each of --eval_steps_list (FD, its floor once, conditional accuracy) and ms per image (at
+    `speed_steps`, default the same list)."""
     unet = unet.cpu().float().eval()
     labels = torch.arange(64) % num_classes if num_classes else None
     speed = {}
-    for steps in args.eval_steps_list:  # ms per image in a batch of 64, on this machine's CPU
+    for steps in speed_steps or args.eval_steps_list:  # ms per image in a batch of 64, on this machine's CPU
         begin = time.perf_counter()
         sample(unet, scheduler_config, list(range(64)), labels, steps, args.eval_sampler)
         speed[steps] = 1000 * (time.perf_counter() - begin) / 64
