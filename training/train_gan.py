@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--adam_beta1", type=float, default=0.5)
     g.add_argument("--adam_beta2", type=float, default=0.999)
     g.add_argument("--num_sample_images", type=int, default=64)
+    g.add_argument("--eval_only", action="store_true",
+                   help="no training: evaluate the generator already saved in --output_dir and rewrite its card "
+                        "(its steps: --max_train_steps)")
     g.add_argument("--diff_augment", type=float, default=0.0, metavar="SHIFT",
                    help="small datasets: shift real and fake images by up to this share of their size before the "
                         "discriminator sees them (DiffAugment translation; 0.125 is the paper's)")
@@ -130,6 +133,8 @@ def translate(images: torch.Tensor, shift: float) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.eval_only:
+        return evaluate_saved(args)
     run = setup(args)
     trainer, data, ema = run.trainer, run.data, run.ema
     disc_raw = trainer.accelerator.unwrap_model(run.disc)
@@ -162,6 +167,16 @@ def main(argv: list[str] | None = None) -> None:
     trainer.finish(save_final, models=[run.gen, run.disc])
 
 
+def evaluate_saved(args: argparse.Namespace) -> None:
+    """--eval_only: the figures and card of a finished run's generator, without training."""
+    out = Path(args.output_dir)
+    data = training_images(args)
+    figures = evaluate(args, Generator.from_pretrained(str(out), strict=True), data.num_classes)
+    for f in figures:
+        print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
+    write_card(args, out, data, figures, args.max_train_steps)
+
+
 def evaluate(args: argparse.Namespace, gen: Generator, num_classes: int) -> list[Figure]:
     """Fréchet distance (+ floor) and conditional accuracy on the held-out images, when a classifier is given."""
     if not HeldOut.wanted(args):
@@ -178,13 +193,15 @@ def evaluate(args: argparse.Namespace, gen: Generator, num_classes: int) -> list
 
 def write_card(args: argparse.Namespace, out: Path, data: ImageData, figures: list[Figure], steps: int) -> None:
     kind = f"class-conditional ({data.num_classes} classes)" if data.num_classes else "unconditional"
+    names = ", ".join(f"{i} `{n}`" for i, n in enumerate(data.class_names or []))
+    classes = f"\nClasses (`--label` takes the id or the name): {names}.\n" if names else ""
     dataset = args.card_dataset or Path(args.dataset).stem
     ref = args.hub_model_id or args.output_dir
     body = f"""A {kind} DCGAN generating {args.resolution}×{args.resolution} images with {data.channels} channel(s),
 trained from scratch with AIGC Hub's `training/train_gan.py` for {steps} optimizer steps
 (batch {args.train_batch_size} × {args.gradient_accumulation_steps} accumulation, lr {args.learning_rate}, seed {args.seed}).
 The weights are the EMA (decay {args.ema_decay}) of the generator.
-
+{classes}
 ## Use
 
 ```bash
