@@ -142,8 +142,13 @@ class ImageService:
         facts = self._facts(entry)
         if isinstance(label, str) and label.strip() in facts.class_names:  # a class by its name: "Flags"
             return facts.class_names.index(label.strip())
-        what = f"label (a class id or name: {', '.join(facts.class_names)})" if facts.class_names else "label"
-        value = as_int(label, what)
+        try:
+            value = as_int(label, "label")
+        except GenerationError:
+            if not facts.class_names:
+                raise
+            raise GenerationError(f"label must be a class id or name of {entry.ref} "
+                                  f"({', '.join(facts.class_names)}), got {str(label)[:40]!r}") from None
         classes = facts.num_classes
         if value == -1:
             return None
