@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The exact recipe of the shipped starter `aigc-hub/ddpm-mnist` (class-conditional DDPM, diffusers UNet2DModel, MNIST, 32 px).
 # Run from the repository root; needs ../shared/data (or pass another copy of mnist.npz as $1).
-# CPU (2 cores): ~80 min of training (6,000 steps of 64 at ~0.8 s) + ~55 min of evaluation (10,000 samples at each of
+# CPU (2 cores): ~80 min of training (6,000 steps of 64 at ~0.8 s) + ~80 min of evaluation (10,000 samples at each of
 # 10 / 25 / 50 DPM-Solver++ steps). v-prediction with "trailing" timestep spacing: sampling starts at the last training
 # step, where the input is pure noise (an epsilon model cannot start there). GPUs: prefix with `accelerate launch`, add
 # --mixed_precision bf16 and try --preset small --max_train_steps 20000.
