@@ -42,9 +42,7 @@ BATCH = 60  # a multiple of the 10 classes: the service's label i mod 10 then ma
 
 
 def score(service: ImageService, ref: str, test: torch.Tensor, train: torch.Tensor, samples: int,
-          steps: int | None) -> tuple[float, float, float]:
-    classifier = load_classifier()
-
+          steps: int | None, classifier: torch.nn.Module) -> tuple[float, float, float]:
     def generate(start: int, n: int, labels: torch.Tensor | None) -> torch.Tensor:
         result = service.generate(ref, n, seed=SEED + start, steps=steps)
         assert labels is None or result.labels == labels.tolist()
@@ -75,18 +73,19 @@ def main() -> None:
     if not cli.data.exists():
         raise SystemExit(f"needs MNIST at {cli.data} (../shared/data)")
     # The real sets exactly as the training scripts' evaluation loads them (32 px), a training sample of the same size
-    limit = cli.samples or 1
-    test = load_images(str(cli.data), resolution=32, image_column="x_test", limit=limit).dataset.pixels
-    train = load_images(str(cli.data), resolution=32, image_column="x_train", limit=limit).dataset.pixels
+    if cli.samples:
+        test = load_images(str(cli.data), resolution=32, image_column="x_test", limit=cli.samples).dataset.pixels
+        train = load_images(str(cli.data), resolution=32, image_column="x_train", limit=cli.samples).dataset.pixels
+        classifier = load_classifier()
     service = ImageService(ModelRegistry())
     rows = []
     for ref, steps_list in ((GAN, [None]), (DIFFUSION, cli.steps)):
-        model = service.registry.get(ref).model
-        params = sum(p.numel() for p in model.parameters())
-        card = {f.name: f.value for f in read_card(service.registry.get(ref).path).figures}
+        entry = service.registry.get(ref)
+        params = sum(p.numel() for p in entry.model.parameters())
+        card = {f.name: f.value for f in read_card(entry.path).figures}
         for steps in steps_list:
             if cli.samples:
-                fd, floor, acc = score(service, ref, test, train, cli.samples, steps)
+                fd, floor, acc = score(service, ref, test, train, cli.samples, steps, classifier)
             else:  # the card's figures (10,000 samples, the same evaluation code)
                 suffix = f", {steps} steps" if steps else ""
                 fd, floor = card[f"FD (classifier features){suffix}"], card["FD real-vs-real floor"]

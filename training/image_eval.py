@@ -41,7 +41,7 @@ def training_images(args: argparse.Namespace, part: str = "train", resolution: i
     held-out side of a --holdout_fraction split."""
     return load_images(args.dataset, resolution=resolution or args.resolution, image_column=args.image_column,
                        label_column=args.label_column, split=args.split, channels=args.channels,
-                       limit=limit if part == "holdout" or limit else args.max_train_samples,
+                       limit=limit if limit is not None or part == "holdout" else args.max_train_samples,
                        holdout_fraction=args.holdout_fraction, group_column=args.holdout_group_column, part=part,
                        seed=args.seed)
 

@@ -84,9 +84,9 @@ def main(argv: list[str] | None = None) -> None:
             loss.backward()
             opt.step()
             sched.step()
-    acc = accuracy(model, test.dataset.pixels, test.dataset.labels)
-    per_class = [accuracy(model, test.dataset.pixels[test.dataset.labels == c], test.dataset.labels[test.dataset.labels == c])
-                 for c in range(train.num_classes) if (test.dataset.labels == c).any()]
+    pixels, labels = test.dataset.pixels, test.dataset.labels
+    acc = accuracy(model, pixels, labels)
+    per_class = [accuracy(model, pixels[labels == c], labels[labels == c]) for c in labels.unique().tolist()]
     model.save_pretrained(str(args.output_dir))
     report = {"held_out_images": len(test.dataset), "accuracy": round(acc, 4),
               "balanced_accuracy": round(sum(per_class) / len(per_class), 4), "class_names": train.class_names,
