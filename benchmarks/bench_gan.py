@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
+from aigc_hub.devices import keep_freed_memory
 from aigc_hub.models.dcgan import Discriminator, Generator
 from aigc_hub.services import ImageService, ModelRegistry
 from training.image_data import load_images
@@ -129,7 +130,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/images/mnist/mnist.npz")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    kept = keep_freed_memory()  # the helper sets it on CPU: set it before either loop, for both
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+          f"glibc keeps freed memory: {kept}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = make_data(args.data, tmp)

@@ -125,6 +125,10 @@ def time_loop(steps: int, repeats: int) -> None:
     """ms per step of train_text.py's loop vs the bare loop on the same model and data, and the bare loop with
     accelerate's pieces added one at a time."""
     import torch
+
+    from aigc_hub.devices import keep_freed_memory
+
+    keep_freed_memory()  # the helper sets it on CPU: set it before any loop, for all
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
     from transformers import AutoModelForCausalLM, get_scheduler

@@ -53,6 +53,10 @@ def time_training(pairs: int, repeats: int) -> None:
     """ms per step: the helper's loop (setup excluded) and a bare loop over the same batches, turns taken."""
     import tempfile
 
+    from aigc_hub.devices import keep_freed_memory
+
+    keep_freed_memory()  # the helper sets it on CPU: set it before either loop, for both
+
     import torch
     from torch.utils.data import DataLoader
     from transformers import AutoModelForSeq2SeqLM, get_scheduler

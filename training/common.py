@@ -24,6 +24,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from safetensors.torch import load_model, save_model
 from tqdm.auto import tqdm
 
+from aigc_hub.devices import keep_freed_memory
 from training.checkpoint_state import (TRAINER_STATE, json_default, list_checkpoints, rng_state, set_rng_state,
                                        step_of)
 
@@ -116,6 +117,8 @@ class Trainer:
         )
         logging.basicConfig(level=logging.INFO if self.accelerator.is_main_process else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if self.accelerator.device.type == "cpu" and keep_freed_memory():
+            logger.info("glibc keeps freed memory for reuse (no page faults on every CPU step)")
         set_seed(args.seed)  # before any model is built, so initial weights follow the seed
         logger.info("%s, %d process(es), device %s, mixed precision %s", self.accelerator.distributed_type,
                     self.accelerator.num_processes, self.accelerator.device, mixed)
