@@ -46,6 +46,11 @@ class AppConfig:
     # second slot lets one request's pre/post-processing (PNG encoding, zips, decoding) overlap another's compute.
     # benchmarks/bench_load.py on 2 cores: 1 → 58 s for 160 mixed requests, 2 → 51 s, 4 → 57 s.
     lane_concurrency: int = 2
+    # Dynamic batching (services/batching.py): concurrent requests for one model run as one batched call. With it
+    # on, a lane lets up to max_batch requests in flight, so that they can meet in a batch.
+    batching: bool = True
+    max_batch: int = 64  # rows (images, lines) in one batched call
+    batch_window_ms: int = 0  # wait this long for company before a batch runs (0: batches form while the device works)
     max_images: int = 64  # per UI/API request; the CLI allows more
     preload: bool = True  # load each tab's model at start-up so the first request is fast
     tabs: list[str] = field(default_factory=tab_keys)
@@ -107,7 +112,10 @@ class AppConfig:
             raise ConfigError(f"port must be between 1 and 65535, got {self.port!r}")
         if not isinstance(self.host, str) or not self.host.strip() or any(c.isspace() for c in self.host):
             raise ConfigError(f"host must be a name or address such as 127.0.0.1, got {self.host!r}")
-        for name in ("queue_size", "max_images", "lane_concurrency"):
+        if not isinstance(self.batch_window_ms, int) or isinstance(self.batch_window_ms, bool) or not (
+                0 <= self.batch_window_ms <= 10_000):
+            raise ConfigError(f"batch_window_ms must be an integer between 0 and 10000, got {self.batch_window_ms!r}")
+        for name in ("queue_size", "max_images", "lane_concurrency", "max_batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100_000:
                 raise ConfigError(f"{name} must be an integer between 1 and 100000, got {value!r}")
@@ -169,6 +177,13 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="requests that may wait per device before new ones are refused (default 64)")
     parser.add_argument("--lane-concurrency", dest="lane_concurrency", type=int, default=None,
                         help="requests in flight per device lane (default 2)")
+    parser.add_argument("--no-batching", dest="batching", action="store_false", default=None,
+                        help="serve each request alone (default: concurrent requests for a model run as one batch)")
+    parser.add_argument("--max-batch", dest="max_batch", type=int, default=None,
+                        help="images or lines in one batched call (default 64)")
+    parser.add_argument("--batch-window-ms", dest="batch_window_ms", type=int, default=None,
+                        help="how long a batch waits for more requests before it runs (default 0: batches form "
+                             "while the device is busy)")
     parser.add_argument("--no-preload", dest="preload", action="store_false", default=None,
                         help="load each tab's model at its first request, not at start-up")
     parser.add_argument("--tabs", type=lambda s: [t for t in s.split(",") if t], default=None,

@@ -159,17 +159,19 @@ class ImageService:
         return value
 
     def _forward(self, entry: LoadedModel, z: torch.Tensor, labels: list[int | None]) -> np.ndarray:
+        """The generator on `z` (one latent per image), batched with other requests' latents for the same model."""
         model = entry.model
-        weights = next(model.parameters())  # inputs go where the weights are (entry.device names the lane)
-        y = None
-        if entry.config.get("num_classes", 0):
-            y = torch.tensor(labels, device=weights.device)
+        conditional = bool(entry.config.get("num_classes", 0))
 
         @torch.no_grad()  # grad mode is per thread: set it on the worker that runs the forward
-        def forward() -> np.ndarray:
-            return to_uint8(model(z.to(weights.device, weights.dtype), y))
+        def forward(items: list[tuple[torch.Tensor, list[int | None]]]) -> list[np.ndarray]:
+            weights = next(model.parameters())  # inputs go where the weights are (entry.device names the lane)
+            zs = torch.cat([latents for latents, _ in items]).to(weights.device, weights.dtype)
+            y = torch.tensor([y for _, ys in items for y in ys], device=weights.device) if conditional else None
+            images = to_uint8(model(zs, y))
+            return np.split(images, np.cumsum([len(latents) for latents, _ in items])[:-1])
 
-        return self.registry.run(entry.device, forward)
+        return self.registry.batcher.call(entry.device, ("gan", entry.ref, id(model)), (z, labels), len(z), forward)
 
     def _denoise(self, entry: LoadedModel, seeds: list[int], labels: list[int | None], steps: int, sampler: str,
                  noise: torch.Tensor | None = None, on_step: diffusion.StepFn | None = None,

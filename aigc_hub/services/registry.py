@@ -25,6 +25,7 @@ import torch
 from .. import devices, families, hub
 from ..errors import GenerationError, ModelLoadError, UserError
 from ..families import Family
+from .batching import Batcher
 
 
 T = TypeVar("T")
@@ -89,14 +90,20 @@ def read_config(path: Path) -> dict:
 class ModelRegistry:
     """Thread-safe: callers on any thread; all model work on one device runs on that device's worker thread."""
 
-    def __init__(self, device_overrides: dict[str, str] | None = None) -> None:
+    def __init__(self, device_overrides: dict[str, str] | None = None, batching: bool = True,
+                 batch_window_ms: float = 0.0, max_batch: int = 64) -> None:
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
         self._workers: dict[str, ThreadPoolExecutor] = {}
+        self._loading: dict[str, threading.Lock] = {}  # one per reference asked for
         self.device_overrides = dict(device_overrides or {})
         # ZeroGPU runs each GPU function in a forked process, where a worker thread started earlier does not exist:
         # there, work runs on the calling thread (or a fresh one for streams).
         self.inline = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+        # Concurrent requests for one model merge into one call on its device's worker (see batching.py).
+        # ZeroGPU runs each request in its own forked process: nothing to merge there.
+        self.batcher = Batcher(self.submit, self.run, lambda device: getattr(_worker_of, "device", None) == device,
+                               batching and not self.inline, batch_window_ms / 1000, max_batch)
 
     def submit(self, device: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
         """Queue `fn(*args, **kwargs)` on `device`'s worker thread (FIFO); the future holds its result."""
@@ -130,9 +137,15 @@ class ModelRegistry:
         """The loaded model for `ref`, loading it first if needed (on `device`, or where the policy places it)."""
         with self._lock:
             current = self._models.get(ref)
+            loading = self._loading.setdefault(ref, threading.Lock())
         if current is not None and (device in (None, "auto") or device == current.device):
             return current
-        return self.load(ref, device)
+        with loading:  # requests arriving together for a model not loaded yet load it once, and share it
+            with self._lock:
+                current = self._models.get(ref)
+            if current is not None and (device in (None, "auto") or device == current.device):
+                return current
+            return self.load(ref, device)
 
     def get_for(self, ref: str, task: str) -> LoadedModel:
         """`get(ref)`, refused with a clear message when the model serves another task than `task`."""

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from ..models.translation import Candidate, translate_batch
 from ..models.translation_conventions import Convention
 from ..models.translation_conventions import detect as detect_convention
@@ -139,11 +141,25 @@ class TranslationService:
             pieces.extend((i, p) for p in parts)
         order = sorted(range(len(pieces)), key=lambda k: len(pieces[k][1]))  # similar lengths batch together
         results: list[list[Candidate]] = [[] for _ in pieces]
+        settings = dict(beams=beams, n_best=n_best, max_source_tokens=limit + 8, max_new_tokens=2 * limit + 16,
+                        src=src, convention=conv)
+
+        def run(items: list[list[str]]) -> list[list[list[Candidate]]]:
+            """On the worker: the pieces of several requests (same model and settings), one result list each."""
+            texts = [t for item in items for t in item]
+            by_length = sorted(range(len(texts)), key=lambda k: len(texts[k]))
+            out: list[list[Candidate]] = [[] for _ in texts]
+            for start in range(0, len(by_length), BATCH):
+                ids = by_length[start : start + BATCH]
+                for k, cands in zip(ids, translate_batch(entry.model, tok, [texts[k] for k in ids], tgt, **settings)):
+                    out[k] = cands
+            ends = np.cumsum([len(item) for item in items])
+            return [out[end - len(item) : end] for item, end in zip(items, ends)]
+
+        key = ("translate", ref, id(entry.model), src, tgt, beams, n_best, limit)
         for start in range(0, len(order), BATCH):
             ids = order[start : start + BATCH]
-            out = self.registry.run(entry.device, translate_batch, entry.model, tok, [pieces[k][1] for k in ids], tgt,
-                                    beams=beams, n_best=n_best, max_source_tokens=limit + 8,
-                                    max_new_tokens=2 * limit + 16, src=src, convention=conv)
+            out = self.registry.batcher.call(entry.device, key, [pieces[k][1] for k in ids], len(ids), run)
             for k, cands in zip(ids, out):
                 results[k] = cands
             if progress:

@@ -40,7 +40,10 @@ class AppContext:
 
     def __post_init__(self) -> None:
         self.services = {task: service_for(task, self.registry, **vars(self.config)) for task in TASKS}
-        self.lanes = Lanes(self.config.lane_concurrency, self.config.queue_size)
+        slots = self.config.lane_concurrency
+        if self.config.batching:  # requests must be in flight together to meet in a batch
+            slots = max(slots, self.config.max_batch)
+        self.lanes = Lanes(slots, self.config.queue_size)
         atexit.register(shutil.rmtree, self.scratch_root, True)
 
     def service(self, task: str) -> Any:

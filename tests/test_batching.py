@@ -1,0 +1,160 @@
+"""Dynamic batching: concurrent requests merged on the device worker, each getting exactly its own result."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from aigc_hub.services import GenerationError, ImageService, ModelRegistry, TranslationService
+from aigc_hub.services.batching import Batcher
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the state"
+        time.sleep(0.001)
+
+
+class Worker:
+    """One worker thread that can be held, so that requests pile up behind it as they do under load."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1)
+        self.gate = threading.Event()
+
+    def hold(self) -> None:
+        self.gate.clear()
+        self.pool.submit(self.gate.wait)
+
+    def submit(self, device, fn, *args):
+        return self.pool.submit(fn, *args)
+
+    def run(self, device, fn, *args):
+        return self.pool.submit(fn, *args).result()
+
+
+def in_threads(calls) -> list:
+    """Each call on its own thread; their results (or exceptions) in order."""
+    out: list = [None] * len(calls)
+
+    def one(k: int) -> None:
+        try:
+            out[k] = calls[k]()
+        except Exception as e:  # returned, asserted by the caller
+            out[k] = e
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(len(calls))]
+    for t in threads:
+        t.start()
+    return threads, out
+
+
+def join(threads) -> None:
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive()
+
+
+def test_requests_waiting_together_run_as_one_batch_each_with_its_own_result():
+    worker, seen = Worker(), []
+    batcher = Batcher(worker.submit, worker.run, lambda d: False, max_rows=64)
+
+    def square(items):
+        seen.append(list(items))
+        return [x * x for x in items]
+
+    worker.hold()
+    threads, out = in_threads([lambda k=k: batcher.call("cpu", "sq", k, 1, square) for k in range(6)])
+    wait_for(lambda: batcher.waiting("cpu") == 6)
+    worker.gate.set()
+    join(threads)
+    assert out == [k * k for k in range(6)]
+    assert sorted(seen[0]) == list(range(6)) and len(seen) == 1
+
+
+def test_a_batch_stops_at_max_rows_and_the_rest_follows():
+    worker, seen = Worker(), []
+    batcher = Batcher(worker.submit, worker.run, lambda d: False, max_rows=4)
+    worker.hold()
+    threads, out = in_threads([lambda k=k: batcher.call("cpu", "id", k, 1, lambda xs: seen.append(len(xs)) or xs)
+                               for k in range(10)])
+    wait_for(lambda: batcher.waiting("cpu") == 10)
+    worker.gate.set()
+    join(threads)
+    assert out == list(range(10)) and seen == [4, 4, 2]
+
+
+def test_a_failing_item_fails_alone_and_the_others_complete():
+    worker = Worker()
+    batcher = Batcher(worker.submit, worker.run, lambda d: False)
+
+    def strict(items):
+        if any(x < 0 for x in items):
+            raise ValueError("negative")
+        return [x + 1 for x in items]
+
+    worker.hold()
+    threads, out = in_threads([lambda k=k: batcher.call("cpu", "k", k, 1, strict) for k in (1, -1, 2, 3)])
+    wait_for(lambda: batcher.waiting("cpu") == 4)
+    worker.gate.set()
+    join(threads)
+    assert out[0] == 2 and out[2:] == [3, 4]
+    assert isinstance(out[1], ValueError)
+
+
+def test_different_keys_never_share_a_batch_and_off_means_alone():
+    worker, seen = Worker(), []
+    batcher = Batcher(worker.submit, worker.run, lambda d: False)
+    worker.hold()
+    threads, _ = in_threads([lambda k=k: batcher.call("cpu", k % 2, k, 1, lambda xs: seen.append(sorted(xs)) or xs)
+                             for k in range(4)])
+    wait_for(lambda: batcher.waiting("cpu") == 4)
+    worker.gate.set()
+    join(threads)
+    assert sorted(seen) == [[0, 2], [1, 3]]
+    off = Batcher(worker.submit, worker.run, lambda d: False, enabled=False)
+    assert off.call("cpu", "k", 5, 1, lambda xs: [len(xs)]) == 1 and off.waiting("cpu") == 0
+
+
+def held(registry: ModelRegistry, device: str = "cpu") -> threading.Event:
+    gate = threading.Event()
+    registry.submit(device, gate.wait)
+    return gate
+
+
+def test_gan_requests_batched_give_the_images_they_give_alone(tiny_gan):
+    registry = ModelRegistry()
+    service = ImageService(registry)
+    ref = str(tiny_gan)
+    asks = [dict(num=3, seed=10), dict(num=5, seed=99, label=7), dict(num=1, seed=11), dict(num=8, seed=4, label=2)]
+    alone = [service.generate(ref, **a).images for a in asks]
+    gate = held(registry)
+    threads, out = in_threads([lambda a=a: service.generate(ref, **a) for a in asks]
+                              + [lambda: service.generate(ref, 2, seed=1, label=99)])  # hostile: refused alone
+    wait_for(lambda: registry.batcher.waiting("cpu") == len(asks))
+    gate.set()
+    join(threads)
+    assert registry.batcher.batch_sizes[-1] == len(asks)
+    for result, expected in zip(out, alone):
+        assert np.array_equal(result.images, expected)
+    assert isinstance(out[-1], GenerationError) and "label must be" in str(out[-1])
+
+
+@pytest.mark.slow
+def test_translations_batched_give_what_they_give_alone():
+    ref = "aigc-hub/translator-en-zh"
+    texts = ["Hello.\nHow are you?", "I like tea.", "Where is the station?\n\nIt is late.", "Thank you very much."]
+    alone = [TranslationService(ModelRegistry(batching=False)).translate(ref, t, "en", "zh", 4).text for t in texts]
+    # Each request tokenizes its lines on the worker before it joins a batch, so the worker is not held here: a long
+    # collection window closes when all 6 lines have arrived (max_batch).
+    registry = ModelRegistry(batch_window_ms=60_000, max_batch=6)
+    service = TranslationService(registry)
+    threads, out = in_threads([lambda t=t: service.translate(ref, t, "en", "zh", 4).text for t in texts])
+    join(threads)
+    assert registry.batcher.batch_sizes == [len(texts)]
+    assert out == alone
