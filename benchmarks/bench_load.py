@@ -1,11 +1,13 @@
 """Many users at once: start the app on loopback and run N concurrent `gradio_client` users × M mixed requests
 (image grid, streamed text, batch translation), bounded in time.
 
-Printed: per-endpoint p50 / p95 latency, failures (target 0), peak RSS of the server; then a second phase with the
-queue bound set small on purpose, where the requests beyond it must be refused at once ("queue full") rather than
-wait or crash.
+The same load runs twice, each on a fresh server: with dynamic batching off (`--no-batching`) and on (the default),
+so the gain is a same-run ratio. Printed per run: throughput, per-endpoint p50 / p95 latency, failures (target 0),
+peak RSS of the server. Then many users (`--many-users` × 2 requests, batching on), and a last phase with the queue
+bound set small on purpose (and batches of `--small-batch`), where the requests beyond what the lane admits must be
+refused at once ("queue full") rather than wait or crash.
 
-    python benchmarks/bench_load.py [--users 32] [--requests 5] [--queue-size 64] [--small-queue 4]
+    python benchmarks/bench_load.py [--users 32] [--requests 5] [--many-users 128] [--queue-size 64] [--small-queue 4]
 """
 
 from __future__ import annotations
@@ -136,12 +138,33 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
+def load(title: str, users: int, per_user: int, deadline: float, *server_args: str) -> float:
+    """One load run on a fresh server; prints its figures and returns its throughput (requests per second)."""
+    server = Server(*server_args)
+    failures: list[str] = []
+    try:
+        latencies, failures, wall = run_users(server.url, users, per_user, deadline)
+    finally:
+        server.close(keep_log=bool(failures))
+    total = sum(len(v) for v in latencies.values())
+    print(f"{title}: {users} users × {per_user} requests: {total} done in {wall:.1f} s "
+          f"({total / wall:.2f} requests/s), {len(failures)} failures, peak server RSS {server.peak_rss / 2**20:.0f} MiB")
+    for kind, values in sorted(latencies.items()):
+        print(f"  {kind:12s} n={len(values):3d}  p50 {pct(values, 50):6.2f} s  p95 {pct(values, 95):6.2f} s")
+    for f in failures[:10]:
+        print(f"  failure: {f}")
+    return total / wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--requests", type=int, default=5, help="per user")
     parser.add_argument("--queue-size", type=int, default=64, help="the app's default")
-    parser.add_argument("--small-queue", type=int, default=4, help="phase 2: a bound the users must overflow")
+    parser.add_argument("--many-users", type=int, default=128, help="a run of this many users × 2 requests (0: none)")
+    parser.add_argument("--small-queue", type=int, default=4, help="last phase: a bound the users must overflow")
+    parser.add_argument("--small-batch", type=int, default=8,
+                        help="last phase: the lane admits this many in flight plus --small-queue waiting")
     parser.add_argument("--deadline", type=float, default=600, help="seconds for a phase, in all")
     parser.add_argument("--lane-concurrency", type=int, default=None, help="the app's setting (default: its own)")
     for kind, ref in MODELS.items():
@@ -154,29 +177,22 @@ def main() -> None:
     if args.lane_concurrency:
         served += ["--lane-concurrency", str(args.lane_concurrency)]
 
-    server = Server("--queue-size", str(args.queue_size), *served)
-    failures: list[str] = []
-    try:
-        latencies, failures, wall = run_users(server.url, args.users, args.requests, args.deadline)
-    finally:
-        server.close(keep_log=bool(failures))
-    total = sum(len(v) for v in latencies.values())
-    print(f"load: {args.users} users × {args.requests} requests, queue {args.queue_size}, lane concurrency "
-          f"{args.lane_concurrency or 'default'}: {total} done in {wall:.1f} s, "
-          f"{len(failures)} failures, peak server RSS {server.peak_rss / 2**20:.0f} MiB")
-    for kind, values in sorted(latencies.items()):
-        print(f"  {kind:12s} n={len(values):3d}  p50 {pct(values, 50):6.2f} s  p95 {pct(values, 95):6.2f} s")
-    for f in failures[:10]:
-        print(f"  failure: {f}")
+    off = load("batching off", args.users, args.requests, args.deadline, "--queue-size", str(args.queue_size), *served,
+               "--no-batching")
+    on = load("batching on", args.users, args.requests, args.deadline, "--queue-size", str(args.queue_size), *served)
+    print(f"batching on / off: {on / off:.2f}× the throughput (target >= 3)")
+    if args.many_users:
+        load("batching on, many users", args.many_users, 2, args.deadline, "--queue-size", str(args.queue_size),
+             *served)
 
-    small = Server("--queue-size", str(args.small_queue), *served)
+    small = Server("--queue-size", str(args.small_queue), "--max-batch", str(args.small_batch), *served)
     try:
         _, refused, wall = run_users(small.url, args.users, 1, args.deadline)
     finally:
         small.close()
     full = [f for f in refused if "queue" in f.lower() and "full" in f.lower()]
-    print(f"queue bound {args.small_queue}: {args.users} simultaneous requests → {len(full)} refused at once as "
-          f"'queue full', {len(refused) - len(full)} other failures ({wall:.1f} s)")
+    print(f"queue bound {args.small_queue}, batches of {args.small_batch}: {args.users} simultaneous requests → "
+          f"{len(full)} refused at once as 'queue full', {len(refused) - len(full)} other failures ({wall:.1f} s)")
     for f in [f for f in refused if f not in full][:5]:
         print(f"  other failure: {f}")
 

@@ -158,3 +158,66 @@ def test_translations_batched_give_what_they_give_alone():
     join(threads)
     assert registry.batcher.batch_sizes == [len(texts)]
     assert out == alone
+
+
+TEXT_ASKS = [("ROMEO:", dict(max_new_tokens=60), 1), ("JULIET:\nO", dict(max_new_tokens=30, temperature=0), 2),
+             ("First Citizen:", dict(max_new_tokens=80, top_k=5, repetition_penalty=1.3), 3),
+             ("KING", dict(max_new_tokens=50, stop=["\n"]), 4)]
+
+
+def test_text_streams_decoded_together_write_what_they_write_alone(monkeypatch):
+    from aigc_hub.services import SamplingSettings, TextService
+    from aigc_hub.services.decoding import DecodeJob
+
+    ref = "aigc-hub/gpt-tinyshakespeare"
+    alone_service = TextService(ModelRegistry(batching=False))
+    alone = [alone_service.generate(ref, p, SamplingSettings(**s), seed)[0] for p, s, seed in TEXT_ASKS]
+    registry = ModelRegistry()
+    service = TextService(registry)
+    registry.get(ref)
+    gate = held(registry)
+    streams = [service.stream(ref, p, SamplingSettings(**s), seed) for p, s, seed in TEXT_ASKS]
+    sample = DecodeJob.sample
+
+    def failing_sample(job, logits):  # the stream of seed 9 fails at its fourth token, inside the batch
+        if job.seed == 9 and job.made == 3:
+            raise RuntimeError("this stream's own failure")
+        return sample(job, logits)
+
+    monkeypatch.setattr(DecodeJob, "sample", failing_sample)
+    failing = service.stream(ref, "ROMEO:", SamplingSettings(max_new_tokens=50), 9)
+    stopped = service.stream(ref, "ROMEO:", SamplingSettings(max_new_tokens=2000), 10)
+    gate.set()  # all six join the batch behind the held worker
+    pieces = next(stopped.chunks)  # the stopped stream has begun: then Stop ends it, and only it
+    stopped.stop()
+    threads, out = in_threads([lambda st=st: "".join(st.chunks) for st in streams])
+    join(threads)
+    assert out == alone
+    with pytest.raises(GenerationError, match="generation failed: RuntimeError: this stream's own failure"):
+        "".join(failing.chunks)
+    assert failing.tokens == 3
+    rest = "".join(stopped.chunks)
+    assert stopped.tokens < 2000 and len(pieces + rest) < 2000
+
+
+def test_a_text_stream_joins_a_running_batch_between_tokens():
+    from aigc_hub.services import SamplingSettings, TextService
+
+    ref = "aigc-hub/gpt-tinyshakespeare"
+    alone = TextService(ModelRegistry(batching=False)).generate(ref, "KING", SamplingSettings(max_new_tokens=40), 5)[0]
+    registry = ModelRegistry()
+    service = TextService(registry)
+    first = service.stream(ref, "ROMEO:", SamplingSettings(max_new_tokens=2000), 1)
+    next(first.chunks)  # decoding has started
+    # The loop hands the worker back between slices of steps: hold it there, so the late stream surely finds the
+    # first one mid-way, then let both go.
+    entered, gate = threading.Event(), threading.Event()
+    registry.submit("cpu", lambda: (entered.set(), gate.wait()))
+    assert entered.wait(60)
+    late = service.stream(ref, "KING", SamplingSettings(max_new_tokens=40), 5)
+    gate.set()
+    assert "".join(late.chunks) == alone
+    assert first.tokens < 2000 and not first.stop_event.is_set(), "the first stream runs on beside the late one"
+    first.stop()
+    "".join(first.chunks)
+    assert first.tokens < 2000

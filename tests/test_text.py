@@ -249,14 +249,10 @@ def test_token_queue_decodes_multibyte_text_in_pieces():
 
     q = _TokenQueue()
 
-    def produce():  # one token at a time, as generate() does, in two windows (a sliding generation)
-        for part in (ids[:7], ids[7:]):
-            window = q.window()
-            window.put(torch.tensor([0]))  # the prompt, skipped
-            for i in part:
-                time.sleep(0.002)
-                window.put(torch.tensor([i]))
-            window.end()
+    def produce():  # one token at a time, as the decode loop emits them
+        for i in ids:
+            time.sleep(0.002)
+            q.queue.put([i])
         q.end()
 
     producer = threading.Thread(target=produce)

@@ -1,8 +1,9 @@
 """TextService: streamed, seeded, stoppable generation from a causal LM. No Gradio here.
 
 - Streaming: generation runs on the device's worker thread (see registry) and queues token ids; the caller decodes.
-- Stop: a `threading.Event` checked by a `StoppingCriteria` after every token, so the computation itself ends
-  (cancelling only the consumer would leave the worker generating).
+  Concurrent streams of one model are decoded together, joining and leaving between tokens (decoding.py).
+- Stop: a `threading.Event` checked after every token, so the computation itself ends (cancelling only the consumer
+  would leave the worker generating); one stream's Stop never ends another.
 - Limits, documented and applied before any work: `max_new_tokens` is clamped to [1, 2048]; a prompt longer than
   the context is cut from the left (a notice says so); temperature 0 means greedy decoding; negative temperatures,
   top-p outside (0, 1], empty prompts are refused.
@@ -23,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
-from transformers.generation.streamers import BaseStreamer
+from transformers import StopStringCriteria
 
 from ..errors import GenerationError
 from ..validation import as_int, as_number, check_text, check_unicode, resolve_seed
+from .decoding import DecodeJob, DecodeLoop
 from .registry import ModelRegistry
 
 TASK = "text"
@@ -38,15 +39,11 @@ STREAM_TIMEOUT_S = 120  # a worker that produces nothing for this long is treate
 
 
 class _TokenQueue:
-    """The generating thread only queues new token ids; the consumer decodes them. (transformers'
-    TextIteratorStreamer decodes inside the generation loop, which cost ~15 % of the tokens/s here.)"""
+    """The decode loop only queues new token ids; the consumer decodes them (decoding inside the loop cost ~15 % of
+    the tokens/s here)."""
 
     def __init__(self) -> None:
         self.queue: queue.Queue[list[int] | None] = queue.Queue()
-
-    def window(self) -> "_Window":
-        """The streamer one `generate()` call gets; a sliding generation makes several calls into one queue."""
-        return _Window(self.queue)
 
     def end(self) -> None:
         self.queue.put(None)
@@ -82,30 +79,6 @@ def _ends_in_byte_token(tokenizer, ids: list[int]) -> bool:
     whole, and as one `\ufffd` per byte if the run is not valid UTF-8, so a byte that printed as "r" on its own could
     become "\ufffd" once the next bytes arrive: the run is decoded only once it has ended."""
     return bool(ids) and bool(BYTE_TOKEN.fullmatch(str(tokenizer.convert_ids_to_tokens(ids[-1]))))
-
-
-class _Window(BaseStreamer):
-    """One `generate()` call's streamer: skips the prompt generate() puts first; the end is the queue owner's."""
-
-    def __init__(self, target: "queue.Queue[list[int] | None]") -> None:
-        self.target, self.prompt_seen = target, False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        self.target.put(value.reshape(-1).tolist())
-
-    def end(self) -> None:
-        pass
-
-
-class _StopOnEvent(StoppingCriteria):
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass
@@ -166,6 +139,8 @@ def context_length(config: dict) -> int:
 class TextService:
     def __init__(self, registry: ModelRegistry | None = None) -> None:
         self.registry = registry or ModelRegistry()
+        self._loops: dict[tuple, DecodeLoop] = {}  # (device, ref, model id) → its streams' decode loop
+        self._lock = threading.Lock()
 
     def stream(self, ref: str, prompt: str, settings: SamplingSettings | None = None, seed: object = -1,
                stop_event: threading.Event | None = None) -> TextStream:
@@ -196,6 +171,26 @@ class TextService:
         ids, notices = chat_prompt(entry.tokenizer, messages, system, prompt_room(context, s.max_new_tokens), ref)
         return self._start(entry, ids, s, seed, notices, stop_event)
 
+    def _decode(self, entry, job: DecodeJob) -> None:
+        """Hand the stream to its model's decode loop (one per loaded model; a new one once the old went idle)."""
+        key = (entry.device, entry.ref, id(entry.model))
+        batcher = self.registry.batcher
+        while True:
+            with self._lock:
+                loop = self._loops.get(key)
+                if loop is None:
+                    loop = self._loops[key] = DecodeLoop(entry.model, self.registry.submit, entry.device,
+                                                         batcher.enabled, batcher.max_rows,
+                                                         on_idle=lambda k=key: self._forget(k))
+            if loop.add(job):
+                return
+            self._forget(key, loop)
+
+    def _forget(self, key: tuple, loop: DecodeLoop | None = None) -> None:
+        with self._lock:
+            if loop is None or self._loops.get(key) is loop:
+                self._loops.pop(key, None)
+
     def has_chat(self, ref: str) -> bool:
         """Whether `ref`'s tokenizer ships a chat template (read from its folder, without loading the model)."""
         from .chat import template_in_folder
@@ -215,54 +210,33 @@ class TextService:
                            f"{slide_keep} tokens each time it fills")
         event = stop_event or threading.Event()
         streamer = _TokenQueue()
-        criteria = StoppingCriteriaList([_StopOnEvent(event)])
+        stop_strings = None
         if s.stop:
             for stop in s.stop:
                 check_unicode(stop, "stop string")
             try:
-                criteria.append(StopStringCriteria(tok, s.stop))
+                stop_strings = StopStringCriteria(tok, s.stop)
             except ValueError:  # transformers refuses strings no token sequence of this vocabulary can spell
                 raise GenerationError(f"a stop string holds characters this model's tokenizer cannot produce: "
                                       f"{', '.join(repr(x[:20]) for x in s.stop)}") from None
-        where = model.device  # where the weights are (the lane is entry.device)
-        kwargs = dict(stopping_criteria=criteria,
-                      pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-                      repetition_penalty=s.repetition_penalty)
-        if s.temperature == 0:
-            kwargs.update(do_sample=False)
-        else:
-            kwargs.update(do_sample=True, temperature=s.temperature, top_k=s.top_k or None, top_p=s.top_p)
         stream = TextStream(seed, ids.shape[1], max_new, notices, iter(()), event)
-        errors: list[BaseException] = []
 
-        def work() -> None:
-            try:
-                torch.manual_seed(seed)  # sampling draws from the device's global generator
-                seq = ids.to(where)
-                while stream.tokens < max_new and not event.is_set():  # set: stopped, maybe while it waited
-                    if seq.shape[1] >= context:
-                        seq = seq[:, -slide_keep:]
-                    asked = min(max_new - stream.tokens, context - seq.shape[1])
-                    out = model.generate(input_ids=seq, attention_mask=torch.ones_like(seq), max_new_tokens=asked,
-                                         streamer=streamer.window(), **kwargs)
-                    made = int(out.shape[1] - seq.shape[1])
-                    stream.tokens += made
-                    if made < asked:  # an end-of-text token, a stop string or Stop ended it
-                        break
-                    seq = out
-            except BaseException as e:  # surfaced to the consumer below
-                errors.append(e)
-            finally:
-                streamer.end()
+        def emit(token: int) -> None:  # on the worker, as each token is sampled
+            stream.tokens += 1
+            streamer.queue.put([token])
 
-        done = self.registry.submit(entry.device, work)
+        job = DecodeJob(ids.to(model.device), max_new, s.temperature, s.top_k, s.top_p, s.repetition_penalty, seed,
+                        context, event, emit, stop_strings)
+        job.future.add_done_callback(lambda _: streamer.end())
+        self._decode(entry, job)
+        done = job.future
 
         def chunks() -> Iterator[str]:
             try:
                 yield from streamer.text(tok, STREAM_TIMEOUT_S)
-                done.result()
-                if errors:
-                    raise GenerationError(f"generation failed: {type(errors[0]).__name__}: {errors[0]}")
+                error = done.exception()
+                if error is not None:
+                    raise GenerationError(f"generation failed: {type(error).__name__}: {error}")
             finally:  # the consumer went away (Stop, a closed connection): end the computation too
                 event.set()
                 with contextlib.suppress(Exception):
