@@ -145,6 +145,36 @@ def test_gan_requests_batched_give_the_images_they_give_alone(tiny_gan):
     assert isinstance(out[-1], GenerationError) and "label must be" in str(out[-1])
 
 
+def test_diffusion_requests_share_the_denoising_loop_and_a_stopped_one_leaves_the_others_intact(tiny_ddpm):
+    from aigc_hub.services.image import GenerationStopped
+
+    registry = ModelRegistry()
+    service = ImageService(registry)
+    ref = str(tiny_ddpm)
+    asks = [dict(num=3, seed=10, label=1), dict(num=2, seed=50), dict(num=4, seed=7, label=9)]
+    alone = [service.generate(ref, steps=4, sampler="euler-a", **a).images for a in asks]
+    stop_mid, stop_early = threading.Event(), threading.Event()
+    calls = [lambda a=a: service.generate(ref, steps=4, sampler="euler-a", **a) for a in asks] + [
+        # stops itself at its first step, inside the batch; another is stopped before its batch starts
+        lambda: service.generate(ref, 2, seed=3, steps=4, sampler="euler-a", stop=stop_mid,
+                                 progress=lambda done, total: stop_mid.set()),
+        lambda: service.generate(ref, 2, seed=4, steps=4, sampler="euler-a", stop=stop_early),
+        lambda: service.generate(ref, 1, seed=10, steps=4, sampler="ddim"),  # another sampler: its own batch
+    ]
+    gate = held(registry)
+    threads, out = in_threads(calls)
+    wait_for(lambda: registry.batcher.waiting("cpu") == len(calls))
+    stop_early.set()
+    gate.set()
+    join(threads)
+    assert sorted(registry.batcher.batch_sizes[-2:]) == [1, 5]
+    for result, expected in zip(out, alone):  # batched convolutions round differently: at most one level apart
+        assert result.images.shape == expected.shape
+        assert np.abs(result.images.astype(int) - expected.astype(int)).max() <= 1
+    assert isinstance(out[3], GenerationStopped) and isinstance(out[4], GenerationStopped)
+    assert out[5].images.shape[0] == 1
+
+
 @pytest.mark.slow
 def test_translations_batched_give_what_they_give_alone():
     ref = "aigc-hub/translator-en-zh"

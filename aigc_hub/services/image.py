@@ -176,17 +176,52 @@ class ImageService:
     def _denoise(self, entry: LoadedModel, seeds: list[int], labels: list[int | None], steps: int, sampler: str,
                  noise: torch.Tensor | None = None, on_step: diffusion.StepFn | None = None,
                  stop: threading.Event | None = None) -> np.ndarray:
-        y = None if labels[0] is None else torch.tensor(labels)
+        """The denoising loop for `seeds`, batched with other requests' seeds of the same model, sampler and steps
+        (not for given noise: interpolation). Stop ends the loop when every request in it has stopped; until then a
+        stopped request's rows ride along and it returns, stopped, when the batch ends."""
+        if noise is not None:
+            y = None if labels[0] is None else torch.tensor(labels)
 
-        def run() -> np.ndarray:
-            return to_uint8(diffusion.denoise(entry.model, entry.extras["scheduler"], seeds, steps=steps,
-                                              sampler=sampler, labels=y, noise=noise, on_step=on_step,
-                                              should_stop=stop.is_set if stop else None))
+            def alone() -> np.ndarray:
+                return to_uint8(diffusion.denoise(entry.model, entry.extras["scheduler"], seeds, steps=steps,
+                                                  sampler=sampler, labels=y, noise=noise, on_step=on_step,
+                                                  should_stop=stop.is_set if stop else None))
+
+            try:
+                return self.registry.run(entry.device, alone)
+            except diffusion.Stopped:
+                raise GenerationStopped("stopped") from None
+
+        Item = tuple[list[int], list[int | None], diffusion.StepFn | None, threading.Event | None]
+
+        def together(batch: list[Item]) -> list[np.ndarray | None]:
+            items = [item for item in batch if not (item[3] and item[3].is_set())]  # stopped while they waited
+            if not items:
+                raise diffusion.Stopped()
+            all_seeds = [s for item in items for s in item[0]]
+            all_labels = [lab for item in items for lab in item[1]]
+            stops = [item[3] for item in items]
+
+            def each_step(k: int, total: int) -> None:
+                for item in items:
+                    if item[2]:
+                        item[2](k, total)
+
+            images = to_uint8(diffusion.denoise(
+                entry.model, entry.extras["scheduler"], all_seeds, steps=steps, sampler=sampler,
+                labels=None if all_labels[0] is None else torch.tensor(all_labels), on_step=each_step,
+                should_stop=(lambda: all(s.is_set() for s in stops)) if all(stops) else None))
+            parts = dict(zip(map(id, items), np.split(images, np.cumsum([len(item[0]) for item in items])[:-1])))
+            return [None if item[3] and item[3].is_set() else parts.get(id(item)) for item in batch]
 
         try:
-            return self.registry.run(entry.device, run)
+            images = self.registry.batcher.call(entry.device, ("denoise", entry.ref, id(entry.model), steps, sampler),
+                                                (seeds, labels, on_step, stop), len(seeds), together)
         except diffusion.Stopped:
-            raise GenerationStopped("stopped") from None
+            images = None
+        if images is None:
+            raise GenerationStopped("stopped")
+        return images
 
     def _run_pipeline(self, entry: LoadedModel, seeds: list[int], request: PromptRequest, steps: int, sampler: str,
                       latents: torch.Tensor | None = None, on_step: diffusion.StepFn | None = None,
