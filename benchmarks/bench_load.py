@@ -1,7 +1,8 @@
 """Many users at once: start the app on loopback and run N concurrent `gradio_client` users × M mixed requests
 (image grid, streamed text, batch translation), bounded in time.
 
-The same load runs twice, each on a fresh server: with dynamic batching off (`--no-batching`) and on (the default),
+Users fetch an image result's gallery images as a browser does (one kept-alive connection per user), not every
+file of the result. The same load runs twice, each on a fresh server: with dynamic batching off (`--no-batching`) and on (the default),
 so the gain is a same-run ratio. Printed per run: throughput, per-endpoint p50 / p95 latency, failures (target 0),
 peak RSS of the server. Then many users (`--many-users` × 2 requests, batching on), and a last phase with the queue
 bound set small on purpose (and batches of `--small-batch`), where the requests beyond what the lane admits must be
@@ -29,6 +30,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 MODELS = {"image": "aigc-hub/dcgan-mnist", "text": "aigc-hub/gpt-tinyshakespeare",
           "translation": "aigc-hub/translator-en-zh"}
+LINES = "Hello.\nHow are you?\nI like tea.\nWhere is the station?"
 
 
 def free_port() -> int:
@@ -80,16 +82,17 @@ class Server:
             Path(self.log.name).unlink(missing_ok=True)
 
 
-def request(client, kind: str, i: int, timeout: float) -> None:
+def request(client, browser: httpx.Client, kind: str, i: int, timeout: float) -> None:
     if kind == "image":
         job = client.submit(MODELS["image"], i, 8, "any", api_name="/generate_image")
-        job.result(timeout=timeout)
+        gallery, _, _ = job.result(timeout=timeout)
+        for item in gallery:  # as a browser shows the gallery: each image fetched, over one kept-alive connection
+            browser.get(item["image"]["url"], timeout=timeout).raise_for_status()
     elif kind == "text":
         job = client.submit(MODELS["text"], "ROMEO:", 64, 0.8, 50, 0.95, 1.0, "", i, api_name="/generate_text")
         job.result(timeout=timeout)  # the streamed chunks arrive before the result; latency = until the last one
     else:
-        job = client.submit(MODELS["translation"], "Hello.\nHow are you?\nI like tea.\nWhere is the station?", "en", "zh", 4, 1,
-                            api_name="/translate")
+        job = client.submit(MODELS["translation"], LINES, "en", "zh", 4, 1, api_name="/translate")
         job.result(timeout=timeout)
 
 
@@ -104,7 +107,10 @@ def run_users(url: str, users: int, per_user: int, deadline_s: float) -> tuple[d
 
     def user(u: int) -> None:
         try:
-            client = Client(url, verbose=False)
+            # Files are fetched the way a browser does (see `request`), not by gradio_client's downloader, which
+            # opens a new connection per file and also fetches the grid and zip that a browser leaves as links.
+            client = Client(url, verbose=False, download_files=False)
+            browser = httpx.Client()
         except Exception as e:  # counted, never raised: a failed connection is a failure of the app
             with lock:
                 failures.append(f"user {u}: connect: {type(e).__name__}: {e}")
@@ -118,7 +124,7 @@ def run_users(url: str, users: int, per_user: int, deadline_s: float) -> tuple[d
             kind = ("image", "text", "translation")[(u + r) % 3]
             t0 = time.perf_counter()
             try:
-                request(client, kind, u * 100 + r, timeout=max(1.0, end - time.time()))
+                request(client, browser, kind, u * 100 + r, timeout=max(1.0, end - time.time()))
                 with lock:
                     latencies[kind].append(time.perf_counter() - t0)
             except Exception as e:

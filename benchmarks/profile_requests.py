@@ -2,8 +2,11 @@
 sending requests one after another, each part of the server's work timed by wrapping the function that does it.
 
 Parts (ms per request, mean over `--requests` after two warm-ups):
-    round trip             the client's submit → result
-      outside the handler  HTTP, Gradio's queue and event loop, the client: round trip − Gradio's process_api
+    round trip             a request as bench_load.py's users send it: submit → result, then (image) the gallery's
+                           images fetched as a browser does, over one kept-alive connection
+      browser fetches      those image fetches
+      outside the handler  HTTP, Gradio's queue and event loop, the client: the rest of the round trip outside
+                           Gradio's process_api
       Gradio pre/post      Blocks.preprocess_data / postprocess_data (postprocess copies files into Gradio's cache)
       handler              the tab's function (Blocks.call_function: every step of a stream counted)
         lane wait          waiting for a slot on the device's lane (Lanes.hold)
@@ -35,16 +38,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import gradio as gr  # noqa: E402
+import httpx  # noqa: E402
 import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 from aigc_hub import hub  # noqa: E402
 from aigc_hub.services import ImageService, Lanes, ModelRegistry, TextService, TranslationService  # noqa: E402
 from aigc_hub.ui.app import build_demo  # noqa: E402
+from benchmarks.bench_load import MODELS, request  # noqa: E402
 
-MODELS = {"image": "aigc-hub/dcgan-mnist", "text": "aigc-hub/gpt-tinyshakespeare",
-          "translation": "aigc-hub/translator-en-zh"}
-LINES = "Hello.\nHow are you?\nI like tea.\nWhere is the station?"
 
 
 class Spans:
@@ -117,31 +119,18 @@ class Spans:
         Lanes.hold = hold  # type: ignore[method-assign]
 
 
-def request(client: Client, tab: str, i: int) -> int:
-    """One request of the tab, as bench_load.py sends it; the number of updates the client received."""
-    if tab == "image":
-        job = client.submit(MODELS["image"], i, 8, "any", api_name="/generate_image")
-    elif tab == "text":
-        job = client.submit(MODELS["text"], "ROMEO:", 64, 0.8, 50, 0.95, 1.0, "", i, api_name="/generate_text")
-    else:
-        job = client.submit(MODELS["translation"], LINES, "en", "zh", 4, 1, api_name="/translate")
-    job.result(timeout=300)
-    return len(job.outputs())
-
-
-def profile(client: Client, spans: Spans, tab: str, n: int) -> dict[str, float]:
+def profile(client: Client, browser: httpx.Client, spans: Spans, tab: str, n: int) -> dict[str, float]:
     for i in range(2):  # warm-up: first calls build caches, tokenizer state, the worker's OpenMP team
-        request(client, tab, 10_000 + i)
+        request(client, browser, tab, 10_000 + i, timeout=300)
     totals: dict[str, float] = defaultdict(float)
     for i in range(n):
         spans.reset()
         start = time.perf_counter()
-        updates = request(client, tab, i)
+        request(client, browser, tab, i, timeout=300)
         totals["round trip"] += time.perf_counter() - start
         for name, seconds in spans.spent.items():
             totals[name] += seconds
-        totals["updates"] += updates
-        totals["postprocess calls"] += spans.calls["Gradio postprocess"]
+        totals["updates"] += spans.calls["Gradio postprocess"]  # one per update sent: a stream's every chunk
     return {name: value / n for name, value in totals.items()}
 
 
@@ -156,7 +145,9 @@ def rows(p: dict[str, float], service: str) -> list[tuple[str, float]]:
     own = handler - g("lane wait", 0.0) - listing - (svc if service != "TextService.stream" else svc + model)
     return [
         ("round trip", p["round trip"]),
-        ("  outside the handler (HTTP, queue, event loop, client)", p["round trip"] - g("process_api", 0.0)),
+        ("  browser fetches (gallery images)", g("browser fetches", 0.0)),
+        ("  outside the handler (HTTP, queue, event loop, client)",
+         p["round trip"] - g("process_api", 0.0) - g("browser fetches", 0.0)),
         ("  Gradio preprocess", g("Gradio preprocess", 0.0)),
         ("  Gradio postprocess (file caching)", g("Gradio postprocess", 0.0)),
         ("  handler", handler),
@@ -182,6 +173,7 @@ def main() -> None:
     spans.wrap(Blocks, "postprocess_data", "Gradio postprocess")
     spans.wrap(Blocks, "call_function", "handler")
     spans.wrap(hub, "list_models", "hub listing")
+    spans.wrap(httpx.Client, "get", "browser fetches")
     spans.wrap(ModelRegistry, "planned_device", "planned device")
     spans.wrap(ImageService, "generate", "ImageService.generate")
     spans.wrap(TranslationService, "translate", "TranslationService.translate")
@@ -195,10 +187,11 @@ def main() -> None:
         port = s.getsockname()[1]
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        browser = httpx.Client()
         services = {"image": "ImageService.generate", "text": "TextService.stream",
                     "translation": "TranslationService.translate"}
-        results = {tab: profile(client, spans, tab, cli.requests) for tab in cli.tabs}
+        results = {tab: profile(client, browser, spans, tab, cli.requests) for tab in cli.tabs}
     finally:
         demo.close()
     print(f"{date.today()}, {platform.machine()}, {torch.get_num_threads()} torch threads, gradio {gr.__version__}, "

@@ -55,3 +55,22 @@ def test_tabs_and_model_settings_come_from_the_task_table(tmp_path):
         AppConfig.of(tabs=["painting"])
     with pytest.raises(ValueError, match="models must map tasks"):
         AppConfig.of(models="me/a-string")
+
+
+def test_batching_settings_and_what_the_lanes_admit():
+    from aigc_hub.services import ModelRegistry
+    from aigc_hub.ui.common import AppContext
+
+    default = AppConfig.load(env={})
+    assert (default.batching, default.max_batch, default.batch_window_ms) == (True, 64, 0)
+    assert AppConfig.load(env={"AIGC_HUB_BATCHING": "0"}).batching is False
+    args = add_serve_args(argparse.ArgumentParser()).parse_args(["--no-batching", "--max-batch", "8"])
+    off = AppConfig.load(env={}).apply_args(args)
+    assert (off.batching, off.max_batch) == (False, 8)
+    with pytest.raises(ValueError, match="batch_window_ms"):
+        AppConfig.load(env={"AIGC_HUB_BATCH_WINDOW_MS": "-5"})
+    with pytest.raises(ValueError, match="max_batch"):
+        AppConfig.of(max_batch=0)
+    # Batching on: a lane lets max_batch requests in flight so they can meet; off: lane_concurrency.
+    assert AppContext(AppConfig.of(max_batch=16), ModelRegistry()).lanes.slots == 16
+    assert AppContext(AppConfig.of(batching=False), ModelRegistry()).lanes.slots == 2
