@@ -85,7 +85,7 @@ class DecodeLoop:
     """The streams of one model on one device (see the module docstring)."""
 
     def __init__(self, model: Any, submit: Callable[..., Future], device: str, batching: bool, max_batch: int,
-                 on_idle: Callable[[], None]) -> None:
+                 on_idle: Callable[["DecodeLoop"], None]) -> None:
         self.model, self.submit, self.device = model, submit, device
         self.max_batch = max_batch if batching and mergeable_model(model) else 1
         self.on_idle = on_idle  # the owner forgets an idle loop (a later stream starts a new one)
@@ -138,7 +138,7 @@ class DecodeLoop:
                 self.scheduled, self.closed = False, True
             for job in jobs:
                 _end(job, e)
-        self.on_idle()
+        self.on_idle(self)
 
     # --- joining -----------------------------------------------------------------------------------------------
     def _admit(self) -> None:

@@ -181,14 +181,14 @@ class TextService:
                 if loop is None:
                     loop = self._loops[key] = DecodeLoop(entry.model, self.registry.submit, entry.device,
                                                          batcher.enabled, batcher.max_rows,
-                                                         on_idle=lambda k=key: self._forget(k))
+                                                         on_idle=lambda idle, k=key: self._forget(k, idle))
             if loop.add(job):
                 return
             self._forget(key, loop)
 
-    def _forget(self, key: tuple, loop: DecodeLoop | None = None) -> None:
+    def _forget(self, key: tuple, loop: DecodeLoop) -> None:
         with self._lock:
-            if loop is None or self._loops.get(key) is loop:
+            if self._loops.get(key) is loop:  # not a newer loop that took its place
                 self._loops.pop(key, None)
 
     def has_chat(self, ref: str) -> bool:
