@@ -47,6 +47,8 @@ def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None =
                 title, module = builders[key]
                 with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
                     importlib.import_module(f"{__package__}.{module}").build(ctx, tab)
-    # Bounded: requests beyond it are refused at once. The device lanes bound each device's waiting line too.
-    demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
+    # Bounded: requests beyond it are refused at once. Model requests are bounded per device by the lanes (in flight
+    # + waiting); Gradio's bound must not be tighter than one lane's, or it refuses what the lane would admit (with
+    # batching, 64 in flight + 64 waiting: 128 users at once).
+    demo.queue(max_size=ctx.lanes.slots + config.queue_size, default_concurrency_limit=1)
     return demo
