@@ -3,9 +3,10 @@
 A request hands its checked work item to `Batcher.call` and waits. The first item of a batch queues one flush on
 the device's worker (after an optional collection window, 0 by default), which takes every pending item of that
 model and settings (up to `max_rows`) and runs them as one batched call. While the worker is busy, new requests
-gather, so batches grow with the load by themselves and a lone request never waits for company. Each request gets its own result back; if the batched call fails, its items are run again one at a time, so
-a failure belongs to the request that caused it and the others complete. Requests are checked before they get here:
-hostile input is refused alone and never joins a batch.
+gather, so batches grow with the load by themselves and a lone request never waits for company. Each request gets
+its own result back; if the batched call fails, its items are run again one at a time, so a failure belongs to the
+request that caused it and the others complete. Requests are checked before they get here: hostile input is refused
+alone and never joins a batch.
 
 `Batcher(enabled=False)` runs each item alone at once (`--no-batching`), so the gain is measurable in one run.
 """
@@ -31,7 +32,6 @@ class _Item:
 class _Group:
     run: RunBatch
     pending: list[_Item] = field(default_factory=list)
-    scheduled: bool = False
     full: threading.Event = field(default_factory=threading.Event)
 
 
@@ -52,11 +52,10 @@ class Batcher:
         if not self.enabled or rows >= self.max_rows or self.on_worker(device):
             return self.run(device, lambda: run([value])[0])
         item = _Item(value, rows)
-        with self._lock:
+        with self._lock:  # a group lives from its first item until a flush empties it: its creator queues the flush
+            opener = (device, key) not in self._groups
             group = self._groups.setdefault((device, key), _Group(run))
             group.pending.append(item)
-            opener = not group.scheduled
-            group.scheduled = True
             if sum(i.rows for i in group.pending) >= self.max_rows:
                 group.full.set()
         if opener:

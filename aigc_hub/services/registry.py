@@ -135,17 +135,18 @@ class ModelRegistry:
 
     def get(self, ref: str, device: str | None = None) -> LoadedModel:
         """The loaded model for `ref`, loading it first if needed (on `device`, or where the policy places it)."""
-        with self._lock:
-            current = self._models.get(ref)
-            loading = self._loading.setdefault(ref, threading.Lock())
-        if current is not None and (device in (None, "auto") or device == current.device):
-            return current
-        with loading:  # requests arriving together for a model not loaded yet load it once, and share it
+        def loaded() -> LoadedModel | None:
             with self._lock:
                 current = self._models.get(ref)
-            if current is not None and (device in (None, "auto") or device == current.device):
-                return current
-            return self.load(ref, device)
+            return current if current is not None and device in (None, "auto", current.device) else None
+
+        current = loaded()
+        if current is not None:
+            return current
+        with self._lock:
+            loading = self._loading.setdefault(ref, threading.Lock())
+        with loading:  # requests arriving together for a model not loaded yet load it once, and share it
+            return loaded() or self.load(ref, device)
 
     def get_for(self, ref: str, task: str) -> LoadedModel:
         """`get(ref)`, refused with a clear message when the model serves another task than `task`."""
