@@ -197,7 +197,8 @@ TEXT_ASKS = [("ROMEO:", dict(max_new_tokens=60), 1), ("JULIET:\nO", dict(max_new
 
 def test_text_streams_decoded_together_write_what_they_write_alone(monkeypatch):
     from aigc_hub.services import SamplingSettings, TextService
-    from aigc_hub.services.decoding import DecodeJob
+    from aigc_hub.services import decoding
+    from aigc_hub.services.sampling import next_tokens
 
     ref = "aigc-hub/gpt-tinyshakespeare"
     alone_service = TextService(ModelRegistry(batching=False))
@@ -207,14 +208,14 @@ def test_text_streams_decoded_together_write_what_they_write_alone(monkeypatch):
     registry.get(ref)
     gate = held(registry)
     streams = [service.stream(ref, p, SamplingSettings(**s), seed) for p, s, seed in TEXT_ASKS]
-    sample = DecodeJob.sample
+    prompt_length = len(registry.get(ref).tokenizer("ROMEO:")["input_ids"])
 
-    def failing_sample(job, logits):  # the stream of seed 9 fails at its fourth token, inside the batch
-        if job.seed == 9 and job.made == 3:
+    def failing_choice(rows, histories, logits, rules):  # the stream of seed 9 fails at its fourth token, in a batch
+        if any(row.seed == 9 and h.shape[1] == prompt_length + 3 for row, h in zip(rows, histories)):
             raise RuntimeError("this stream's own failure")
-        return sample(job, logits)
+        return next_tokens(rows, histories, logits, rules)
 
-    monkeypatch.setattr(DecodeJob, "sample", failing_sample)
+    monkeypatch.setattr(decoding, "next_tokens", failing_choice)
     failing = service.stream(ref, "ROMEO:", SamplingSettings(max_new_tokens=50), 9)
     stopped = service.stream(ref, "ROMEO:", SamplingSettings(max_new_tokens=2000), 10)
     gate.set()  # all six join the batch behind the held worker

@@ -3,9 +3,9 @@
 Each model has one `DecodeLoop` on its device's worker thread. A stream joins between two steps: its prompt is read
 in one forward pass of its own (prefill), its first token sampled, and its KV cache put beside the others',
 left-padded to a common length (the attention mask hides the padding, the position ids count each stream's own
-tokens). Every step then feeds each stream's last token through one batched forward pass and samples each row with
-that stream's own settings, random generator (seeded: the same seed gives the same text), repetition penalty and
-stop strings. A stream leaves when it ends (end-of-text, its token budget, a stop string, Stop, or an error of its
+tokens). Every step then feeds each stream's last token through one batched forward pass and chooses every row's
+next token in one pass (sampling.py), each with that stream's own settings, random generator (seeded: the same seed
+gives the same text) and repetition penalty; then each stream checks its own stop strings. A stream leaves when it ends (end-of-text, its token budget, a stop string, Stop, or an error of its
 own), without ending the others. A stream whose window fills slides it (keeps the last half) and joins again. With
 batching off each stream runs alone, in arrival order, through the same code.
 
@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from transformers import (LogitsProcessorList, NoBadWordsLogitsProcessor, NoRepeatNGramLogitsProcessor,
-                          RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor, TemperatureLogitsWarper,
-                          TopKLogitsWarper, TopPLogitsWarper)
 from transformers.cache_utils import DynamicCache, DynamicLayer
+
+from .sampling import RowSettings, model_rules, next_tokens
 
 SLICE_S = 0.05  # the longest the loop holds the device's worker before other work on it gets a turn
 
@@ -51,29 +50,13 @@ class DecodeJob:
     future: Future = field(default_factory=Future)  # done when the stream ends; an exception of its own, if any
 
     def __post_init__(self) -> None:
-        self.generator = torch.Generator(self.seq.device).manual_seed(self.seed % 2**63)
-        steps: list = []
-        if self.repetition_penalty != 1.0:
-            steps.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
-        if self.temperature > 0:
-            steps.append(TemperatureLogitsWarper(self.temperature))
-            if self.top_k:
-                steps.append(TopKLogitsWarper(self.top_k))
-            if self.top_p < 1.0:
-                steps.append(TopPLogitsWarper(self.top_p))
-        self.processors = LogitsProcessorList(steps)
+        self.sampling = RowSettings(self.temperature, self.top_k, self.top_p, self.repetition_penalty, self.seed)
 
-    def sample(self, logits: torch.Tensor) -> int:
-        """The next token from this stream's (1, V) logits, appended to its window and emitted."""
-        scores = self.processors(self.seq, logits.float())
-        if self.temperature == 0:
-            token = scores.argmax(-1, keepdim=True)
-        else:
-            token = torch.multinomial(torch.softmax(scores, -1), 1, generator=self.generator)
-        self.seq = torch.cat([self.seq, token.to(self.seq.dtype)], 1)
+    def take(self, token: int) -> None:
+        """Append the sampled token to the window and emit it."""
+        self.seq = torch.cat([self.seq, self.seq.new_full((1, 1), token)], 1)
         self.made += 1
-        self.emit(int(token))
-        return int(token)
+        self.emit(token)
 
     def finished(self, token: int, eos: set[int]) -> bool:
         if token in eos or self.made >= self.max_new_tokens or self.stop_event.is_set():
@@ -107,7 +90,7 @@ class DecodeLoop:
         with self.lock:
             if self.closed:
                 return False
-            job.processors[:0] = self.rules  # the model's own rules first, as generate() orders them
+            job.sampling.with_model_rules(self.rules)
             self.inbox.append(job)
             if not self.scheduled:
                 self.scheduled = True
@@ -120,7 +103,7 @@ class DecodeLoop:
         deadline = time.perf_counter() + SLICE_S
         try:
             while True:
-                self._admit()
+                self._admit(deadline)
                 if not self.rows:
                     with self.lock:
                         if not self.inbox:
@@ -141,10 +124,12 @@ class DecodeLoop:
         self.on_idle(self)
 
     # --- joining -----------------------------------------------------------------------------------------------
-    def _admit(self) -> None:
+    def _admit(self, deadline: float) -> None:
         while True:
             with self.lock:
                 if not self.inbox or len(self.rows) >= self.max_batch:
+                    return
+                if self.rows and time.perf_counter() > deadline:  # the rest joins in a later slice
                     return
                 job = self.inbox.popleft()
             if job.stop_event.is_set():  # stopped while it waited
@@ -161,7 +146,10 @@ class DecodeLoop:
         positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
         out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=positions, cache=cache,
                          use_cache=True)
-        token = job.sample(out.logits[:, -1, :])
+        token = self._choose([job], out.logits[:, -1, :])[0]
+        if isinstance(token, Exception):
+            raise token
+        job.take(token)
         if job.finished(token, self.eos):
             _end(job)
             return
@@ -201,12 +189,11 @@ class DecodeLoop:
         self.mask = mask
         self.lengths = [n + 1 for n in self.lengths]
         keep, sliding = [], []
-        for i, job in enumerate(self.rows):
-            try:
-                token = job.sample(out.logits[i : i + 1, -1, :])
-            except Exception as e:  # this stream's own failure: it leaves, the others go on
-                _end(job, e)
+        for i, (job, token) in enumerate(zip(self.rows, self._choose(self.rows, out.logits[:, -1, :]))):
+            if isinstance(token, Exception):  # this stream's own failure: it leaves, the others go on
+                _end(job, token)
                 continue
+            job.take(token)
             if job.finished(token, self.eos):
                 _end(job)
             elif job.seq.shape[1] >= job.context:
@@ -217,6 +204,22 @@ class DecodeLoop:
             self._select(keep)
         for job in sliding:
             self._slide(job)
+
+    def _choose(self, jobs: list[DecodeJob], logits: torch.Tensor) -> list[int | Exception]:
+        """Each row's next token, all rows at once (sampling.py); if that fails, row by row, so that a failure
+        stays with the row that caused it (as an exception in its place)."""
+        try:
+            return next_tokens([job.sampling for job in jobs], [job.seq for job in jobs], logits, self.rules)
+        except Exception as e:
+            if len(jobs) == 1:
+                return [e]
+        chosen: list[int | Exception] = []
+        for i, job in enumerate(jobs):
+            try:
+                chosen.append(next_tokens([job.sampling], [job.seq], logits[i : i + 1], self.rules)[0])
+            except Exception as e:
+                chosen.append(e)
+        return chosen
 
     def _select(self, keep: list[int]) -> None:
         """Keep only these rows; drop the columns of padding no remaining row needs."""
@@ -232,19 +235,6 @@ class DecodeLoop:
         for layer in self.cache.layers:
             layer.keys = layer.keys[index][..., first:, :]
             layer.values = layer.values[index][..., first:, :]
-
-
-def model_rules(config: Any, device: torch.device) -> list:
-    """The logits rules a model's generation_config asks every generation to follow (tokens it must never write,
-    n-grams it must not repeat), as generate() would apply them."""
-    rules: list = []
-    if config.suppress_tokens:
-        rules.append(SuppressTokensLogitsProcessor(config.suppress_tokens, device=str(device)))
-    if config.bad_words_ids:
-        rules.append(NoBadWordsLogitsProcessor(config.bad_words_ids, eos_token_id=config.eos_token_id))
-    if config.no_repeat_ngram_size:
-        rules.append(NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size))
-    return rules
 
 
 def mergeable_model(model: Any) -> bool:
