@@ -71,7 +71,7 @@ def step():  # a training step's allocations: activations of 16 MiB each, all fr
 for _ in range(3):  # the heap grows to the step's peak
     step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+for _ in range(6):
     step()
 print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -87,6 +87,7 @@ def test_kept_memory_is_reused_without_page_faults():
     default_applied, default_faults = run("default")
     kept_applied, kept_faults = run("keep")
     assert (default_applied, kept_applied) == ("False", "True")
-    assert kept_faults < 1_000
-    # By default the activations come back as fresh pages every step (~100k faults in 3 steps here).
-    assert default_faults > 10 * max(kept_faults, 10)
+    # By default the activations come back as fresh pages every step (~40k faults a step here); kept, they are
+    # reused: 0 faults, or a one-off 32 MiB (8192) now and then on a busy machine.
+    assert default_faults > 100_000
+    assert kept_faults < default_faults / 10
