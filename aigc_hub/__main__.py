@@ -1,3 +1,10 @@
-from .cli import main
+import sys
+
+from . import serving_threads
+
+if sys.argv[1:2] == ["serve"]:
+    serving_threads()
+
+from .cli import main  # noqa: E402
 
 main()

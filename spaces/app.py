@@ -12,6 +12,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the vendored aigc_hub package, not an installed one
 os.environ["AIGC_HUB_HOME"] = str(HERE / "models")  # the models copied into this Space
 
+import aigc_hub  # noqa: E402
+
+aigc_hub.serving_threads()  # before torch is imported
 from aigc_hub.config import AppConfig  # noqa: E402
 from aigc_hub.ui import build_demo  # noqa: E402
 

@@ -91,3 +91,16 @@ def test_kept_memory_is_reused_without_page_faults():
     # reused: 0 faults, or a one-off 32 MiB (8192) now and then on a busy machine.
     assert default_faults > 100_000
     assert kept_faults < default_faults / 10
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_server_entry_points_let_torch_threads_wait_asleep_unless_told_otherwise(given, expected):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    probe = "import os, app; print(os.environ.get('OMP_WAIT_POLICY'))"  # app.py, as `python app.py` runs it
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO,
+                         env=env).stdout.split()
+    assert out == [expected]
