@@ -260,3 +260,38 @@ def test_token_queue_decodes_multibyte_text_in_pieces():
     pieces = list(q.text(tok, timeout=5))
     producer.join()
     assert "".join(pieces) == text and all("\ufffd" not in p for p in pieces) and len(pieces) > 3
+
+
+def test_a_paced_stream_sends_the_tokens_of_an_interval_together():
+    """The app's update budget: pieces at least `pace` apart, nothing lost, the last piece not held back."""
+    import threading
+
+    from aigc_hub.services.text import _TokenQueue
+    from aigc_hub.ui.common import UpdateBudget
+    from training.text_tokenizers import train_char_tokenizer
+
+    text = "First Citizen: Before we proceed any further, hear me speak."  # (one line: a line is decoded apart)
+    tok = train_char_tokenizer([text])
+    budget = UpdateBudget(per_s=10)
+    q = _TokenQueue()
+
+    def produce():  # a token every 5 ms, as a busy decode loop might emit them
+        for i in tok(text, add_special_tokens=False)["input_ids"]:
+            time.sleep(0.005)
+            q.queue.put([i])
+        q.end()
+
+    producer = threading.Thread(target=produce)
+    with budget.share():  # one stream running: a piece every 0.1 s
+        assert budget.interval() == 0.1
+        producer.start()
+        pieces, times = [], []
+        for piece in q.text(tok, timeout=5, pace=budget.interval):
+            pieces.append(piece)
+            times.append(time.monotonic())
+    producer.join()
+    assert "".join(pieces) == text
+    assert len(pieces) < len(text) / 3
+    gaps = [b - a for a, b in zip(times, times[1:-1])]  # (the last piece goes as soon as the stream ends)
+    assert gaps and min(gaps) >= 0.095
+    assert budget.interval() == 0

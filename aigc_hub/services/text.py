@@ -20,8 +20,9 @@ import contextlib
 import queue
 import re
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from transformers import StopStringCriteria
@@ -48,12 +49,20 @@ class _TokenQueue:
     def end(self) -> None:
         self.queue.put(None)
 
-    def text(self, tokenizer, timeout: float) -> Iterator[str]:
-        """New text as it becomes printable (a multi-byte character waits for its last byte)."""
+    def text(self, tokenizer, timeout: float, pace: Callable[[], float] = lambda: 0.0) -> Iterator[str]:
+        """New text as it becomes printable (a multi-byte character waits for its last byte), at most one piece per
+        `pace()` seconds: the tokens that arrive in between come together."""
         cache: list[int] = []
-        printed, done = 0, False
+        printed, done, last = 0, False, 0.0
         while not done:
             batch = [self.queue.get(timeout=timeout)]
+            wait = last + pace() - time.monotonic()
+            while wait > 0 and batch[-1] is not None:
+                try:
+                    batch.append(self.queue.get(timeout=wait))
+                except queue.Empty:
+                    break
+                wait = last + pace() - time.monotonic()
             while not self.queue.empty():  # when the consumer lags, decode what piled up at once
                 batch.append(self.queue.get_nowait())
             for ids in batch:
@@ -65,6 +74,7 @@ class _TokenQueue:
             if not done and (text.endswith("\ufffd") or _ends_in_byte_token(tokenizer, cache)):
                 continue
             if len(text) > printed:
+                last = time.monotonic()
                 yield text[printed:]
             printed = len(text)
             if text.endswith("\n"):  # a line is final: start the next decode window here
@@ -110,7 +120,9 @@ class SamplingSettings:
 
 @dataclass
 class TextStream:
-    """A running generation: iterate `chunks` for the new text; `stop()` ends it; `tokens` counts what came."""
+    """A running generation: iterate `chunks` for the new text; `stop()` ends it; `tokens` counts what came.
+    `pace` (seconds, asked before each piece; 0: every token its own piece) lets a consumer that pays per piece
+    (Gradio: an update each) take the tokens of a short interval together."""
 
     seed: int
     prompt_tokens: int
@@ -119,6 +131,7 @@ class TextStream:
     chunks: Iterator[str]
     stop_event: threading.Event
     tokens: int = 0
+    pace: Callable[[], float] = lambda: 0.0
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -233,7 +246,7 @@ class TextService:
 
         def chunks() -> Iterator[str]:
             try:
-                yield from streamer.text(tok, STREAM_TIMEOUT_S)
+                yield from streamer.text(tok, STREAM_TIMEOUT_S, lambda: stream.pace())
                 error = done.exception()
                 if error is not None:
                     raise GenerationError(f"generation failed: {type(error).__name__}: {error}")
