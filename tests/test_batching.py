@@ -208,11 +208,17 @@ def test_text_streams_decoded_together_write_what_they_write_alone(monkeypatch):
     registry.get(ref)
     gate = held(registry)
     streams = [service.stream(ref, p, SamplingSettings(**s), seed) for p, s, seed in TEXT_ASKS]
-    prompt_length = len(registry.get(ref).tokenizer("ROMEO:")["input_ids"])
+    calls = {"with 9": 0, "failing": False}
 
     def failing_choice(rows, histories, logits, rules):  # the stream of seed 9 fails at its fourth token, in a batch
-        if any(row.seed == 9 and h.shape[1] == prompt_length + 3 for row, h in zip(rows, histories)):
-            raise RuntimeError("this stream's own failure")
+        if any(row.seed == 9 for row in rows):
+            if len(rows) == 1 and calls["failing"]:  # the retry row by row: its row fails again, alone
+                calls["failing"] = False
+                raise RuntimeError("this stream's own failure")
+            calls["with 9"] += 1
+            if calls["with 9"] == 4:
+                calls["failing"] = True
+                raise RuntimeError("this stream's own failure")
         return next_tokens(rows, histories, logits, rules)
 
     monkeypatch.setattr(decoding, "next_tokens", failing_choice)
@@ -252,3 +258,38 @@ def test_a_text_stream_joins_a_running_batch_between_tokens():
     first.stop()
     "".join(first.chunks)
     assert first.tokens < 2000
+
+
+def test_a_prompt_that_fails_the_shared_prefill_fails_alone():
+    from aigc_hub.services import SamplingSettings, TextService
+
+    ref = "aigc-hub/gpt-tinyshakespeare"
+    asks = [("ROMEO:", 1), ("KING", 2), ("First Citizen:", 3)]
+    alone_service = TextService(ModelRegistry(batching=False))
+    alone = [alone_service.generate(ref, p, SamplingSettings(max_new_tokens=20), seed)[0] for p, seed in asks]
+    registry = ModelRegistry()
+    service = TextService(registry)
+    entry = registry.get(ref)
+    poison = entry.tokenizer("QQQ")["input_ids"]
+    forward = entry.model.forward
+
+    rows_read: list[int] = []
+
+    def failing_forward(input_ids=None, **kwargs):  # a prompt this model cannot read, wherever it is in a batch
+        rows_read.append(input_ids.shape[0])
+        if any(poison == row[-len(poison):].tolist() for row in input_ids) and input_ids.shape[1] > 1:
+            raise RuntimeError("this prompt's own failure")
+        return forward(input_ids=input_ids, **kwargs)
+
+    entry.model.forward = failing_forward
+    gate = held(registry)
+    streams = [service.stream(ref, p, SamplingSettings(max_new_tokens=20), seed) for p, seed in asks[:2]]
+    bad = service.stream(ref, "QQQ", SamplingSettings(max_new_tokens=20), 4)
+    streams.append(service.stream(ref, asks[2][0], SamplingSettings(max_new_tokens=20), asks[2][1]))
+    gate.set()  # all four are prefilled together behind the held worker
+    threads, out = in_threads([lambda st=st: "".join(st.chunks) for st in streams])
+    join(threads)
+    assert out == alone
+    with pytest.raises(GenerationError, match="this prompt's own failure"):
+        "".join(bad.chunks)
+    assert rows_read[0] == 4  # the four prompts were read in one pass first
