@@ -4,7 +4,7 @@
 Users fetch an image result's gallery images as a browser does (one kept-alive connection per user), not every
 file of the result. The same load runs twice, each on a fresh server: with dynamic batching off (`--no-batching`) and on (the default),
 so the gain is a same-run ratio. Printed per run: throughput, per-endpoint p50 / p95 latency, failures (target 0),
-peak RSS of the server. Then many users (`--many-users` × 2 requests, batching on), and a last phase with the queue
+peak RSS of the server, and the CPU time the server and the users took (they share the machine). Then many users (`--many-users` × 2 requests, batching on), and a last phase with the queue
 bound set small on purpose (and batches of `--small-batch`), where the requests beyond what the lane admits must be
 refused at once ("queue full") rather than wait or crash.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -82,6 +83,19 @@ class Server:
             Path(self.log.name).unlink(missing_ok=True)
 
 
+# gradio_client makes a new httpx client for most calls, and each builds a TLS context (CA certificates loaded) even
+# for http://: 68 % of the users' CPU time in a py-spy profile of this bench, on the cores the server runs on. A
+# browser keeps its connections; the users share one context instead.
+TLS = ssl.create_default_context()
+
+
+def user_client(url: str):
+    """A gradio_client user as the benchmarks run them: files fetched by `request`, one shared TLS context."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False, ssl_verify=TLS)  # (handed to httpx's `verify`)
+
+
 def request(client, browser: httpx.Client, kind: str, i: int, timeout: float) -> None:
     if kind == "image":
         job = client.submit(MODELS["image"], i, 8, "any", api_name="/generate_image")
@@ -97,8 +111,6 @@ def request(client, browser: httpx.Client, kind: str, i: int, timeout: float) ->
 
 
 def run_users(url: str, users: int, per_user: int, deadline_s: float) -> tuple[dict, list[str], float]:
-    from gradio_client import Client
-
     latencies: dict[str, list[float]] = defaultdict(list)
     failures: list[str] = []
     lock = threading.Lock()
@@ -109,8 +121,8 @@ def run_users(url: str, users: int, per_user: int, deadline_s: float) -> tuple[d
         try:
             # Files are fetched the way a browser does (see `request`), not by gradio_client's downloader, which
             # opens a new connection per file and also fetches the grid and zip that a browser leaves as links.
-            client = Client(url, verbose=False, download_files=False)
-            browser = httpx.Client()
+            client = user_client(url)
+            browser = httpx.Client(verify=TLS)
         except Exception as e:  # counted, never raised: a failed connection is a failure of the app
             with lock:
                 failures.append(f"user {u}: connect: {type(e).__name__}: {e}")
@@ -140,6 +152,11 @@ def run_users(url: str, users: int, per_user: int, deadline_s: float) -> tuple[d
     return latencies, failures, time.perf_counter() - t0
 
 
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -149,12 +166,17 @@ def load(title: str, users: int, per_user: int, deadline: float, *server_args: s
     server = Server(*server_args)
     failures: list[str] = []
     try:
+        before = cpu_seconds(server.proc.pid), cpu_seconds(os.getpid())
         latencies, failures, wall = run_users(server.url, users, per_user, deadline)
+        server_cpu, users_cpu = cpu_seconds(server.proc.pid) - before[0], cpu_seconds(os.getpid()) - before[1]
     finally:
         server.close(keep_log=bool(failures))
     total = sum(len(v) for v in latencies.values())
     print(f"{title}: {users} users × {per_user} requests: {total} done in {wall:.1f} s "
           f"({total / wall:.2f} requests/s), {len(failures)} failures, peak server RSS {server.peak_rss / 2**20:.0f} MiB")
+    # The users run on the same machine: the CPU they take is not the server's to use.
+    print(f"  CPU: server {server_cpu:.1f} s, users (this process) {users_cpu:.1f} s, of {wall * os.cpu_count():.1f} s "
+          f"({os.cpu_count()} cores × wall); mean latency by Little's law: {users / (total / wall):.2f} s")
     for kind, values in sorted(latencies.items()):
         print(f"  {kind:12s} n={len(values):3d}  p50 {pct(values, 50):6.2f} s  p95 {pct(values, 95):6.2f} s")
     for f in failures[:10]:

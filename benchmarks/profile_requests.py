@@ -45,7 +45,7 @@ from gradio_client import Client  # noqa: E402
 from aigc_hub import hub  # noqa: E402
 from aigc_hub.services import ImageService, Lanes, ModelRegistry, TextService, TranslationService  # noqa: E402
 from aigc_hub.ui.app import build_demo  # noqa: E402
-from benchmarks.bench_load import MODELS, request  # noqa: E402
+from benchmarks.bench_load import MODELS, TLS, request, user_client  # noqa: E402
 
 
 
@@ -187,8 +187,8 @@ def main() -> None:
         port = s.getsockname()[1]
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-        browser = httpx.Client()
+        client = user_client(f"http://127.0.0.1:{port}/")
+        browser = httpx.Client(verify=TLS)
         services = {"image": "ImageService.generate", "text": "TextService.stream",
                     "translation": "TranslationService.translate"}
         results = {tab: profile(client, browser, spans, tab, cli.requests) for tab in cli.tabs}
