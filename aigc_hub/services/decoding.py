@@ -29,9 +29,10 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 from .sampling import RowSettings, model_rules, next_tokens
 
 # The longest the loop holds the device's worker before other work on it gets a turn. A batch of image or
-# translation requests holds it 0.1-0.5 s under load; 0.05 s turns left text streams a small share (32 users ×
-# 3 requests: 0.15 gave 7.4-8.1 requests/s against 6.8-7.5, text p50 4.7-5.4 s against 5.9-7.0 s).
-SLICE_S = 0.15
+# translation requests holds it 0.1-0.5 s under load, and a short slice leaves text streams a small share (32 users
+# × 5 requests, paired runs: text p95 3.2-4.1 s with 0.15 s, 3.0-3.5 s with 0.3 s; image and translation p95 ~2 s
+# either way).
+SLICE_S = 0.3
 PREFILL_TOKENS = 8192  # the most prompt tokens (rows × the longest) read in one prefill pass
 
 
