@@ -117,7 +117,7 @@ class DecodeLoop:
                 self.submit(self.device, self.run)
         return True
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def run(self) -> None:
         """On the device worker: admit waiting streams, step the batch; give the worker back after SLICE_S."""
         deadline = time.perf_counter() + SLICE_S
