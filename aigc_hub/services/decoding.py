@@ -3,15 +3,16 @@
 Each model has one `DecodeLoop` on its device's worker thread. Streams join between two steps: the prompts of those
 waiting are read in one forward pass (prefill; a stream whose prompt fails it is found by reading each alone), their
 first tokens chosen, and their KV caches put beside the others', left-padded to a common length (the attention mask
-hides the padding, the position ids count each stream's own tokens). Every step then feeds each stream's last token through one batched forward pass and chooses every row's
-next token in one pass (sampling.py), each with that stream's own settings, random generator (seeded: the same seed
-gives the same text) and repetition penalty; then each stream checks its own stop strings. A stream leaves when it ends (end-of-text, its token budget, a stop string, Stop, or an error of its
-own), without ending the others. A stream whose window fills slides it (keeps the last half) and joins again. With
-batching off each stream runs alone, in arrival order, through the same code.
+hides the padding, the position ids count each stream's own tokens). Every step then feeds each stream's last token
+through one batched forward pass and chooses every row's next token in one pass (sampling.py), each with that
+stream's own settings, random generator (seeded: the same seed gives the same text) and repetition penalty; then each
+stream checks its own stop strings. A stream leaves when it ends (end-of-text, its token budget, a stop string, Stop,
+or an error of its own), without ending the others. A stream whose window fills slides it (keeps the last half) and
+joins again. With batching off each stream runs alone, in arrival order, through the same code.
 
-The loop gives the worker back every `SLICE_S`, so that image and translation work for the same device is not
-starved by a long run of text streams. Caches are merged only for models whose cache is transformers' plain
-`DynamicCache` (GPT-2, Llama, Qwen, ...); others (sliding-window or state-space caches) decode one stream at a time.
+The loop gives the worker back every `SLICE_S`, so that image and translation work for the same device is not starved
+by a long run of text streams. Caches are merged only for models whose cache is transformers' plain `DynamicCache`
+(GPT-2, Llama, Qwen, ...); others (sliding-window or state-space caches) decode one stream at a time.
 """
 
 from __future__ import annotations
@@ -164,13 +165,16 @@ class DecodeLoop:
             jobs = [job for job in jobs if not job.future.done()]
             if not jobs:
                 continue
+            made = [job.made for job in jobs]
             try:
                 self._prefill(jobs)
             except Exception as e:
-                if len(jobs) == 1:  # this stream's own failure (its prompt)
-                    _end(jobs[0], e)
-                    continue
-                for job in jobs:  # find whose prompt fails: each alone (nothing of them has joined the batch)
+                for job, before in zip(jobs, made):  # find whose prompt fails: each alone
+                    if job.future.done():
+                        continue
+                    if len(jobs) == 1 or job.made != before:  # its own failure, or one after its prompt was read
+                        _end(job, e)
+                        continue
                     try:
                         self._prefill([job])
                     except Exception as own:
