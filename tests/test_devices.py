@@ -94,7 +94,7 @@ def test_kept_memory_is_reused_without_page_faults():
 
 
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_the_server_entry_points_let_torch_threads_wait_asleep_unless_told_otherwise(given, expected):
+def test_app_py_lets_torch_threads_wait_asleep_unless_told_otherwise(given, expected):
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}

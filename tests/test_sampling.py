@@ -54,9 +54,8 @@ def test_a_repetition_penalty_applies_to_its_own_row_only():
     logits = torch.tensor([[3.0, 2.9, 0.0], [3.0, 2.9, 0.0]])
     history = torch.tensor([[0, 0]])  # both rows have written token 0; only the first row penalises it
     rows = [RowSettings(0, 0, 1.0, 2.0, seed=1), RowSettings(0, 0, 1.0, 1.0, seed=2)]
-    assert next_tokens(rows, [history, history], logits) == [1, 0]
-    expected = RepetitionPenaltyLogitsProcessor(2.0)(history, logits[:1].clone())
-    assert int(expected.argmax()) == 1
+    penalised = RepetitionPenaltyLogitsProcessor(2.0)(history, logits[:1].clone())  # what generate() would do
+    assert next_tokens(rows, [history, history], logits) == [int(penalised.argmax()), 0] == [1, 0]
 
 
 def test_draws_follow_the_filtered_distribution():
