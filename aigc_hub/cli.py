@@ -196,13 +196,12 @@ def _push(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from .ui import build_demo
+    from .ui import build_demo, launch
 
     config = AppConfig.load(args.config).apply_args(args)
     demo = build_demo(config)
     try:
-        demo.launch(server_name=config.host, server_port=config.port, show_error=True, share=config.share,
-                    root_path=config.root_path or None, prevent_thread_lock=True)
+        launch(demo, config)
     except OSError as e:  # Gradio's own advice names only its variable; say what works here
         if "port" not in str(e).lower():
             raise

@@ -56,6 +56,10 @@ class AppConfig:
     tabs: list[str] = field(default_factory=tab_keys)
     share: bool = False  # a public *.gradio.live link (needs the internet)
     root_path: str = ""  # the app's path behind a reverse proxy, e.g. /aigc
+    # API keys (AIGC_HUB_API_KEYS=k1,k2): with any, /v1 needs `Authorization: Bearer <key>` and the UI and Gradio API
+    # a login whose password is a key. None: open (fine on 127.0.0.1; a warning when served elsewhere).
+    api_keys: list[str] = field(default_factory=list)
+    mcp: bool = False  # also serve the tabs' endpoints as MCP tools (Gradio's MCP server, /gradio_api/mcp/)
 
     @classmethod
     def of(cls, **settings: Any) -> "AppConfig":
@@ -127,6 +131,9 @@ class AppConfig:
         if not isinstance(self.models, dict) or any(t not in TASKS or not isinstance(r, str) or not r.strip()
                                                     for t, r in self.models.items()):
             raise ConfigError(f"models must map tasks ({', '.join(TASKS)}) to model ids, got {self.models!r}")
+        if not isinstance(self.api_keys, list) or not all(isinstance(k, str) and len(k.strip()) >= 8
+                                                          and k == k.strip() for k in self.api_keys):
+            raise ConfigError("api_keys must be a list of keys of at least 8 characters, without spaces around")
         if not isinstance(self.root_path, str) or (self.root_path and not self.root_path.startswith("/")):
             raise ConfigError(f"root_path must be a URL path such as /aigc, got {self.root_path!r}")
         return self
@@ -192,4 +199,9 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="also serve on a public gradio.live link (needs the internet)")
     parser.add_argument("--root-path", dest="root_path", default=None,
                         help="the app's URL path behind a reverse proxy, e.g. /aigc (or $GRADIO_ROOT_PATH)")
+    parser.add_argument("--api-key", dest="api_keys", action="append", default=None,
+                        help="protect /v1 (Bearer) and the UI (log in with any name and the key as password); "
+                             "repeatable (or $AIGC_HUB_API_KEYS=k1,k2)")
+    parser.add_argument("--mcp", action="store_true", default=None,
+                        help="also serve the tabs' endpoints as MCP tools at /gradio_api/mcp/")
     return parser

@@ -201,15 +201,15 @@ def run(cmd: list[str], env: dict | None = None, timeout: int = 600, cwd: Path =
 def launched(tmp_hub):
     """Start an app on a free loopback port for a config; yields (url, demo); closes it afterwards."""
     from aigc_hub.config import AppConfig
-    from aigc_hub.ui import build_demo
+    from aigc_hub.ui import build_demo, launch
 
     demos = []
 
     def start(**settings):
         port = free_port()
-        demo = build_demo(AppConfig.of(port=port, **settings))
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    show_error=True)  # as `serve` and Spaces launch it
+        config = AppConfig.of(port=port, **settings)
+        demo = build_demo(config)
+        launch(demo, config, quiet=True)  # as `serve` launches it
         demos.append(demo)
         return f"http://127.0.0.1:{port}/", demo
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 
 import gradio as gr
 
@@ -51,4 +52,20 @@ def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None =
     # + waiting); Gradio's bound must not be tighter than one lane's, or it refuses what the lane would admit (with
     # batching, 64 in flight + 64 waiting: 128 users at once).
     demo.queue(max_size=ctx.lanes.slots + config.queue_size, default_concurrency_limit=1)
+    demo.aigc_context = ctx  # for launch(): the /v1 routes serve the same services and lanes
     return demo
+
+
+def launch(demo: gr.Blocks, config: AppConfig, **options) -> None:
+    """Start serving `demo` (from build_demo) without blocking: the tabs and their Gradio API, the OpenAI-compatible
+    /v1 routes on the same port, API keys, MCP. `options` go to Gradio's launch (quiet, ...)."""
+    from ..api import LOOPBACK, gradio_auth, openai_routes
+
+    keys = config.api_keys
+    if not keys and config.host not in LOOPBACK:
+        print(f"warning: serving on {config.host} without an API key: anyone who can reach it can use it "
+              "(--api-key KEY, or AIGC_HUB_API_KEYS)", file=sys.stderr)
+    demo.launch(server_name=config.host, server_port=config.port, show_error=True, share=config.share,
+                root_path=config.root_path or None, prevent_thread_lock=True, auth=gradio_auth(keys),
+                app_kwargs={"routes": openai_routes(demo.aigc_context, keys)}, mcp_server=config.mcp or None,
+                **options)

@@ -1,0 +1,98 @@
+"""The OpenAI-compatible REST face of the app, served by the Gradio server on its port (`routes`), and its API keys.
+
+Thin: each route reads and checks its body (body.py), then calls the same services, device lanes and queue bounds as
+the tabs. Blocking work (waiting for a lane, a stream's next piece) runs on the API's own threads, so that many open
+streams do not take the threads Gradio's handlers run on.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any, Awaitable, Callable
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import media_routes, text_routes
+from .errors import ApiError, api_error
+
+logger = logging.getLogger("aigc_hub.api")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+Handler = Callable[[Any, Request], Awaitable[Response]]
+
+
+def key_matches(given: str, keys: list[str]) -> bool:
+    return any(hmac.compare_digest(given.encode(), key.encode()) for key in keys)
+
+
+def gradio_auth(keys: list[str]) -> Callable[[str, str], bool] | None:
+    """Gradio's `auth` for an app with API keys: any user name, an API key as the password."""
+    return (lambda user, password: key_matches(password, keys)) if keys else None
+
+
+class Api:
+    def __init__(self, ctx: Any, keys: list[str] | None = None) -> None:
+        self.ctx, self.keys = ctx, list(keys or [])
+        # Threads for blocking work: one per request in flight or waiting on a lane, and a few for the listings.
+        self.limiter = anyio.CapacityLimiter(ctx.lanes.slots + ctx.config.queue_size + 8)
+
+    async def work(self, fn: Callable, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    def model(self, ref: object, task: str) -> str:
+        """`ref` when the hub lists it for `task` (blocking: reads the hub listing)."""
+        if not isinstance(ref, str) or not ref.strip():
+            raise ApiError(400, "'model' must name a model (GET /v1/models lists them)", param="model")
+        if self.ctx.entry(ref, task) is not None:
+            return ref
+        other = self.ctx.entry(ref)
+        if other is not None and other.task:
+            raise ApiError(400, f"{ref} is a model for {other.task}; this route serves {task} models", param="model",
+                           code="wrong_model_task")
+        raise ApiError(404, f"the hub lists no {task} model {ref[:100]!r} (GET /v1/models lists them)",
+                       param="model", code="model_not_found")
+
+    def authorize(self, request: Request) -> None:
+        if not self.keys:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key_matches(given.strip(), self.keys):
+            raise ApiError(401, "a valid API key is needed: send 'Authorization: Bearer <key>'",
+                           code="invalid_api_key")
+
+    def endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            try:
+                self.authorize(request)
+                return await handler(self, request)
+            except Exception as e:
+                return api_error(e, request.url.path).response()
+
+        return serve
+
+    def routes(self) -> list[Route]:
+        table = [("/v1/models", "GET", media_routes.list_models),
+                 ("/v1/models/{model:path}", "GET", media_routes.get_model),
+                 ("/v1/completions", "POST", text_routes.completions),
+                 ("/v1/chat/completions", "POST", text_routes.chat_completions),
+                 ("/v1/images/generations", "POST", media_routes.images),
+                 ("/v1/translations", "POST", media_routes.translations)]
+        routes = [Route(path, self.endpoint(handler), methods=[method]) for path, method, handler in table]
+        exact = {path: method for path, method, _ in table if "{" not in path}
+
+        async def elsewhere(api: Any, request: Request) -> Response:  # OpenAI-shaped 404 / 405 under /v1
+            method = exact.get(request.url.path.rstrip("/"))
+            if method:
+                raise ApiError(405, f"{request.url.path} takes {method}")
+            raise ApiError(404, f"no route {request.url.path[:100]} (this server has {', '.join(exact)})")
+
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+        return [*routes, Route("/v1/{rest:path}", self.endpoint(elsewhere), methods=methods)]
+
+
+def openai_routes(ctx: Any, keys: list[str] | None = None) -> list[Route]:
+    """The /v1 routes for an app context (ui.common.AppContext), protected by `keys` when there are any."""
+    return Api(ctx, keys).routes()

@@ -1,0 +1,127 @@
+"""GET /v1/models, POST /v1/images/generations and POST /v1/translations (an extra route in the same style: OpenAI
+has none for text-to-text translation)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..services.translation import MAX_BEAMS, MAX_LINE_CHARS, MAX_LINES
+from ..validation import MAX_SEED
+from .body import Fields, anything, only, read_json
+from .errors import ApiError
+
+TRANSLATION_BODY = 8 << 20  # the most lines of the longest, as UTF-8 (CJK: 3 bytes a character), and the JSON
+SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
+
+
+def model_object(entry: Any) -> dict:
+    created = 0
+    if entry.path is not None:
+        try:
+            created = int(entry.path.stat().st_mtime)
+        except OSError:
+            pass
+    owner = entry.ref.split("/")[0] if "/" in entry.ref and entry.source != "folder" else entry.source
+    return {"id": entry.ref, "object": "model", "created": created, "owned_by": owner, "task": entry.task,
+            "source": entry.source}
+
+
+async def list_models(api: Any, request: Request) -> Response:
+    entries = await api.work(api.ctx.models)
+    return JSONResponse({"object": "list", "data": [model_object(e) for e in entries if e.task]})
+
+
+async def get_model(api: Any, request: Request) -> Response:
+    ref = request.path_params["model"]
+    entries = await api.work(api.ctx.models)
+    entry = next((e for e in entries if e.ref == ref and e.task), None)
+    if entry is None:
+        raise ApiError(404, f"the hub lists no model {ref[:100]!r}", param="model", code="model_not_found")
+    return JSONResponse(model_object(entry))
+
+
+async def images(api: Any, request: Request) -> Response:
+    f = Fields(await read_json(request), {"user": anything, "quality": only("auto", "standard"),
+                                           "style": only("natural", "vivid"), "moderation": anything})
+    ref = f.get("model", str, api.ctx.config.model_for("image"))
+    prompt = f.get("prompt", str, "")
+    n = f.get("n", int, 1, lo=1, hi=api.ctx.config.max_images)
+    size = f.get("size", str, "auto")
+    if f.get("response_format", str, "b64_json") != "b64_json":
+        raise ApiError(400, "response_format must be b64_json: this server keeps no image URLs",
+                       param="response_format")
+    extras = dict(seed=f.get("seed", int, -1, lo=-1, hi=MAX_SEED), label=f.get("label", (int, str), None),
+                  steps=f.get("steps", int, None, lo=1, hi=1000), sampler=f.get("sampler", str, None),
+                  negative_prompt=f.get("negative_prompt", str, None),
+                  guidance_scale=f.get("guidance_scale", float, None, lo=0, hi=100))
+    f.done()
+
+    def work() -> dict:
+        checked = api.model(ref, "image")
+        service = api.ctx.service("image")
+        facts = service.facts(checked)
+        width = height = None
+        if facts.prompted:
+            if size != "auto":
+                width, height = _size(size)
+            kwargs = dict(prompt=prompt, width=width, height=height)
+        else:
+            if size not in ("auto", f"{facts.resolution}x{facts.resolution}"):
+                raise ApiError(400, f"{checked} draws {facts.resolution}x{facts.resolution} images: size must be "
+                               "that or auto", param="size")
+            label = extras["label"]
+            if prompt.strip():  # the prompt of a class-conditional model names the class ("7", "Flags")
+                if label is not None:
+                    raise ApiError(400, "give the class as the prompt or as label, not both", param="label")
+                if not facts.num_classes:
+                    raise ApiError(400, f"{checked} is unconditional: send an empty prompt", param="prompt")
+                label = prompt
+            kwargs = dict(label=label)
+        with api.ctx.lane(checked):
+            result = service.generate(checked, n, extras["seed"], steps=extras["steps"], sampler=extras["sampler"],
+                                      negative_prompt=extras["negative_prompt"],
+                                      guidance_scale=extras["guidance_scale"], **kwargs)
+        data = [{"b64_json": base64.b64encode(result.png(i)).decode(), "revised_prompt": None}
+                for i in range(len(result.seeds))]  # encoded after the lane is free: the device serves the next
+        return {"created": int(time.time()), "data": data, "model": checked, "seed": result.seed,
+                "seeds": result.seeds, "labels": result.labels}
+
+    return JSONResponse(await api.work(work))
+
+
+def _size(size: str) -> tuple[int, int]:
+    match = SIZE.fullmatch(size)
+    if not match:
+        raise ApiError(400, f"size must be WIDTHxHEIGHT (such as 512x512) or auto, got {size[:30]!r}", param="size")
+    return int(match[1]), int(match[2])
+
+
+async def translations(api: Any, request: Request) -> Response:
+    f = Fields(await read_json(request, TRANSLATION_BODY), {"user": anything})
+    ref = f.get("model", str)
+    texts = f.get("input", (str, list))  # a text (one sentence per line, as in the tab) or a list of lines
+    if isinstance(texts, list):
+        texts = f.strings("input", most=MAX_LINES, longest=MAX_LINE_CHARS)
+    src = f.get("source_language", str)
+    tgt = f.get("target_language", str)
+    beams = f.get("beams", int, 4, lo=1, hi=MAX_BEAMS)
+    n_best = f.get("n_best", int, 1, lo=1, hi=MAX_BEAMS)
+    f.done()
+
+    def work() -> dict:
+        checked = api.model(ref, "translation")
+        with api.ctx.lane(checked):
+            result = api.ctx.service("translation").translate(checked, texts, src, tgt, beams, n_best)
+        data = [{"index": i, "text": line.text,
+                 "alternatives": [{"text": c.text, "score": c.score} for c in line.alternatives]}
+                for i, line in enumerate(result.lines)]
+        return {"object": "translation", "created": int(time.time()), "model": checked, "source_language": src,
+                "target_language": tgt, "data": data, "notices": result.notices}
+
+    return JSONResponse(await api.work(work))

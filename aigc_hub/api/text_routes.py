@@ -1,0 +1,292 @@
+"""POST /v1/completions and /v1/chat/completions: TextService's streams behind OpenAI's request and response shapes.
+
+`n` choices (and a list of prompts) are streams of one request, decoded together by the model's decode loop, choice
+`i` of a prompt with seed `seed + i`. Stop strings end a choice and are left out of its text, as OpenAI does; while
+streaming, text that could be the start of a stop string is held back until it is known not to be. A client that
+goes away stops every stream of its request (EventStream closes the generator, whose `finally` sets the flags).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Iterator
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..services.chat import MAX_MESSAGES
+from ..services.text import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, SamplingSettings, TextStream
+from ..validation import MAX_SEED, resolve_seed
+from .body import Fields, anything, only, read_json
+from .errors import ApiError, api_error
+from .sse import EventStream, event
+
+MAX_CHOICES = 16  # prompts × n in one request
+COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
+CHAT_MAX_TOKENS = 256  # OpenAI's is "until the model ends"; a bound keeps a model that never ends from running on
+IGNORED = {"user": anything, "logprobs": only(False), "top_logprobs": only(0), "echo": only(False),
+           "presence_penalty": only(0), "frequency_penalty": only(0), "logit_bias": only({}), "best_of": only(1),
+           "suffix": only(""), "store": only(False), "metadata": anything, "parallel_tool_calls": anything,
+           "tools": only([]), "tool_choice": only("none", "auto"), "response_format": only({"type": "text"})}
+
+
+class StopTrim:
+    """A choice's text with its first stop string and everything after it cut, fed piece by piece."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops, self.held, self.hit = stops, "", False
+
+    def feed(self, piece: str) -> str:
+        """What can be sent now."""
+        if self.hit:
+            return ""
+        text = self.held + piece
+        cuts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        if cuts:
+            self.hit, self.held = True, ""
+            return text[:min(cuts)]
+        keep = max([k for s in self.stops for k in range(1, min(len(s), len(text) + 1)) if text.endswith(s[:k])],
+                   default=0)  # the longest tail that could still become a stop string
+        self.held = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep]
+
+    def flush(self) -> str:
+        held, self.held = self.held, ""
+        return held
+
+
+@dataclass
+class Generation:
+    """The streams of one request, each with its own stop flag (one choice's end must not end the others)."""
+
+    streams: list[TextStream]
+    events: list[threading.Event]
+    trims: list[StopTrim]
+    lane: contextlib.ExitStack
+    seed: int
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def pieces(self) -> Iterator[tuple[int, str | None]]:
+        """(choice, new text) as it comes, round robin; (choice, None) when a choice has ended."""
+        live = list(range(len(self.streams)))
+        while live:
+            for i in list(live):
+                piece = next(self.streams[i].chunks, None)
+                if piece is None:
+                    live.remove(i)
+                yield i, piece
+
+    def finish_reason(self, i: int) -> str:
+        stream = self.streams[i]
+        return "length" if not self.trims[i].hit and stream.tokens >= stream.max_new_tokens else "stop"
+
+    def usage(self, prompts: int) -> dict:
+        per_prompt = len(self.streams) // prompts
+        prompt = sum(s.prompt_tokens for s in self.streams[::per_prompt])
+        completion = sum(s.tokens for s in self.streams)
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def stop(self) -> None:
+        for e in self.events:
+            e.set()
+
+    def close(self) -> None:
+        """Stop every stream, wait for them to end, give the lane back (blocking: in a thread)."""
+        self.stop()
+        try:
+            for stream in self.streams:
+                stream.chunks.close()  # a started stream waits here for its computation to end
+        finally:
+            self.lane.close()
+
+
+@dataclass
+class TextRequest:
+    ref: str
+    chat: bool
+    settings: SamplingSettings
+    seed: int
+    n: int
+    stream: bool
+    include_usage: bool
+    prompts: list[str] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    system: str | None = None
+    stops: list[str] = field(default_factory=list)
+
+
+def parse(data: dict, chat: bool) -> TextRequest:
+    f = Fields(data, IGNORED)
+    ref = f.get("model", str)
+    if chat:
+        messages, system = _messages(f.get("messages", list))
+        prompts = [""]
+    else:
+        prompts = f.strings("prompt", most=MAX_CHOICES, longest=MAX_PROMPT_CHARS)
+        messages, system = [], None
+    max_tokens = f.get("max_tokens", int, CHAT_MAX_TOKENS if chat else COMPLETION_MAX_TOKENS, lo=1,
+                       hi=MAX_NEW_TOKENS, aliases=("max_completion_tokens",) if chat else ())
+    temperature = f.get("temperature", float, 1.0, lo=0, hi=2)
+    top_p = f.get("top_p", float, 1.0, lo=0, hi=1)
+    top_k = f.get("top_k", int, 0, lo=0, hi=100_000)  # extra fields, as vLLM takes them
+    penalty = f.get("repetition_penalty", float, 1.0, lo=0, hi=10)
+    stops = f.strings("stop", [], most=16, longest=500)
+    seed = f.get("seed", int, -1, lo=-1, hi=MAX_SEED)
+    n = f.get("n", int, 1, lo=1, hi=MAX_CHOICES)
+    if n * len(prompts) > MAX_CHOICES:
+        raise ApiError(400, f"{len(prompts)} prompts × n={n} choices; the limit is {MAX_CHOICES} in all", param="n")
+    stream = f.get("stream", bool, False)
+    options = f.get("stream_options", dict, {})
+    include_usage = options.get("include_usage", False)
+    if set(options) - {"include_usage"} or not isinstance(include_usage, bool):
+        raise ApiError(400, "stream_options takes only include_usage (true or false)", param="stream_options")
+    f.done()
+    base = resolve_seed(seed)
+    if base + n - 1 > MAX_SEED:
+        raise ApiError(400, f"seed + n must stay ≤ {MAX_SEED}", param="seed")
+    settings = SamplingSettings(max_tokens, temperature, top_k, top_p, penalty, stops).checked()
+    return TextRequest(ref, chat, settings, base, n, stream, include_usage, prompts, messages, system, stops)
+
+
+def _messages(items: list) -> tuple[list[dict], str | None]:
+    """OpenAI messages → the chat service's user / assistant turns and a system prompt (system or developer
+    messages, at the start)."""
+    if len(items) > MAX_MESSAGES:
+        raise ApiError(400, f"{len(items)} messages; the limit is {MAX_MESSAGES}", param="messages")
+    system, turns = [], []
+    for i, m in enumerate(items):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise ApiError(400, f"messages[{i}] must be an object with a role and a content", param="messages")
+        content = m.get("content")
+        if isinstance(content, list):  # content parts: text only
+            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                       for p in content):
+                raise ApiError(400, f"messages[{i}]: only text content parts are supported", param="messages")
+            content = "".join(p["text"] for p in content)
+        if not isinstance(content, str):
+            raise ApiError(400, f"messages[{i}].content must be text", param="messages")
+        role = m["role"]
+        if role in ("system", "developer"):
+            if turns:
+                raise ApiError(400, f"messages[{i}]: a system message must come before the conversation",
+                               param="messages")
+            system.append(content)
+        elif role in ("user", "assistant"):
+            turns.append({"role": role, "content": content})
+        else:
+            raise ApiError(400, f"messages[{i}]: role {role[:30]!r} is not supported (system, user, assistant)",
+                           param="messages")
+    return turns, "\n\n".join(system) or None
+
+
+def start(api: Any, r: TextRequest) -> Generation:
+    """Hold a slot on the model's lane and start every choice's stream (blocking: in a thread)."""
+    ref, service = r.ref, api.ctx.service("text")  # ref: checked by api.model
+    if r.chat and not service.has_chat(ref):
+        raise ApiError(400, f"{ref} has no chat template: use /v1/completions", param="model",
+                       code="model_not_chat")
+    lane = contextlib.ExitStack()
+    streams, events = [], []
+    try:
+        lane.enter_context(api.ctx.lane(ref))
+        for prompt in r.prompts:
+            for i in range(r.n):
+                events.append(threading.Event())
+                if r.chat:
+                    streams.append(service.chat(ref, r.messages, r.settings, r.seed + i, r.system, events[-1]))
+                else:
+                    streams.append(service.stream(ref, prompt, r.settings, r.seed + i, events[-1]))
+    except BaseException:
+        Generation(streams, events, [], lane, r.seed).close()
+        raise
+    return Generation(streams, events, [StopTrim(r.stops) for _ in streams], lane, r.seed)
+
+
+async def completions(api: Any, request: Request) -> Response:
+    return await _serve(api, parse(await read_json(request), chat=False))
+
+
+async def chat_completions(api: Any, request: Request) -> Response:
+    return await _serve(api, parse(await read_json(request), chat=True))
+
+
+async def _serve(api: Any, r: TextRequest) -> Response:
+    r.ref = await api.work(api.model, r.ref, "text")
+    gen = await api.work(start, api, r)
+    shape = _Shape(r, gen)
+    if r.stream:
+        return EventStream(_events(api, gen, shape, r))
+    try:
+        texts = await api.work(lambda: ["".join(s.chunks) for s in gen.streams])
+    finally:
+        await api.work(gen.close)
+    choices = [shape.choice(i, gen.trims[i].feed(t) + gen.trims[i].flush(), gen.finish_reason(i))
+               for i, t in enumerate(texts)]
+    return JSONResponse({**shape.head(final=True), "choices": choices, "usage": gen.usage(len(r.prompts)),
+                         "seed": gen.seed, "notices": sorted({n for s in gen.streams for n in s.notices})})
+
+
+async def _events(api: Any, gen: Generation, shape: "_Shape", r: TextRequest) -> AsyncIterator[str]:
+    pieces = gen.pieces()
+    try:
+        if r.chat:
+            for i in range(len(gen.streams)):
+                yield event(shape.chunk(i, role=True))
+        while True:
+            item = await api.work(next, pieces, None)
+            if item is None:
+                break
+            i, piece = item
+            if piece is None:
+                rest = gen.trims[i].flush()
+                if rest:
+                    yield event(shape.chunk(i, rest))
+                yield event(shape.chunk(i, finish=gen.finish_reason(i)))
+                continue
+            text = gen.trims[i].feed(piece)
+            if gen.trims[i].hit:
+                gen.events[i].set()  # its stop string came: end that choice's computation
+            if text:
+                yield event(shape.chunk(i, text))
+        if r.include_usage:
+            yield event({**shape.head(), "choices": [], "usage": gen.usage(len(r.prompts))})
+        yield "data: [DONE]\n\n"
+    except Exception as e:  # after the first byte the status is sent: the error goes as an event, as OpenAI does
+        yield event(api_error(e, "streamed completion").body())
+    finally:
+        gen.stop()
+        with anyio.CancelScope(shield=True):
+            await api.work(gen.close)
+
+
+class _Shape:
+    """The JSON of completion objects and chunks (text_completion or chat.completion)."""
+
+    def __init__(self, r: TextRequest, gen: Generation) -> None:
+        self.chat, self.ref, self.created = r.chat, r.ref, gen.created
+        self.id = ("chatcmpl-" if r.chat else "cmpl-") + uuid.uuid4().hex[:24]
+
+    def head(self, final: bool = False) -> dict:
+        kind = ("chat.completion" if final else "chat.completion.chunk") if self.chat else "text_completion"
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.ref,
+                "system_fingerprint": None}
+
+    def choice(self, i: int, text: str, finish: str) -> dict:
+        if self.chat:
+            return {"index": i, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                    "finish_reason": finish}
+        return {"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+
+    def chunk(self, i: int, text: str = "", finish: str | None = None, role: bool = False) -> dict:
+        if self.chat:
+            delta: dict = {"role": "assistant", "content": ""} if role else {"content": text} if text else {}
+            one = {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+        else:
+            one = {"index": i, "text": text, "logprobs": None, "finish_reason": finish}
+        return {**self.head(), "choices": [one]}
+
