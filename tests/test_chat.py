@@ -93,10 +93,10 @@ def test_text_tab_chat_view_over_the_api(launched, hf_cache, chat_llama, tiny_ga
     url, _ = launched(image_model="me/tiny-gan", text_model=REF, extra_models=[REF], preload=False)
     client = Client(url, verbose=False)
     sampling = ["Be brief.", 16, 0.8, 50, 0.95, 1.0, "", 7]  # system, max new, temp, top-k, top-p, penalty, stops, seed
-    job = client.submit(REF, "Hello!", [], *sampling, api_name="/chat")
-    updates = list(job)
-    history, box, seed, _ = updates[-1]
-    assert len(updates) > 3 and box == "" and seed == 7  # streamed; Send clears the message box
+    updates = list(client.submit(REF, "Hello!", [], *sampling[:1], 64, *sampling[2:], api_name="/chat"))
+    assert len(updates) > 3 and "Stopped" not in updates[-1][3]  # streamed, and it ran to its end
+    history, box, seed, _ = client.predict(REF, "Hello!", [], *sampling, api_name="/chat")
+    assert box == "" and seed == 7  # Send clears the message box
     (role1, text1), (role2, answer) = _texts(history)
     assert (role1, text1) == ("user", "Hello!") and role2 == "assistant" and answer
     history2, _, _, _ = client.predict(REF, "And then?", history, *sampling, api_name="/chat")

@@ -181,6 +181,7 @@ def test_text_tab_streams_over_the_api(text_app):
     assert len([t for t in texts if t]) > 1, "more than one chunk arrived"
     assert all(texts[i + 1].startswith(texts[i]) for i in range(len(texts) - 1)), "each chunk extends the last"
     assert job.result()[1] == 3
+    assert "Stopped" not in job.result()[2], "a generation that ran to its end was not stopped"
     again = text_app.predict(*_args(), api_name="/generate_text")
     assert again[0] == texts[-1], "the same seed gives the same text"
 

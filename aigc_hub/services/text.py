@@ -250,8 +250,10 @@ class TextService:
                 error = done.exception()
                 if error is not None:
                     raise GenerationError(f"generation failed: {type(error).__name__}: {error}")
-            finally:  # the consumer went away (Stop, a closed connection): end the computation too
-                event.set()
+            finally:  # the consumer went away (Stop, a closed connection): end the computation too. After a
+                # normal end the flag stays clear: it means "stopped" to whoever reads it (the tab's notice).
+                if not done.done():
+                    event.set()
                 with contextlib.suppress(Exception):
                     done.result(timeout=STREAM_TIMEOUT_S)
 

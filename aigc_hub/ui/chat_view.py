@@ -53,22 +53,56 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
 
     @user_errors
     @on_gpu
-    def chat(ref, text, history, system_prompt, n, temp, k, p, rep, stops, seed_value, request: gr.Request):
+    def chat(model, message, history, system_prompt, max_new_tokens, temperature, top_k, top_p, repetition_penalty,
+             stop_strings, seed, request: gr.Request):
+        """Send a message to a chat model of the hub (one whose tokenizer has a chat template) and stream its
+        answer. Returns the conversation with the answer, an empty message box, the seed used and a notice.
+
+        Args:
+            model: the model's hub id
+            message: the user's new message
+            history: the conversation so far, as [{"role": "user" | "assistant", "content": text}] ([] to start)
+            system_prompt: instructions for the model (empty: none)
+            max_new_tokens: how many tokens to generate at most (1 to 2048)
+            temperature: 0 for greedy decoding; higher is more varied
+            top_k: sample from the k most likely tokens (0: no limit)
+            top_p: sample from the smallest set of tokens whose probabilities add up to p
+            repetition_penalty: 1 for none; above 1 discourages repeating tokens
+            stop_strings: strings that end the generation, one per line
+            seed: -1 for a random seed; the same seed and settings give the same text
+        """
         messages = plain_messages(history or [])
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(message, str) or not message.strip():
             raise GenerationError("the message is empty")
-        messages.append({"role": "user", "content": text})
-        yield from _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, "")
+        messages.append({"role": "user", "content": message})
+        yield from _answer(model, messages, system_prompt, max_new_tokens, temperature, top_k, top_p,
+                           repetition_penalty, stop_strings, seed, request, "")
 
     @user_errors
     @on_gpu
-    def regenerate(ref, history, system_prompt, n, temp, k, p, rep, stops, seed_value, request: gr.Request):
+    def chat_regenerate(model, history, system_prompt, max_new_tokens, temperature, top_k, top_p,
+                        repetition_penalty, stop_strings, seed, request: gr.Request):
+        """Answer the last user message of a conversation again (the last answer is replaced).
+
+        Args:
+            model: the model's hub id
+            history: the conversation, as [{"role": "user" | "assistant", "content": text}]
+            system_prompt: instructions for the model (empty: none)
+            max_new_tokens: how many tokens to generate at most (1 to 2048)
+            temperature: 0 for greedy decoding; higher is more varied
+            top_k: sample from the k most likely tokens (0: no limit)
+            top_p: sample from the smallest set of tokens whose probabilities add up to p
+            repetition_penalty: 1 for none; above 1 discourages repeating tokens
+            stop_strings: strings that end the generation, one per line
+            seed: -1 for a random seed; the same seed and settings give the same text
+        """
         messages = plain_messages(history or [])
         while messages and messages[-1]["role"] == "assistant":  # answer the last user message again
             messages.pop()
         if not messages:
             raise GenerationError("nothing to regenerate: send a message first")
-        yield from _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, None)
+        yield from _answer(model, messages, system_prompt, max_new_tokens, temperature, top_k, top_p,
+                           repetition_penalty, stop_strings, seed, request, None)
 
     def _answer(ref, messages, system_prompt, n, temp, k, p, rep, stops, seed_value, request, box):
         settings = SamplingSettings(n, temp, k, p, rep, [s for s in (stops or "").splitlines() if s])
@@ -86,8 +120,12 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
     outs = [chatbot, message, used_seed, notice]
     send.click(chat, [model, message, chatbot, *sampling], outs, api_name="chat", **WORK)
     message.submit(chat, [model, message, chatbot, *sampling], outs, api_visibility="private", **WORK)
-    again.click(regenerate, [model, chatbot, *sampling], outs, api_name="chat_regenerate", **WORK)
-    stop.click(sessions.stop, None, notice, api_name="stop_chat", concurrency_limit=None)
+    def stop_chat(request: gr.Request) -> str:
+        """Stop this session's running chat answer; it ends within a token."""
+        return sessions.stop(request)
+
+    again.click(chat_regenerate, [model, chatbot, *sampling], outs, api_name="chat_regenerate", **WORK)
+    stop.click(stop_chat, None, notice, api_name="stop_chat", concurrency_limit=None)
 
     def clear_chat(request: gr.Request):
         # An answer still streaming would write itself back into the cleared history: end it first.

@@ -141,10 +141,30 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     @on_gpu
-    def generate(ref: str, seed_value: float, n: float, label_value: str, steps_value: float = DEFAULT_STEPS,
-                 sampler_value: str = DEFAULT_SAMPLER, prompt_value: str = "", negative_value: str = "",
-                 guidance_value: float = DEFAULT_GUIDANCE, width_value: float | None = None,
-                 height_value: float | None = None, request: gr.Request = None, progress=gr.Progress()):
+    def generate_image(model: str, seed: float, num_images: float, label: str, steps: float = DEFAULT_STEPS,
+                       sampler: str = DEFAULT_SAMPLER, prompt: str = "", negative_prompt: str = "",
+                       guidance_scale: float = DEFAULT_GUIDANCE, width: float | None = None,
+                       height: float | None = None, request: gr.Request = None, progress=gr.Progress()):
+        """Generate images with an image model of the hub (a GAN, a diffusion model or a text-to-image pipeline);
+        the same seed gives the same images. Returns the images (PNG files that carry their generation parameters),
+        the seed used, and a grid PNG with a zip of all images.
+
+        Args:
+            model: the model's hub id, e.g. aigc-hub/dcgan-mnist
+            seed: -1 for a random seed; image i uses seed + i
+            num_images: how many images, 1 to the app's limit (64 by default)
+            label: the class of a class-conditional model (its id or name), or "any" for one of each in turn
+            steps: diffusion models only: sampling steps (GANs take one)
+            sampler: diffusion models only: dpm-solver, ddim, euler, euler-a or ddpm
+            prompt: text-to-image pipelines only: what to draw
+            negative_prompt: text-to-image pipelines only: what to steer away from
+            guidance_scale: text-to-image pipelines only: how strongly to follow the prompt
+            width: text-to-image pipelines only: a multiple of 8 (empty: the model's size)
+            height: text-to-image pipelines only: as width
+        """
+        ref, seed_value, n, label_value, steps_value, sampler_value = model, seed, num_images, label, steps, sampler
+        prompt_value, negative_value, guidance_value, width_value, height_value = (prompt, negative_prompt,
+                                                                                  guidance_scale, width, height)
         ref = known(ref)
         session, event = session_event(request)
         try:
@@ -176,10 +196,30 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     @on_gpu
-    def interpolate(ref: str, a: float, b: float, n: float, label_value: str, steps_value: float = DEFAULT_STEPS,
-                    sampler_value: str = DEFAULT_SAMPLER, prompt_value: str = "", negative_value: str = "",
-                    guidance_value: float = DEFAULT_GUIDANCE, width_value: float | None = None,
-                    height_value: float | None = None, request: gr.Request = None):
+    def interpolate(model: str, seed_a: float, seed_b: float, frames: float, label: str,
+                    steps: float = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, prompt: str = "",
+                    negative_prompt: str = "", guidance_scale: float = DEFAULT_GUIDANCE, width: float | None = None,
+                    height: float | None = None, request: gr.Request = None):
+        """Morph between the images of two seeds of an image model (spherical interpolation of their noise).
+        Returns an animated GIF and its frames as PNG files.
+
+        Args:
+            model: the model's hub id, e.g. aigc-hub/dcgan-mnist
+            seed_a: the seed of the first frame
+            seed_b: the seed of the last frame
+            frames: how many frames (at most 120)
+            label: the class of a class-conditional model (its id or name), or "any"
+            steps: diffusion models only: sampling steps
+            sampler: diffusion models only: dpm-solver, ddim, euler, euler-a or ddpm
+            prompt: text-to-image pipelines only: what to draw
+            negative_prompt: text-to-image pipelines only: what to steer away from
+            guidance_scale: text-to-image pipelines only: how strongly to follow the prompt
+            width: text-to-image pipelines only: a multiple of 8 (empty: the model's size)
+            height: text-to-image pipelines only: as width
+        """
+        ref, a, b, n, label_value, steps_value, sampler_value = model, seed_a, seed_b, frames, label, steps, sampler
+        prompt_value, negative_value, guidance_value, width_value, height_value = (prompt, negative_prompt,
+                                                                                  guidance_scale, width, height)
         ref = known(ref)
         session, event = session_event(request)
         try:
@@ -202,6 +242,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         return str(out / "interpolation.gif"), frame_paths
 
     def stop_images(request: gr.Request):
+        """Stop this session's running image generation (a diffusion run ends before its next step)."""
         event = active.get(getattr(request, "session_hash", None) or "anonymous")
         if event is not None:
             event.set()
@@ -211,7 +252,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     model.change(on_model, model, [card, label, steps, sampler, stop, prompt_group, width, height],
                  api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
-    button.click(generate, [model, seed, count, label, steps, sampler, *prompt_inputs], [gallery, used_seed, files],
+    button.click(generate_image, [model, seed, count, label, steps, sampler, *prompt_inputs], [gallery, used_seed, files],
                  api_name="generate_image", **WORK)
     button.click(lambda: "", None, notice, api_visibility="private", queue=False)  # a new run: no old notice
     interp_button.click(interpolate, [model, seed_a, seed_b, frames, label, steps, sampler, *prompt_inputs],

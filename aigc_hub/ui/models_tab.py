@@ -48,7 +48,13 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     status = gr.Markdown(label="Status", elem_id="models-status")
 
     @user_errors
-    def do_load(name: str, where: str):
+    def load_model(name: str, where: str):
+        """Load a model of the hub onto a device (it stays loaded for the next requests).
+
+        Args:
+            name: the model's hub id
+            where: auto (the best device that fits it), cpu or cuda:N
+        """
         if name not in [e.ref for e in ctx.models()]:
             raise gr.Error(f"unknown model {str(name)[:100]!r}: pick one from the list", print_exception=False)
         if not isinstance(where, str) or not where.strip():  # (names not on this machine: the registry says so)
@@ -57,32 +63,50 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         return f"Loaded {entry.describe()}", table(ctx), device_markdown()
 
     @user_errors
-    def do_unload(name: str):
+    def unload_model(name: str):
+        """Free the memory a loaded model holds; it loads again at its next use.
+
+        Args:
+            name: the model's hub id
+        """
         if name not in {e.ref for e in ctx.models()} | {m.ref for m in ctx.registry.loaded()}:
             raise gr.Error(f"unknown model {str(name)[:100]!r}: pick one from the list", print_exception=False)
         done = ctx.registry.unload(name)
         return (f"Unloaded {name}" if done else f"{name} was not loaded"), table(ctx), device_markdown()
 
     @user_errors
-    def do_add(name: str):
+    def add_model(name: str):
+        """Add a model to the app's list: a Hugging Face Hub id (owner/name or owner/name@revision) or a model folder
+        on the server. It is checked (it resolves, a family serves it) before it is listed.
+
+        Args:
+            name: the HF Hub id or the folder
+        """
         entry = added_models.add(name)  # checked (resolves, a family serves it) before it is remembered
         figs = "; ".join(f"{f.name}: {f.value:.4g}" for f in entry.card.figures) or "no measured figures"
         return (f"Added {entry.ref}: {entry.task} ({entry.family}), in the {entry.task} tab · {figs}", table(ctx),
                 device_markdown(), gr.update(choices=ctx.refresh(), value=entry.ref))
 
     @user_errors
-    def do_remove(name: str):
+    def remove_model(name: str):
+        """Remove a model that was added by hand from the app's list (the files are kept).
+
+        Args:
+            name: the id or folder it was added as
+        """
         if not added_models.remove(name):
             raise gr.Error(f"{str(name)[:100]!r} was not added by hand", print_exception=False)
         return f"Removed {name} from the list", table(ctx), device_markdown(), gr.update(choices=ctx.refresh())
 
-    def do_refresh():
+    def list_models():
+        """Read the hub again. Returns the models (id, task, family, source, device when loaded, measured figures),
+        the devices with their memory, and the model list."""
         return table(ctx), device_markdown(), gr.update(choices=ctx.refresh())
 
-    load.click(do_load, [ref, device], [status, models, inventory], api_name="load_model", concurrency_id="admin")
-    unload.click(do_unload, ref, [status, models, inventory], api_name="unload_model", concurrency_id="admin")
-    add.click(do_add, new_ref, [status, models, inventory, ref], api_name="add_model", concurrency_id="admin")
-    remove.click(do_remove, new_ref, [status, models, inventory, ref], api_name="remove_model",
+    load.click(load_model, [ref, device], [status, models, inventory], api_name="load_model", concurrency_id="admin")
+    unload.click(unload_model, ref, [status, models, inventory], api_name="unload_model", concurrency_id="admin")
+    add.click(add_model, new_ref, [status, models, inventory, ref], api_name="add_model", concurrency_id="admin")
+    remove.click(remove_model, new_ref, [status, models, inventory, ref], api_name="remove_model",
                  concurrency_id="admin")
-    refresh.click(do_refresh, None, [models, inventory, ref], api_name="list_models", concurrency_id="admin")
-    tab.select(do_refresh, None, [models, inventory, ref], api_visibility="private")  # always show the state now
+    refresh.click(list_models, None, [models, inventory, ref], api_name="list_models", concurrency_id="admin")
+    tab.select(list_models, None, [models, inventory, ref], api_visibility="private")  # always show the state now

@@ -71,12 +71,28 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     @on_gpu
-    def generate(ref, text, n, temp, k, p, rep, stops, seed_value, request: gr.Request):
-        settings = SamplingSettings(n, temp, k, p, rep, [s for s in (stops or "").splitlines() if s])
+    def generate_text(model, prompt, max_new_tokens, temperature, top_k, top_p, repetition_penalty, stop_strings,
+                      seed, request: gr.Request):
+        """Continue a text with a causal language model of the hub, streamed as it is generated. Returns the text,
+        the seed used and a notice (a prompt cut to the context, a sliding window).
+
+        Args:
+            model: the model's hub id, e.g. aigc-hub/gpt-tinyshakespeare
+            prompt: the text to continue
+            max_new_tokens: how many tokens to generate at most (1 to 2048)
+            temperature: 0 for greedy decoding; higher is more varied
+            top_k: sample from the k most likely tokens (0: no limit)
+            top_p: sample from the smallest set of tokens whose probabilities add up to p
+            repetition_penalty: 1 for none; above 1 discourages repeating tokens
+            stop_strings: strings that end the generation, one per line
+            seed: -1 for a random seed; the same seed and settings give the same text
+        """
+        settings = SamplingSettings(max_new_tokens, temperature, top_k, top_p, repetition_penalty,
+                                    [s for s in (stop_strings or "").splitlines() if s])
         with stops_of_sessions.running(request) as event:
-            ref = known_model(ctx, ref, TASK)
+            ref = known_model(ctx, model, TASK)
             with ctx.lane(ref):  # held while the stream runs
-                stream = service.stream(ref, text, settings, seed_value, stop_event=event)
+                stream = service.stream(ref, prompt, settings, seed, stop_event=event)
                 for out, note in streamed(stream, event):
                     yield out, stream.seed, note
 
@@ -91,13 +107,17 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         return (card_markdown(ctx.entry(ref, TASK)), gr.update(visible=chat), gr.update(visible=not chat),
                 gr.update(value=[]))
 
-    run.click(generate, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings, seed],
+    def stop_text(request: gr.Request) -> str:
+        """Stop this session's running text generation; it ends within a token."""
+        return stops_of_sessions.stop(request)
+
+    run.click(generate_text, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings, seed],
                       [output, used_seed, notice], api_name="generate_text", **WORK)
     # Stop runs outside the device lane (it must not queue behind the generation it stops). It only sets the flag:
     # the generation ends within a token and its stream closes with a last "Stopped." update. (With `cancels=`, the
     # browser's cancellation could land after Stop's answer under load and leave the notice in an error state.)
     # A client that goes away ends the computation too: the stream's `finally` sets the flag.
-    stop.click(stops_of_sessions.stop, None, notice, api_name="stop_text", concurrency_limit=None)
+    stop.click(stop_text, None, notice, api_name="stop_text", concurrency_limit=None)
     preset.change(on_preset, preset, [temperature, top_k, top_p, penalty], api_visibility="private")
     model.change(on_model, model, [card, chat_view, text_view, chat_history], api_visibility="private")
     refresh.click(lambda ref: gr.update(choices=ctx.refresh(TASK), value=ref), model, model,

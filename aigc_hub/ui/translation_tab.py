@@ -52,10 +52,21 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     @on_gpu
-    def translate(ref, text, src_lang, tgt_lang, beam_size, n, progress=gr.Progress()):
-        ref = known_model(ctx, ref, TASK)
+    def translate(model, text, source_language, target_language, beam_size, n_best, progress=gr.Progress()):
+        """Translate text, one sentence per line, with a translation model of the hub. Returns the translation
+        (line by line), a table of the alternatives with their scores, and a notice.
+
+        Args:
+            model: the model's hub id, e.g. aigc-hub/translator-en-zh
+            text: the text to translate, one sentence per line (at most 1000 lines)
+            source_language: the language code of the text, e.g. en
+            target_language: the language code to translate into, e.g. zh
+            beam_size: beam search width, 1 (greedy) to 8
+            n_best: how many alternatives per line, 1 to the beam size
+        """
+        ref = known_model(ctx, model, TASK)
         with ctx.lane(ref):
-            result = service.translate(ref, text, src_lang, tgt_lang, beam_size, n,
+            result = service.translate(ref, text, source_language, target_language, beam_size, n_best,
                                        progress=lambda done, total: progress((done, total), unit="sentences"))
         table = [[i + 1, k + 1, c.text, None if c.score is None else round(c.score, 4)]
                  for i, line in enumerate(result.lines)
