@@ -19,6 +19,7 @@ from typing import Callable
 
 from .errors import ModelLoadError
 from .loaders import Loader, load_dcgan, load_diffusion, load_text_to_image, transformers_loader
+from .remote import is_remote, load_remote
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Family:
     load: Loader
     config_file: str = "config.json"
     weights: str = "*.safetensors"  # glob, under the folder, of the weights it loads (sizes the device placement)
+    remote: bool = False  # served elsewhere (remote.py): no weights here, its own lane instead of a device's
 
 
 TASKS: dict[str, Task] = {t.key: t for t in [
@@ -66,7 +68,7 @@ def _architectures(config: dict) -> list[str]:
 
 
 def _is_causal_lm(config: dict) -> bool:
-    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in _architectures(config))
+    return not is_remote(config) and any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in _architectures(config))
 
 
 def _is_seq2seq(config: dict) -> bool:
@@ -93,6 +95,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            load_diffusion, config_file="model_index.json", weights="unet/*.safetensors"),
     Family("causal-lm", "text", "text-generation", ("causal-lm",), _is_causal_lm,
            transformers_loader("AutoModelForCausalLM")),
+    Family("openai-remote", "text", "text-generation", ("remote",), is_remote, load_remote, remote=True),
     Family("seq2seq", "translation", "translation", ("seq2seq", "translation"), _is_seq2seq,
            transformers_loader("AutoModelForSeq2SeqLM")),
 ]}

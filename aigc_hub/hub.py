@@ -161,16 +161,17 @@ def _download(repo_id: str, revision: str | None, *, offline: bool | None) -> Pa
         raise HubError(f"model {repo_id!r}: download from the Hugging Face Hub failed: {e}") from None
 
 
-def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = False) -> str:
+def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = False, weights: bool = True) -> str:
     """Publish a model folder as `repo_id`: atomically into the local hub, or to the HF Hub with `hf=True`.
 
-    Training checkpoints, logs and pickled weights are never published. Returns where it went.
+    Training checkpoints, logs and pickled weights are never published. Returns where it went. `weights=False`:
+    a folder that holds none (a remote entry, remote.py).
     """
     validate_repo_id(repo_id)
     folder = Path(folder)
     if not is_model_folder(folder):
         raise HubError(f"{folder}: not a model folder (no config.json or model_index.json)")
-    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*/*.safetensors")):
+    if weights and not any(folder.glob("*.safetensors")) and not any(folder.glob("*/*.safetensors")):
         raise HubError(f"{folder}: no .safetensors weights to push")
     if hf:
         return _push_hf(folder, repo_id, private)

@@ -100,7 +100,7 @@ class Generation:
         self.stop()
         try:
             for stream in self.streams:
-                stream.chunks.close()  # a started stream waits here for its computation to end
+                stream.close()  # waits for its computation to end
         finally:
             self.lane.close()
 

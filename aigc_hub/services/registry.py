@@ -22,7 +22,7 @@ from typing import Any, Callable, TypeVar
 
 import torch
 
-from .. import devices, families, hub
+from .. import devices, families, hub, remote
 from ..errors import GenerationError, ModelLoadError, UserError
 from ..families import Family
 from .batching import Batcher
@@ -65,7 +65,7 @@ def inspect(path: Path, where: str | None = None) -> tuple[Family, dict]:
     except ModelLoadError:
         _refuse_pickles(path, where)  # a pickle checkpoint says so first, whatever else is wrong
         raise
-    if not list(path.glob(family.weights)):
+    if not family.remote and not list(path.glob(family.weights)):
         sub = family.weights.rpartition("/")[0]
         _refuse_pickles(path / sub if sub else path, where)
         place = f"its {sub}/ folder" if sub else "the model folder"
@@ -176,14 +176,15 @@ class ModelRegistry:
         if current is not None and device in (None, "auto"):
             return current.device
         path = hub.resolve(ref)
-        return devices.place(_weights_bytes(path, inspect(path)[0]), device or self.override(ref))
+        family, config = inspect(path, ref)
+        return _placement(path, family, config, device or self.override(ref))
 
     def load(self, ref: str, device: str | None = None) -> LoadedModel:
         path = hub.resolve(ref)
         family, config = inspect(path, ref)
         size = _weights_bytes(path, family)
-        target = devices.place(size, device or self.override(ref))
-        dtype = devices.dtype_for(target)
+        target = _placement(path, family, config, device or self.override(ref))
+        dtype = devices.dtype_for("cpu" if family.remote else target)
         try:
             loaded = self.run(target, family.load, path, config, target, dtype)
         except UserError:
@@ -213,6 +214,16 @@ def _fill(future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
         future.set_result(fn(*args, **kwargs))
     except BaseException as e:
         future.set_exception(e)
+
+
+def _placement(path: Path, family: Family, config: dict, wanted: str | None) -> str:
+    """The device a model goes on; a remote model's lane is its server (`remote:host:port`), so that waiting for
+    it never holds a local device's lane."""
+    if family.remote:
+        from urllib.parse import urlparse
+
+        return f"remote:{urlparse(config[remote.KEY]['base_url']).netloc}"
+    return devices.place(_weights_bytes(path, family), wanted)
 
 
 def _weights_bytes(path: Path, family: Family) -> int:

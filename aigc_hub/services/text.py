@@ -28,6 +28,7 @@ import torch
 from transformers import StopStringCriteria
 
 from ..errors import GenerationError
+from ..remote import KEY
 from ..validation import as_int, as_number, check_text, check_unicode, resolve_seed
 from .decoding import DecodeJob, DecodeLoop
 from .registry import ModelRegistry
@@ -132,9 +133,17 @@ class TextStream:
     stop_event: threading.Event
     tokens: int = 0
     pace: Callable[[], float] = lambda: 0.0
+    on_close: Callable[[], None] | None = None  # what a stream nobody iterated must still release (a connection)
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def close(self) -> None:
+        """Stop, and wait until the computation has ended (also for a stream that was never iterated)."""
+        self.stop()
+        self.chunks.close()
+        if self.on_close is not None:
+            self.on_close()
 
 
 def prompt_room(context: int, max_new_tokens: int) -> int:
@@ -162,6 +171,8 @@ class TextService:
         s = (settings or SamplingSettings()).checked()
         seed = resolve_seed(seed)
         entry = self.registry.get_for(ref, TASK)
+        if entry.family.remote:
+            return _remote_stream(entry, s, seed, stop_event, prompt=prompt)
         ids = entry.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         context = context_length(entry.config)
         keep, notices = prompt_room(context, s.max_new_tokens), []
@@ -180,6 +191,10 @@ class TextService:
         s = (settings or SamplingSettings()).checked()
         seed = resolve_seed(seed)
         entry = self.registry.get_for(ref, TASK)
+        if entry.family.remote:  # the server applies its model's own template
+            messages, system = check_messages(messages, system)
+            head = [{"role": "system", "content": system}] if system else []
+            return _remote_stream(entry, s, seed, stop_event, messages=head + messages)
         context = context_length(entry.config)
         ids, notices = chat_prompt(entry.tokenizer, messages, system, prompt_room(context, s.max_new_tokens), ref)
         return self._start(entry, ids, s, seed, notices, stop_event)
@@ -208,7 +223,9 @@ class TextService:
         """Whether `ref`'s tokenizer ships a chat template (read from its folder, without loading the model)."""
         from .chat import template_in_folder
 
-        family, path, _ = self.registry.folder_of(ref)
+        family, path, config = self.registry.folder_of(ref)
+        if family.remote:
+            return bool(config[KEY].get("chat", True))
         return family.task == TASK and template_in_folder(path)
 
     def _start(self, entry, ids: torch.Tensor, s: SamplingSettings, seed: int, notices: list[str],
@@ -265,3 +282,14 @@ class TextService:
         """The whole text at once (CLI, tests): the same path as streaming."""
         stream = self.stream(ref, prompt, settings, seed)
         return "".join(stream.chunks), stream
+
+
+def _remote_stream(entry, s: SamplingSettings, seed: int, stop_event: threading.Event | None,
+                   prompt: str | None = None, messages: list[dict] | None = None) -> TextStream:
+    """A stream from a model on an OpenAI-compatible server (remote.py): the request is sent now, so that a refusal
+    is raised here; Stop or a consumer that goes away closes the connection, which ends the generation there."""
+    event = stop_event or threading.Event()
+    stream = TextStream(seed, 0, s.max_new_tokens, [], iter(()), event)
+    response = entry.model.open(s, seed, prompt=prompt, messages=messages)
+    stream.chunks, stream.on_close = entry.model.pieces(response, stream), response.close
+    return stream

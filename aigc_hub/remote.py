@@ -1,0 +1,165 @@
+"""Text models served elsewhere: an OpenAI-compatible server (vLLM, TGI, Ollama, another AIGC Hub) as a hub entry.
+
+A remote entry is a folder in the local hub whose `config.json` names the server and the model there:
+
+    {"aigc_hub_remote": {"api": "openai", "base_url": "http://gpu-box:8000/v1", "model": "meta-llama/...",
+                         "api_key_env": "VLLM_API_KEY", "chat": true}}
+
+It is listed, picked and served like any text model (the Text tab, the CLI, the app's own /v1); TextService streams
+from the server instead of a local decode loop. The key itself is never written: `api_key_env` names the environment
+variable that holds it. Entries are made on this machine (`python -m aigc_hub remote add`); one that comes from the
+Hugging Face Hub is refused, since it would make the server connect wherever a stranger's repository points.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+from .errors import GenerationError, ModelLoadError, UserError
+
+KEY = "aigc_hub_remote"
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 120  # between two streamed pieces, as the local streams' STREAM_TIMEOUT_S
+
+
+def check_settings(base_url: object, model: object, api_key_env: object = None) -> None:
+    url = urlparse(base_url) if isinstance(base_url, str) else None
+    if url is None or url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise UserError(f"base URL must be http(s)://host[:port]/path, such as http://localhost:8000/v1; got "
+                        f"{str(base_url)[:100]!r}")
+    if not isinstance(model, str) or not model.strip() or len(model) > 200 or any(c.isspace() for c in model):
+        raise UserError(f"the remote model must be its name on that server, got {str(model)[:100]!r}")
+    if api_key_env is not None and not (isinstance(api_key_env, str) and ENV_NAME.fullmatch(api_key_env)):
+        raise UserError(f"api_key_env must name an environment variable, got {str(api_key_env)[:100]!r}")
+
+
+def is_remote(config: dict) -> bool:
+    return isinstance(config.get(KEY), dict)
+
+
+def settings_of(config: dict) -> dict:
+    settings = config[KEY]
+    if settings.get("api", "openai") != "openai":
+        raise ModelLoadError(f"remote API {str(settings.get('api'))[:40]!r} is not supported (openai)")
+    check_settings(settings.get("base_url"), settings.get("model"), settings.get("api_key_env"))
+    return settings
+
+
+def add(repo_id: str, base_url: str, model: str, api_key_env: str | None = None, chat: bool = True) -> str:
+    """Write a remote entry into the local hub as `repo_id` (atomically, as a push); where it went."""
+    import json
+
+    from . import hub
+    from .cards import render_card
+
+    check_settings(base_url, model, api_key_env)
+    settings = {"api": "openai", "base_url": base_url.rstrip("/"), "model": model, "api_key_env": api_key_env,
+                "chat": bool(chat)}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "config.json").write_text(json.dumps({KEY: settings}, indent=2) + "\n", encoding="utf-8")
+        render_card(title=repo_id, family="openai-remote", tags=["remote"], datasets=[], license="other",
+                    figures=[], body=f"`{model}` served by the OpenAI-compatible server at {settings['base_url']}. "
+                    "Its quality is that model's: see its own card.").save(folder / "README.md")
+        return hub.push(folder, repo_id, weights=False)
+
+
+@dataclass
+class RemoteLM:
+    """A client of one model on an OpenAI-compatible server (the official `openai` package: SSE, errors)."""
+
+    base_url: str
+    model: str
+    chat: bool
+    client: Any
+
+    @classmethod
+    def connect(cls, settings: dict) -> "RemoteLM":
+        """A client, once the server has answered that it serves the model (ModelLoadError if not)."""
+        import httpx
+        import openai
+
+        env = settings.get("api_key_env")
+        key = os.environ.get(env, "") if env else ""
+        client = openai.OpenAI(base_url=settings["base_url"], api_key=key or "none", max_retries=1,
+                               timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
+        remote = cls(settings["base_url"], settings["model"], bool(settings.get("chat", True)), client)
+        try:
+            served = [m.id for m in client.models.list()]
+        except openai.APIError as e:
+            raise ModelLoadError(remote.failure(e)) from None
+        if remote.model not in served:
+            raise ModelLoadError(f"{remote.base_url} does not serve {remote.model!r} (it serves: "
+                                 f"{', '.join(served[:10]) or 'nothing'})")
+        return remote
+
+    def failure(self, error: Exception) -> str:
+        status = getattr(error, "status_code", None)
+        detail = getattr(error, "message", None) or str(error)
+        where = f"the server at {self.base_url}"
+        return f"{where} answered {status}: {detail[:300]}" if status else f"{where} cannot be reached: {detail[:200]}"
+
+    def open(self, settings: Any, seed: int, prompt: str | None = None, messages: list[dict] | None = None) -> Any:
+        """Start a streamed completion (the request is sent and its status read here, so that a refusal is raised
+        before any text); iterate `pieces` over the returned stream."""
+        import openai
+
+        extra = {}
+        if settings.top_k:  # beyond OpenAI's own fields: vLLM, TGI and AIGC Hub take these
+            extra["top_k"] = settings.top_k
+        if settings.repetition_penalty != 1.0:
+            extra["repetition_penalty"] = settings.repetition_penalty
+        common = dict(model=self.model, max_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                      top_p=settings.top_p, stop=settings.stop or None, seed=seed, stream=True,
+                      stream_options={"include_usage": True}, extra_body=extra or None)
+        try:
+            if messages is not None:
+                return self.client.chat.completions.create(messages=messages, **common)
+            return self.client.completions.create(prompt=prompt, **common)
+        except openai.APIStatusError as e:
+            if e.status_code >= 500 or e.status_code in (401, 403, 404, 429):  # the server's state, not the input
+                raise ModelLoadError(self.failure(e)) from None
+            raise GenerationError(self.failure(e)) from None
+        except openai.APIError as e:
+            raise ModelLoadError(self.failure(e)) from None
+
+    def pieces(self, response: Any, stream: Any) -> Iterator[str]:
+        """The text of a streamed completion as it comes; `stream.tokens` and `stream.prompt_tokens` follow the
+        server's usage counts. Closing the iterator closes the connection, which ends the generation there."""
+        import openai
+
+        try:
+            for chunk in response:
+                if chunk.usage is not None:
+                    stream.prompt_tokens, stream.tokens = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    text = choice.delta.content if hasattr(choice, "delta") else choice.text
+                    if text:
+                        stream.tokens += 1  # a piece is about a token; the usage at the end is exact
+                        yield text
+                if stream.stop_event.is_set():
+                    return
+        except openai.APIError as e:
+            raise GenerationError(self.failure(e)) from None
+        finally:
+            response.close()
+
+
+def load_remote(path: Path, config: dict, device: str, dtype: Any) -> Any:
+    """The family loader: a connected client (no weights, no tokenizer)."""
+    from huggingface_hub import constants
+
+    from .loaders import Loaded
+
+    if Path(constants.HF_HUB_CACHE).resolve() in path.resolve().parents:
+        raise ModelLoadError(f"{path.name}: a remote entry from the Hugging Face Hub is refused (it would make "
+                             "this server connect where its author chose); add one with python -m aigc_hub remote "
+                             "add")
+    return Loaded(RemoteLM.connect(settings_of(config)))
