@@ -16,10 +16,11 @@ import aigc_hub  # noqa: E402
 
 aigc_hub.serving_threads()  # before torch is imported
 from aigc_hub.config import AppConfig  # noqa: E402
-from aigc_hub.ui import build_demo  # noqa: E402
+from aigc_hub.ui import build_demo, launch  # noqa: E402
 
 config = AppConfig.load(HERE / "aigc-hub.yaml")
 demo = build_demo(config)
 
 if __name__ == "__main__":
-    demo.launch(show_error=True)  # Spaces sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
+    launch(demo, config)  # with the /v1 routes; Spaces sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which config reads
+    demo.block_thread()

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
+import subprocess
 import threading
 import time
 
@@ -195,3 +198,23 @@ def test_a_full_queue_is_a_429(launched, long_lm):
     with pytest.raises(openai.RateLimitError, match="full"):
         c.completions.create(model="me/long-lm", prompt="z", max_tokens=1)
     holding[0].close()
+
+
+def test_the_readmes_curl_recipes_work_against_the_starters(launched):
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## API: OpenAI-compatible"):readme.index("## Serving many users")]
+    commands = [line for block in re.findall(r"```sh\n(.*?)\n```", section, flags=re.S)
+                for line in block.splitlines() if line.startswith("curl ")]
+    assert len(commands) >= 5
+    url, _ = launched(preload=False)  # the starters are the default models
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    for command in commands:
+        done = subprocess.run(["bash", "-c", command.replace("127.0.0.1:7860", f"127.0.0.1:{port}")],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-1000:]}\n{done.stderr[-1000:]}"
+        if '"stream": true' in command:
+            assert done.stdout.rstrip().endswith("data: [DONE]") and done.stdout.count("data: ") > 5
+        else:
+            assert "error" not in json.loads(done.stdout), done.stdout[:500]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 import yaml
 from gradio_client import Client
@@ -65,6 +66,8 @@ def test_image_space_from_a_local_hub_model_runs_on_its_own(tmp_hub, tiny_gan, t
     client = space_process(out)
     gallery, seed, _ = client.predict("me/tiny-gan", 3, 4, "any", api_name="/generate_image")
     assert seed == 3 and len(gallery) == 4
+    listed = httpx.get(f"{client.src.rstrip('/')}/v1/models", timeout=30).json()["data"]  # the Space speaks /v1 too
+    assert [m["id"] for m in listed] == ["me/tiny-gan"]
     with pytest.raises(Exception):
         client.predict("me/other", 3, 1, "any", api_name="/generate_image")
 
