@@ -74,3 +74,23 @@ def test_batching_settings_and_what_the_lanes_admit():
     # Batching on: a lane lets max_batch requests in flight so they can meet; off: lane_concurrency.
     assert AppContext(AppConfig.of(max_batch=16), ModelRegistry()).lanes.slots == 16
     assert AppContext(AppConfig.of(batching=False), ModelRegistry()).lanes.slots == 2
+
+
+def test_api_keys_and_mcp_come_from_the_environment_or_the_command_line():
+    from aigc_hub.errors import ConfigError
+
+    config = AppConfig.load(env={"AIGC_HUB_API_KEYS": "key-one-123,key-two-456", "AIGC_HUB_MCP": "1"})
+    assert config.api_keys == ["key-one-123", "key-two-456"] and config.mcp
+    args = add_serve_args(argparse.ArgumentParser()).parse_args(["--api-key", "cli-key-789", "--mcp"])
+    final = AppConfig.load(env={}).apply_args(args)
+    assert final.api_keys == ["cli-key-789"] and final.mcp
+    for bad in (["short"], [" spaced-key-1 "], [7]):
+        with pytest.raises(ConfigError, match="api_keys"):
+            AppConfig.of(api_keys=bad)
+
+
+def test_serving_beyond_loopback_without_a_key_warns(launched, capsys):
+    launched(host="0.0.0.0", tabs=["models"], preload=False)
+    assert "without an API key" in capsys.readouterr().err
+    launched(host="0.0.0.0", tabs=["models"], preload=False, api_keys=["key-one-123"])
+    assert "without an API key" not in capsys.readouterr().err

@@ -200,7 +200,7 @@ def test_a_full_queue_is_a_429(launched, long_lm):
     holding[0].close()
 
 
-def test_the_readmes_curl_recipes_work_against_the_starters(launched):
+def test_the_readmes_api_examples_work_against_the_starters(launched, tmp_path, monkeypatch, capsys):
     from conftest import REPO
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
@@ -218,3 +218,9 @@ def test_the_readmes_curl_recipes_work_against_the_starters(launched):
             assert done.stdout.rstrip().endswith("data: [DONE]") and done.stdout.count("data: ") > 5
         else:
             assert "error" not in json.loads(done.stdout), done.stdout[:500]
+    python = re.findall(r"```python\n(.*?)\n```", section, flags=re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(python.replace("127.0.0.1:7860", f"127.0.0.1:{port}"), names)
+    assert Image.open(tmp_path / "seven.png").size == (32, 32) and names["lines"][0]["text"]
+    assert capsys.readouterr().out.strip()  # the completion, then the streamed one

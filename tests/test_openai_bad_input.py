@@ -140,3 +140,28 @@ def test_every_v1_route_refuses_hostile_input_and_keeps_serving(hostile_v1, rout
     if "Traceback" in log:
         problems.append("the server log holds a traceback:\n" + log[log.index("Traceback"):][:3000])
     assert not problems, "\n".join(problems)
+
+
+GET_CASES = [  # (label, method, path, status) on the listing routes
+    ("an unknown model", "GET", "models/me/nothing", 404), ("a path that climbs", "GET", "models/..%2F..%2Fetc", 404),
+    ("an id with a tail", "GET", "models/me/tiny-gan/extra", 404), ("a very long id", "GET", "models/" + "a" * 5000, 404),
+    ("unicode", "GET", "models/%E2%98%83/%F0%9F%98%80", 404), ("a NUL", "GET", "models/a%00b", 404),
+    ("invalid UTF-8 escapes", "GET", "models/%ff%fe", 404), ("an empty id", "GET", "models/", 404),
+    ("POST to the listing", "POST", "models", 405), ("DELETE a model", "DELETE", "models/me/tiny-gan", 404),
+    ("PUT a model", "PUT", "models/me/tiny-gan", 404), ("an unknown route", "GET", "engines", 404),
+    ("GET a POST route", "GET", "completions", 405), ("a query string flood", "GET", "models?" + "a=1&" * 2000, 200),
+    ("a deep unknown route", "GET", "a/" * 500, 404), ("PATCH the chat route", "PATCH", "chat/completions", 405),
+]
+
+
+def test_the_listing_routes_refuse_odd_paths_and_methods(hostile_v1, capfd):
+    problems = []
+    with httpx.Client(base_url=hostile_v1, timeout=60) as http:
+        for label, method, path, status in GET_CASES:
+            answer = http.request(method, path)
+            shaped = status == 200 or "message" in answer.json().get("error", {})
+            if answer.status_code != status or not shaped:
+                problems.append(f"{label}: {answer.status_code} {answer.text[:200]!r} (expected {status})")
+        assert any(m["id"] == "me/tiny-gan" for m in http.get("models").json()["data"])
+    assert "Traceback" not in capfd.readouterr().err
+    assert not problems, "\n".join(problems)

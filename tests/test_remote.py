@@ -91,6 +91,8 @@ def test_a_server_that_cannot_be_reached_or_lacks_the_model_is_a_clear_load_erro
         registry.get("cluster/gone")
     with pytest.raises(ModelLoadError, match="does not serve 'me/not-there'"):
         registry.get("cluster/missing")
+    answer = httpx.post(f"{far_url}v1/completions", json={"model": "cluster/gone", "prompt": "a"}, timeout=60)
+    assert answer.status_code == 503 and "cannot be reached" in answer.json()["error"]["message"]
     for bad in [("ftp://x/v1", "m"), ("http:///v1", "m"), ("http://x/v1?a=1", "m"), ("http://x/v1", "two words")]:
         with pytest.raises(UserError):
             add("cluster/bad", *bad)
