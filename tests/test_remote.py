@@ -48,6 +48,8 @@ def test_a_remote_model_streams_the_servers_own_text(cluster):
     direct, _ = service.generate("me/long-lm", "ROMEO:", SETTINGS, seed=9)  # the same model, loaded here
     assert "".join(pieces) == direct and len(pieces) > 1 and here.tokens == 16 and here.prompt_tokens == 6
     assert not service.has_chat("cluster/long-lm") and service.has_chat("cluster/chat")
+    loaded = service.registry.get("cluster/long-lm")
+    assert loaded.device == f"remote:{far_url.split('/')[2]}" and "served there" in loaded.describe()
     messages = [{"role": "user", "content": "Hello!"}]
     answer = "".join(service.chat("cluster/chat", messages, SETTINGS, seed=2, system="Be brief.").chunks)
     assert answer == "".join(service.chat("me/chat", messages, SETTINGS, seed=2, system="Be brief.").chunks)

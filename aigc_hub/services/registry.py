@@ -54,6 +54,8 @@ class LoadedModel:
         return self.family.task
 
     def describe(self) -> str:
+        if self.family.remote:
+            return f"{self.ref} on {self.device} ({self.model.model}, served there)"
         return f"{self.ref} on {self.device} ({str(self.dtype).replace('torch.', '')}, {self.bytes / 2**20:.1f} MiB)"
 
 
