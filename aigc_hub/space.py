@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "spaces" / "app.py"
 PACKAGE = Path(__file__).resolve().parent
 # Runtime needs of the served app, pinned to the versions in the project's requirements.txt (gradio excluded).
+# openai: remote text models (a Space in front of a serving cluster); mcp: `mcp: true` in the Space's settings.
 RUNTIME = ["torch", "transformers", "diffusers", "tokenizers", "sentencepiece", "safetensors", "huggingface_hub",
-           "numpy", "pillow", "PyYAML", "psutil", "langcodes", "language_data"]
+           "numpy", "pillow", "PyYAML", "psutil", "langcodes", "language_data", "openai", "mcp"]
 MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "README.md", "*.png"]
 CONNECT_TIMEOUT_S = 5
 
