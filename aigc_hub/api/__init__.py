@@ -93,6 +93,25 @@ class Api:
         return [*routes, Route("/v1/{rest:path}", self.endpoint(elsewhere), methods=methods)]
 
 
+class McpKeys:
+    """ASGI middleware: with API keys, Gradio's MCP endpoint (under /gradio_api/mcp) needs `Authorization: Bearer
+    <key>` as /v1 does; Gradio's own login covers only its UI and API."""
+
+    def __init__(self, app: Any, keys: list[str]) -> None:
+        self.app, self.keys = app, keys
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "/gradio_api/mcp" in scope.get("path", ""):
+            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            scheme, _, given = header.partition(" ")
+            if scheme.lower() != "bearer" or not key_matches(given.strip(), self.keys):
+                refusal = ApiError(401, "a valid API key is needed: send 'Authorization: Bearer <key>'",
+                                   code="invalid_api_key")
+                await refusal.response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def openai_routes(ctx: Any, keys: list[str] | None = None) -> list[Route]:
     """The /v1 routes for an app context (ui.common.AppContext), protected by `keys` when there are any."""
     return Api(ctx, keys).routes()

@@ -2,13 +2,13 @@
 
 Starlette's StreamingResponse notices a closed connection only when it next writes (ASGI 2.4 servers) and leaves
 the generator suspended until it is garbage-collected, so a generation for nobody would run on. Here a task listens
-for the disconnect beside the writer, and the generator is closed when either ends: its `finally` stops the work.
+for the disconnect beside the writer; when either ends, the generator is closed and `on_close` stops the work.
 """
 
 from __future__ import annotations
 
 import json
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
 import anyio
 from starlette.responses import StreamingResponse
@@ -22,8 +22,11 @@ def event(data: dict) -> str:
 class EventStream(StreamingResponse):
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncIterator[str]) -> None:
+    def __init__(self, events: AsyncIterator[str], on_close: Callable[[], Awaitable[object]]) -> None:
+        """`on_close` runs however the response ends, even when the client left before the first event (a
+        generator that never started has no `finally` to run)."""
         super().__init__(events, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -42,3 +45,4 @@ class EventStream(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                await self.on_close()

@@ -3,7 +3,7 @@
 `n` choices (and a list of prompts) are streams of one request, decoded together by the model's decode loop, choice
 `i` of a prompt with seed `seed + i`. Stop strings end a choice and are left out of its text, as OpenAI does; while
 streaming, text that could be the start of a stop string is held back until it is known not to be. A client that
-goes away stops every stream of its request (EventStream closes the generator, whose `finally` sets the flags).
+goes away stops every stream of its request (EventStream's `on_close`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -220,7 +219,7 @@ async def _serve(api: Any, r: TextRequest) -> Response:
     gen = await api.work(start, api, r)
     shape = _Shape(r, gen)
     if r.stream:
-        return EventStream(_events(api, gen, shape, r))
+        return EventStream(_events(api, gen, shape, r), on_close=lambda: api.work(gen.close))
     try:
         texts = await api.work(lambda: ["".join(s.chunks) for s in gen.streams])
     finally:
@@ -259,9 +258,7 @@ async def _events(api: Any, gen: Generation, shape: "_Shape", r: TextRequest) ->
     except Exception as e:  # after the first byte the status is sent: the error goes as an event, as OpenAI does
         yield event(api_error(e, "streamed completion").body())
     finally:
-        gen.stop()
-        with anyio.CancelScope(shield=True):
-            await api.work(gen.close)
+        gen.stop()  # at once; EventStream's on_close then waits for the streams to end and frees the lane
 
 
 class _Shape:

@@ -59,13 +59,31 @@ def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None =
 def launch(demo: gr.Blocks, config: AppConfig, **options) -> None:
     """Start serving `demo` (from build_demo) without blocking: the tabs and their Gradio API, the OpenAI-compatible
     /v1 routes on the same port, API keys, MCP. `options` go to Gradio's launch (quiet, ...)."""
-    from ..api import LOOPBACK, gradio_auth, openai_routes
+    from starlette.middleware import Middleware
+
+    from ..api import LOOPBACK, McpKeys, gradio_auth, openai_routes
 
     keys = config.api_keys
     if not keys and config.host not in LOOPBACK:
         print(f"warning: serving on {config.host} without an API key: anyone who can reach it can use it "
               "(--api-key KEY, or AIGC_HUB_API_KEYS)", file=sys.stderr)
+    app_kwargs: dict = {"routes": openai_routes(demo.aigc_context, keys)}
+    if keys and config.mcp:
+        app_kwargs["middleware"] = [Middleware(McpKeys, keys=keys)]
     demo.launch(server_name=config.host, server_port=config.port, show_error=True, share=config.share,
                 root_path=config.root_path or None, prevent_thread_lock=True, auth=gradio_auth(keys),
-                app_kwargs={"routes": openai_routes(demo.aigc_context, keys)}, mcp_server=config.mcp or None,
-                **options)
+                app_kwargs=app_kwargs, mcp_server=config.mcp or None, **options)
+    if keys and config.mcp:
+        _log_in_mcp(demo, keys[0])
+
+
+def _log_in_mcp(demo: gr.Blocks, key: str) -> None:
+    """Gradio's MCP server runs each tool call through its own gradio_client, which would be refused by the login
+    an API key puts in front of the app: give it a client that has logged in (a request reaches it only with a key,
+    see api.McpKeys). Gradio 6.31 keeps that client in `_client_instance`, made on first use."""
+    from gradio_client import Client
+
+    server = demo.mcp_server_obj
+    server._client_instance = Client(demo.local_url, auth=("mcp", key), download_files=False, verbose=False,
+                                     analytics_enabled=False, _skip_components=False,
+                                     headers={"x-gradio-user": "mcp"})
