@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
 import sys
 import time
 
@@ -11,7 +15,7 @@ from gradio_client import Client
 
 from aigc_hub import hub
 from aigc_hub.services import GenerationError, ModelRegistry, SamplingSettings, TextService
-from conftest import REPO, is_user_error, resume_from_kept_checkpoint, run
+from conftest import REPO, assert_same_weights, is_user_error, resume_from_kept_checkpoint, run
 
 SHAKESPEARE = REPO.parent / "shared" / "data" / "text" / "tinyshakespeare" / "input.txt"
 TINY = ["--preset", "nano", "--n_layer", "2", "--n_embd", "64", "--block_size", "64", "--train_batch_size", "8",
@@ -296,3 +300,27 @@ def test_a_paced_stream_sends_the_tokens_of_an_interval_together():
     gaps = [b - a for a, b in zip(times, times[1:-1])]  # (the last piece goes as soon as the stream ends)
     assert gaps and min(gaps) >= 0.095
     assert budget.interval() == 0
+
+
+@pytest.mark.slow  # subprocesses
+def test_sigterm_stops_at_a_checkpoint_and_the_resumed_run_ends_with_the_same_weights(corpus, tmp_path):
+    """Stop as the Train tab sends it: the script saves the step it is at and exits 75; resuming from that checkpoint
+    ends with the weights of a run that was never stopped."""
+    args = ["--max_train_steps", "300", "--checkpointing_steps", "1000", "--dropout", "0.1"]
+    train_text(corpus, tmp_path / "full", *args)
+    log = tmp_path / "stopped.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, str(REPO / "training" / "train_text.py"), "--dataset", str(corpus),
+                                 "--output_dir", str(tmp_path / "stopped"), *TINY, *args], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + 300
+    while not any(int(s) >= 5 for s in re.findall(r"(\d+)/300", log.read_text())):  # a few steps in
+        assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=300) == 75, log.read_text()[-3000:]
+    [checkpoint] = (tmp_path / "stopped" / "checkpoints").glob("checkpoint-*")
+    assert 5 <= int(checkpoint.name.split("-")[1]) < 300 and "SIGTERM: stopping" in log.read_text()
+    resumed = train_text(corpus, tmp_path / "stopped", *args, "--resume_from_checkpoint", "latest")
+    assert f"at step {checkpoint.name.split('-')[1]}" in resumed.stderr
+    assert_same_weights(tmp_path / "full", tmp_path / "stopped")

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from aigc_hub.devices import keep_freed_memory
 from training.checkpoint_state import (TRAINER_STATE, json_default, list_checkpoints, rng_state, set_rng_state,
                                        step_of)
+from training.stopping import StopSignals, stop_run
 
 logger = logging.getLogger("aigc_hub.training")
 CHECKPOINT_DIR = "checkpoints"  # under output_dir; never pushed
@@ -134,6 +135,7 @@ class Trainer:
         self.ema_models: dict[str, torch.nn.Module] = {}
         self._ema_sources: dict[str, torch.nn.Module] = {}
         self._tokenizer: Any = None
+        self.stop = StopSignals()
 
     @property
     def is_main(self) -> bool:
@@ -320,6 +322,9 @@ class Trainer:
                         hook(step)
                 if step >= total:
                     break
+                if self.stop.agreed(acc):  # SIGTERM / SIGINT (stopping.py)
+                    bar.close()
+                    stop_run(self, saved_now=bool(args.checkpointing_steps) and step % args.checkpointing_steps == 0)
             else:
                 self.epoch, self.batches_in_epoch = self.epoch + 1, 0
                 if rng_at_checkpoint is not None:  # the checkpoint closed its epoch: restore before the next one
