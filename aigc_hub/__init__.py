@@ -11,4 +11,6 @@ def serving_threads() -> None:
     and its requests' threads: a spinning team holds both cores while the event loop waits for one. 32 users × 3
     requests on 2 cores: 3.8 → 7.6 requests/s and half the server's CPU time; a lone decode step costs about 40 %
     more without the spin (10 → 14 ms), which the CLI and training keep."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ["AIGC_HUB_SET_OMP"] = "1"  # training jobs started by the server drop it (jobs/manager.py)

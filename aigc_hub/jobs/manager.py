@@ -1,0 +1,211 @@
+"""JobManager: training jobs as subprocesses running the project's own training scripts, one job per device at a
+time (the others wait, queued), with Stop, Resume and a state on disk that survives the server.
+
+- Start: the data is checked and prepared (uploads.py), the script's command is written into the job, and the job
+  waits for a free device. It runs as `python training/train_<task>.py ...` (the same command a user types), with its
+  device chosen by `CUDA_VISIBLE_DEVICES`; the script pushes the model to the hub when it ends well.
+- Stop sends SIGTERM: the script saves a checkpoint of the step it is at and exits 75 (training/stopping.py). Resume
+  runs the same command with `--resume_from_checkpoint latest`, to the same final weights as an unstopped run.
+- The server never trains in its own process. A job dies with the server (Linux: the parent-death signal is SIGTERM,
+  so it still saves its step); a restarted server shows it as interrupted, and Resume goes on from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..errors import UserError
+from .recipes import command
+from .store import ENDED, Job, JobStore
+
+REPO = Path(__file__).resolve().parents[2]
+STOPPED_EXIT = 75  # training/stopping.py
+
+
+class JobManager:
+    def __init__(self, root: Path, devices: list[str] | None = None, data_root: Path | None = None,
+                 hf_push: bool = False) -> None:
+        from .. import devices as inventory
+
+        self.store = JobStore(root)
+        self.devices = devices or [d.name for d in inventory.inventory() if d.kind == "cuda"] or ["cpu"]
+        self.data_root, self.hf_push = data_root, hf_push
+        self._lock = threading.RLock()
+        self._procs: dict[str, subprocess.Popen] = {}
+        # Jobs are started from this one long-lived thread: Linux sends the parent-death signal when the thread
+        # that started a child ends, and a request thread may end long before the server does.
+        self._launcher = ThreadPoolExecutor(1, thread_name_prefix="aigc-jobs")
+        self._recover()
+
+    # --- what the API calls ---------------------------------------------------------------------------------------
+    def start(self, task: str, data: object, preset: str | None, steps: object, hub_id: str) -> Job:
+        job_id = self.store.new_id()
+        argv, preset_name, n = command(task, data, preset, steps, hub_id, self.store.output(job_id),
+                                       self.store.data(job_id), self.data_root, self.hf_push)
+        label = data.name if isinstance(data, Path) else str(data)
+        job = Job(job_id, task, label, preset_name, n, hub_id, argv)
+        self.store.save(job)
+        self._schedule()
+        return self.store.load(job_id)
+
+    def stop(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._job(job_id)
+            if job.state == "queued":
+                job.state, job.ended, job.message = "stopped", time.time(), "stopped before it started"
+                self.store.save(job)
+            elif job.state == "running":
+                job.state, job.message = "stopping", "saving a checkpoint of the step it is at"
+                self.store.save(job)
+                proc = self._procs.get(job_id)
+                if proc is not None:
+                    proc.send_signal(signal.SIGTERM)
+                elif job.pid is not None and _alive(job.pid, job_id):  # started by the server before a restart
+                    os.kill(job.pid, signal.SIGTERM)
+            elif job.state != "stopping":
+                raise UserError(f"job {job_id} is {job.state}: only a queued or running job can be stopped")
+            return job
+
+    def resume(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._job(job_id)
+            if not job.resumable:
+                raise UserError(f"job {job_id} is {job.state}: only a stopped, failed or interrupted job resumes")
+            if "--resume_from_checkpoint" not in job.argv:
+                job.argv = [*job.argv, "--resume_from_checkpoint", "latest"]  # no checkpoint yet: from the start
+            job.state, job.message, job.ended = "queued", "", None
+            self.store.save(job)
+        self._schedule()
+        return self.store.load(job_id)
+
+    def get(self, job_id: str) -> Job:
+        return self._job(job_id)
+
+    def jobs(self) -> list[Job]:
+        return self.store.all()
+
+    def running_on(self) -> dict[str, Job]:
+        """device → the job training on it now (the Models tab shows it beside the models it serves)."""
+        return {j.device: j for j in self.store.all() if j.state in ("running", "stopping")}
+
+    def close(self) -> None:
+        """Stop every running job (they save their step) and wait for them: the app is shutting down."""
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait()
+        self._launcher.shutdown(wait=True)
+
+    # --- scheduling -----------------------------------------------------------------------------------------------
+    def _job(self, job_id: object) -> Job:
+        try:
+            return self.store.load(job_id)  # type: ignore[arg-type]
+        except KeyError:
+            raise UserError(f"no job {str(job_id)[:40]!r} (list_jobs lists them)") from None
+
+    def _schedule(self) -> None:
+        """Start the oldest queued job on each free device."""
+        with self._lock:
+            jobs = self.store.all()
+            busy = {j.device for j in jobs if j.state in ("running", "stopping")}
+            waiting = sorted((j for j in jobs if j.state == "queued"), key=lambda j: j.created)
+            for device in self.devices:
+                if device not in busy and waiting:
+                    job = waiting.pop(0)
+                    job.device, job.state, job.message = device, "running", ""
+                    job.started, job.runs = time.time(), job.runs + 1
+                    self.store.save(job)
+                    busy.add(device)
+                    self._procs[job.id] = self._launcher.submit(self._spawn, job).result()
+                    threading.Thread(target=self._watch, args=(job.id,), daemon=True,
+                                     name=f"aigc-job-{job.id}").start()
+
+    def _spawn(self, job: Job) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": job.device.partition(":")[2]
+               if job.device.startswith("cuda") else ""}
+        if env.pop("AIGC_HUB_SET_OMP", None):  # the server's setting for serving; training keeps OpenMP's default
+            env.pop("OMP_WAIT_POLICY", None)
+        log = open(self.store.log(job.id), "a", encoding="utf-8")
+        log.write(f"\n$ {' '.join(job.argv)}\n")
+        log.flush()
+        with log:
+            proc = subprocess.Popen([sys.executable, *job.argv], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+        job.pid = proc.pid
+        self.store.save(job)
+        return proc
+
+    def _watch(self, job_id: str) -> None:
+        code = self._procs[job_id].wait()
+        with self._lock:
+            self._procs.pop(job_id, None)
+            job = self.store.load(job_id)
+            job.ended, job.pid = time.time(), None
+            if code == 0:
+                job.state, job.published = "finished", job.hub_id
+                job.message = f"published as {job.hub_id}"
+            elif code == STOPPED_EXIT:
+                job.state, job.message = "stopped", "stopped with a checkpoint: Resume goes on from it"
+            else:
+                job.state, job.message = "failed", _last_error(self.store.log(job_id), code)
+            self.store.save(job)
+        self._schedule()
+
+    def _recover(self) -> None:
+        """A job that was running when the server stopped is interrupted (once its process has ended: it saves its
+        step first); the queued ones start."""
+        for job in self.store.all():
+            if job.state in ("running", "stopping"):
+                threading.Thread(target=self._interrupted, args=(job,), daemon=True).start()
+        self._schedule()
+
+    def _interrupted(self, job: Job) -> None:
+        while job.pid is not None and _alive(job.pid, job.id):
+            time.sleep(0.5)
+        with self._lock:
+            job = self.store.load(job.id)
+            if job.state in ("running", "stopping") and job.id not in self._procs:
+                job.state, job.ended, job.pid = "interrupted", time.time(), None
+                job.message = "the server stopped while it ran: Resume goes on from its last checkpoint"
+                self.store.save(job)
+        self._schedule()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the server goes (Linux), which the script takes as Stop."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _alive(pid: int, job_id: str) -> bool:
+    """Whether `pid` is still this job's script (and not another process that got its number)."""
+    import psutil
+
+    try:
+        return job_id in " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _last_error(log: Path, code: int) -> str:
+    try:
+        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]]
+    except OSError:
+        lines = []
+    errors = [line for line in lines if line.startswith(("error", "Error", "SystemExit")) or "Error:" in line]
+    return (errors[-1] if errors else f"the script exited with code {code}")[:500] + " (the log has the details)"
+
+
+__all__ = ["ENDED", "JobManager"]

@@ -1,0 +1,74 @@
+"""What a job shows while it runs, read from what its script writes: the step, speed and time left from its progress
+bar in the log, the loss curves and evaluation figures from its tensorboard logs (read with tensorboard's own
+reader), the newest sample grid of an image script, the newest text samples of a text or translation script."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BAR = re.compile(r"steps:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+) \[([0-9:]+)<([0-9:?]+),\s*([0-9.?]+)\s*(s/it|it/s)")
+TAIL_BYTES = 64 << 10
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    total: int = 0
+    elapsed: str = ""
+    remaining: str = ""
+    steps_per_s: float | None = None
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # tag → (step, value), in order
+    figures: dict[str, float] = field(default_factory=dict)  # each tag's latest value
+    sample: Path | None = None  # the newest sample grid (image scripts)
+    texts: dict[str, str] = field(default_factory=dict)  # the newest text samples (text, translation scripts)
+
+
+def read(log: Path, output: Path, total: int) -> Progress:
+    p = Progress(total=total)
+    _bar(log, p)
+    _tensorboard(output / "logs", p)
+    p.step = max(p.step, max((s for points in p.curves.values() for s, _ in points[-1:]), default=0))
+    samples = sorted((output / "samples").glob("step-*.png"))
+    p.sample = samples[-1] if samples else None
+    return p
+
+
+def log_tail(log: Path, size: int = TAIL_BYTES) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - size))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _bar(log: Path, p: Progress) -> None:
+    found = BAR.findall(log_tail(log).replace("\r", "\n"))
+    if found:
+        step, total, p.elapsed, p.remaining, rate, unit = found[-1]
+        p.step, p.total = int(step), int(total)
+        if rate != "?" and float(rate) > 0:
+            p.steps_per_s = float(rate) if unit == "it/s" else 1 / float(rate)
+
+
+def _tensorboard(logs: Path, p: Progress) -> None:
+    if not logs.is_dir():
+        return
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    for folder in sorted({f.parent for f in logs.rglob("events.out.tfevents.*")}):
+        events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 1, "images": 1})
+        events.Reload()
+        tags = events.Tags()
+        for tag in tags.get("scalars", []):
+            points = {e.step: e.value for e in events.Scalars(tag)}  # a resumed run writes its steps again
+            p.curves[tag] = sorted(points.items())
+            p.figures[tag] = p.curves[tag][-1][1]
+        for tag in tags.get("tensors", []):
+            last = events.Tensors(tag)[-1]
+            value = tensor_util.make_ndarray(last.tensor_proto).flatten()
+            if value.size and isinstance(value[0], bytes):
+                p.texts[tag.split("/")[0]] = value[0].decode("utf-8", errors="replace")

@@ -1,0 +1,52 @@
+"""What each task's training job runs: its script, its presets, and the options every job passes (steps, output,
+logging and sample cadence for the live view, tensorboard, the push to the hub)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from ..hub import validate_repo_id
+from .uploads import data_options
+
+MAX_STEPS = 1_000_000
+SCRIPTS = {"gan": "train_gan.py", "diffusion": "train_diffusion.py", "text": "train_text.py",
+           "translation": "train_translation.py"}
+# preset → the script's options; the first is the default. GAN: the script has sizes, not presets.
+PRESETS: dict[str, dict[str, list[str]]] = {
+    "gan": {"small": ["--base_channels", "32", "--latent_dim", "64", "--embed_dim", "16"],
+            "tiny": ["--base_channels", "8", "--latent_dim", "16", "--embed_dim", "8", "--train_batch_size", "32"],
+            "base": []},
+    "diffusion": {p: ["--preset", p] for p in ("tiny", "small", "base")},
+    "text": {p: ["--preset", p] for p in ("nano", "micro", "mini", "small")},
+    "translation": {p: ["--preset", p] for p in ("tiny", "small", "base")},
+}
+
+
+def command(task: object, data: object, preset: object, steps: object, hub_id: object, output: Path, data_dir: Path,
+            data_root: Path | None, hf: bool) -> tuple[list[str], str, int]:
+    """The job's argv (after `python`), its preset and step count; UserErrors for what cannot run."""
+    if task not in SCRIPTS:
+        raise UserError(f"unknown task {str(task)[:40]!r}: choose one of {', '.join(SCRIPTS)}")
+    presets = PRESETS[task]  # type: ignore[index]
+    name = preset or next(iter(presets))
+    if name not in presets:
+        raise UserError(f"unknown preset {str(name)[:40]!r} for {task}: choose one of {', '.join(presets)}")
+    if isinstance(steps, float) and steps.is_integer():
+        steps = int(steps)
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
+        raise UserError(f"steps must be a whole number between 1 and {MAX_STEPS}, got {str(steps)[:20]!r}")
+    if not isinstance(hub_id, str):
+        raise UserError("the hub id to publish as must be owner/name")
+    validate_repo_id(hub_id)
+    options = data_options(task, data, data_dir, data_root)  # type: ignore[arg-type]
+    every = max(1, steps // 20)  # about 20 points on the loss curve, 10 samples and checkpoints in a run
+    argv = [str(Path("training") / SCRIPTS[task]), *options, *presets[name], "--output_dir", str(output),
+            "--max_train_steps", str(steps), "--logging_steps", str(every), "--report_to", "tensorboard",
+            "--checkpointing_steps", str(max(1, steps // 10)), "--push_to_hub", "--hub_model_id", hub_id,
+            *(["--hf"] if hf else [])]
+    if task in ("gan", "diffusion"):
+        argv += ["--sample_steps", str(max(1, steps // 10))]
+    else:
+        argv += ["--eval_steps", str(max(1, steps // 10))]
+    return argv, name, steps

@@ -1,0 +1,173 @@
+"""Training jobs (aigc_hub.jobs): uploads checked before anything runs, the real training scripts as subprocesses,
+one job per device, Stop and Resume to the same weights, a state on disk that survives a killed server."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aigc_hub import hub
+from aigc_hub.errors import UserError
+from aigc_hub.jobs import JobManager, read
+from aigc_hub.jobs import uploads
+from conftest import REPO, assert_same_weights
+
+TEXT = "".join(f"ROMEO: thou art my lord {i}, and the king shall speak now.\n" for i in range(400))
+
+
+def wait_for(condition, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def png(value: int) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.full((8, 8), value, dtype=np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def image_zip(path: Path, names: list[str], data: bytes | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, name in enumerate(names):
+            zf.writestr(name, data if data is not None else png(i % 255))
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def test_uploads_are_checked_before_anything_runs(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    classes = [f"data/{c}/{i}.png" for c in ("cats", "dogs") for i in range(10)]
+    assert uploads.data_options("gan", image_zip(tmp_path / "ok.zip", classes), out) == [
+        "--dataset", str(out / "images"), "--label_column", "label"]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["cats", "dogs"]  # the wrapping folder is gone
+    flat = uploads.data_options("gan", image_zip(tmp_path / "flat.zip", [f"{i}.png" for i in range(20)]),
+                                tmp_path / "flat")
+    assert "--label_column" not in flat
+    bad = {
+        "climbs out": (image_zip(tmp_path / "a.zip", ["../../evil.png", *classes]), "outside the job folder"),
+        "absolute": (image_zip(tmp_path / "b.zip", ["/etc/evil.png", *classes]), "outside the job folder"),
+        "too few": (image_zip(tmp_path / "c.zip", ["a/1.png", "a/2.png"]), "at least 16"),
+        "not images": (image_zip(tmp_path / "d.zip", [f"{i}.txt" for i in range(30)]), "holds 0 images"),
+        "mixed depths": (image_zip(tmp_path / "e.zip", ["x.png", *[f"c/{i}.png" for i in range(20)]]), "class folder"),
+        "broken image": (image_zip(tmp_path / "f.zip", [f"c/{i}.png" for i in range(20)], b"not a png"),
+                         "not a readable image"),
+    }
+    link = tmp_path / "g.zip"
+    with zipfile.ZipFile(link, "w") as zf:
+        info = zipfile.ZipInfo("c/link.png")
+        info.external_attr = 0o120777 << 16
+        zf.writestr(info, "/etc/passwd")
+        for i in range(20):
+            zf.writestr(f"c/{i}.png", png(i))
+    bad["a link"] = (link, "link")
+    not_zip = tmp_path / "h.zip"
+    not_zip.write_bytes(b"PK but not really")
+    bad["not a zip"] = (not_zip, "not a readable .zip")
+    for label, (path, message) in bad.items():
+        with pytest.raises(UserError, match=message):
+            uploads.data_options("gan", path, tmp_path / label.replace(" ", "-"))
+    monkeypatch.setattr(uploads, "MAX_UNPACKED", 100_000)  # a bomb: small archive, big content
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(20):
+            zf.writestr(f"c/{i}.png", png(i) + b"\0" * 50_000)
+    assert bomb.stat().st_size < 50_000
+    with pytest.raises(UserError, match="unpacks to more than"):
+        uploads.data_options("gan", bomb, tmp_path / "bomb")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("café ".encode("latin-1") * 500)
+    with pytest.raises(UserError, match="not UTF-8"):
+        uploads.data_options("text", latin, out)
+    short = tmp_path / "short.txt"
+    short.write_text("too short")
+    with pytest.raises(UserError, match="at least 1000"):
+        uploads.data_options("text", short, out)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"en": f"I have {i} books.", "zh": f"我有{i}本书。"}) + "\n" for i in range(30)))
+    assert uploads.data_options("translation", pairs, out)[2:] == ["--source_lang", "en", "--target_lang", "zh",
+                                                                     "--bidirectional"]
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text("".join(json.dumps({"source": "a", "target": "b"}) + "\n" for _ in range(30)))
+    with pytest.raises(UserError, match="language codes"):
+        uploads.data_options("translation", wrong, out)
+    with pytest.raises(UserError, match="with a 'text' text field"):
+        uploads.data_options("text", pairs, out)  # pairs for a language model
+    np.savez(tmp_path / "arrays.npz", x=np.zeros((20, 8, 8), dtype=np.uint8))
+    with pytest.raises(UserError, match="this task takes"):
+        uploads.data_options("text", tmp_path / "arrays.npz", out)
+    with pytest.raises(UserError, match="neither a file of the data folder"):
+        uploads.data_options("text", "../../etc/passwd", out, data_root=tmp_path)
+
+
+def test_a_job_trains_publishes_and_shows_its_progress(tmp_path, tmp_hub, corpus):
+    jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
+    job = jobs.start("text", corpus, "nano", 40, "me/from-a-job")
+    second = jobs.start("text", corpus, "nano", 4, "me/second")
+    assert jobs.get(second.id).state == "queued"  # one job per device: it waits
+    wait_for(lambda: jobs.get(second.id).state in ("finished", "failed"))
+    done = jobs.get(job.id)
+    assert done.state == "finished" and done.published == "me/from-a-job", jobs.store.log(job.id).read_text()[-3000:]
+    assert jobs.get(second.id).state == "finished" and jobs.get(second.id).started >= done.ended
+    assert any(e.ref == "me/from-a-job" for e in hub.list_models())
+    progress = read(jobs.store.log(job.id), jobs.store.output(job.id), 40)
+    assert progress.step == 40 and len(progress.curves["loss"]) >= 2 and "val_loss" in progress.figures
+    assert progress.texts.get("sample")
+
+
+def test_stop_then_resume_ends_with_the_weights_of_an_unstopped_job(tmp_path, tmp_hub, corpus):
+    jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
+    whole = jobs.start("text", corpus, "nano", 60, "me/whole")
+    wait_for(lambda: jobs.get(whole.id).state == "finished")
+    job = jobs.start("text", corpus, "nano", 60, "me/stopped")
+    wait_for(lambda: read(jobs.store.log(job.id), jobs.store.output(job.id), 60).step >= 5)
+    jobs.stop(job.id)
+    wait_for(lambda: jobs.get(job.id).state == "stopped")
+    [checkpoint] = jobs.store.output(job.id).glob("checkpoints/checkpoint-*")
+    assert int(checkpoint.name.split("-")[1]) < 60
+    jobs.resume(job.id)
+    wait_for(lambda: jobs.get(job.id).state == "finished")
+    assert_same_weights(jobs.store.output(whole.id), jobs.store.output(job.id))
+    assert jobs.get(job.id).runs == 2
+
+
+def test_a_killed_server_leaves_its_job_interrupted_and_resumable(tmp_path, tmp_hub, corpus):
+    """The server is a separate process that starts a job and is killed (SIGKILL): its job gets SIGTERM from the
+    kernel, saves its step and ends; a new manager on the same folder shows it interrupted, and Resume finishes it."""
+    root = tmp_path / "jobs"
+    script = (f"import sys, time; sys.path.insert(0, {str(REPO)!r})\n"
+              "from pathlib import Path\nfrom aigc_hub.jobs import JobManager\n"
+              f"jobs = JobManager(Path({str(root)!r}), devices=['cpu'])\n"
+              f"job = jobs.start('text', Path({str(corpus)!r}), 'nano', 80, 'me/interrupted')\n"
+              "print(job.id, flush=True)\ntime.sleep(600)\n")
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "AIGC_HUB_HOME": str(tmp_hub)})
+    job_id = server.stdout.readline().strip()
+    log, output = root / job_id / "train.log", root / job_id / "output"
+    wait_for(lambda: read(log, output, 80).step >= 5)
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    jobs = JobManager(root, devices=["cpu"])
+    wait_for(lambda: jobs.get(job_id).state == "interrupted")
+    assert list(output.glob("checkpoints/checkpoint-*")), "the job saved its step as it went"
+    jobs.resume(job_id)
+    wait_for(lambda: jobs.get(job_id).state == "finished")
+    assert "resumed from" in log.read_text()
