@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("space", help="build or deploy a Hugging Face Space").add_subparsers(dest="action",
                                                                                             required=True)
     sb = sp.add_parser("build", help="write a self-contained Space folder")
-    sb.add_argument("--tabs", default=",".join(tab_keys()), help="comma-separated tabs")
+    sb.add_argument("--tabs", default=",".join(t for t in tab_keys() if t != "train"),
+                    help="comma-separated tabs (default: all but Train: a Space shows models, it does not train)")
     sb.add_argument("--model", action="append", metavar="TAB=REF",
                     help="the model of a tab (repeatable; default: the app's default model of each tab)")
     sb.add_argument("--config", default=None, help="app settings whose default models to use")

@@ -60,6 +60,9 @@ class AppConfig:
     # a login whose password is a key. None: open (fine on 127.0.0.1; a warning when served elsewhere).
     api_keys: list[str] = field(default_factory=list)
     mcp: bool = False  # also serve the tabs' endpoints as MCP tools (Gradio's MCP server, /gradio_api/mcp/)
+    # The Train tab: where jobs live (default: beside the local hub), and a folder of datasets it offers by name.
+    jobs_dir: str = ""
+    data_dir: str = ""
 
     @classmethod
     def of(cls, **settings: Any) -> "AppConfig":
@@ -202,6 +205,10 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--api-key", dest="api_keys", action="append", default=None,
                         help="protect /v1 (Bearer) and the UI (log in with any name and the key as password); "
                              "repeatable (or $AIGC_HUB_API_KEYS=k1,k2)")
+    parser.add_argument("--data-dir", dest="data_dir", default=None,
+                        help="a folder of datasets the Train tab offers by name (.zip, .npz, .txt, .jsonl, .csv)")
+    parser.add_argument("--jobs-dir", dest="jobs_dir", default=None,
+                        help="where training jobs live (default: beside the local hub)")
     parser.add_argument("--mcp", action="store_true", default=None,
                         help="also serve the tabs' endpoints as MCP tools at /gradio_api/mcp/")
     return parser

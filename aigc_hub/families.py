@@ -55,7 +55,8 @@ TASKS: dict[str, Task] = {t.key: t for t in [
     Task("translation", "Translation", "translation", "aigc-hub/translator-en-zh", "translation_tab",
          "translation:TranslationService", "train one with training/train_translation.py"),
 ]}
-ADMIN_TABS = {"models": ("Models", "models_tab")}  # tabs that serve no task: key → (title, module under aigc_hub.ui)
+ADMIN_TABS = {"train": ("Train", "train_tab"), "models": ("Models", "models_tab")}  # tabs that serve no task:
+# key → (title, module under aigc_hub.ui)
 
 
 def _is_dcgan(config: dict) -> bool:

@@ -68,6 +68,8 @@ def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: st
     unknown = [t for t in tabs if t not in tab_keys()]
     if unknown or not tabs:
         raise SpaceError(f"unknown or no tabs {unknown or tabs}: choose from {', '.join(tab_keys())}")
+    if "train" in tabs:
+        raise SpaceError("a Space cannot have the Train tab: it serves models and does not carry the training scripts")
     stray = [t for t in models if t not in TASKS]
     if stray:
         raise SpaceError(f"--model takes TAB=REF with TAB one of {', '.join(TASKS)}; got {stray}")

@@ -282,3 +282,48 @@ def test_text_tab_chat_view_streams_regenerates_and_clears(page, tmp_path):
     page.click("#chat-clear")
     expect(user).to_have_count(0, timeout=TIMEOUT_MS)
     expect(bot).to_have_count(0)
+
+
+def test_train_tab_trains_a_gan_from_an_uploaded_folder_and_the_image_tab_uses_it(page, tmp_path):
+    """Upload a small image folder, train a tiny GAN to the end from the tab while the curve grows, then generate with
+    the model it published, in the Image tab, without a restart."""
+    import re
+    import zipfile
+
+    import numpy as np
+    from playwright.sync_api import expect
+
+    folder = tmp_path / "shapes.zip"
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(folder, "w") as zf:
+        for label in ("dark", "light"):
+            for i in range(24):
+                pixels = rng.integers(0, 128, (32, 32), dtype=np.uint8) + (127 if label == "light" else 0)
+                out = io.BytesIO()
+                Image.fromarray(pixels.astype(np.uint8)).save(out, format="PNG")
+                zf.writestr(f"shapes/{label}/{i}.png", out.getvalue())
+    page.click("#tab-train-button")
+    page.locator("#train-upload input[type=file]").set_input_files(str(folder))
+    pick(page, "train-preset", "tiny")
+    set_number(page, "train-steps", 40)
+    page.locator("#train-hub-id textarea, #train-hub-id input").first.fill("me/browser-gan")
+    page.click("#train-start")
+    points = []
+    deadline = time.time() + 600
+    while "finished" not in (status := page.locator("#train-status").inner_text()):
+        assert "failed" not in status and time.time() < deadline, status
+        found = re.search(r"(\d+) points on the curve", status)
+        if found and (not points or int(found[1]) > points[-1]):
+            points.append(int(found[1]))
+        time.sleep(0.2)
+    assert len([p for p in points if p > 0]) >= 2, f"the curve grew only through {points}"
+    expect(page.locator("#train-sample img")).to_be_visible()
+    expect(page.locator("#train-curve path[aria-roledescription='line mark']").first).to_be_visible()  # drawn
+    page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
+    page.click("#tab-image-button")
+    pick(page, "image-model", "me/browser-gan")  # listed on entering the tab
+    set_number(page, "image-count", 4)
+    set_number(page, "image-seed", 7)
+    page.click("#image-generate")
+    page.wait_for_function("document.querySelector('#image-used-seed input').value === '7'")
+    expect(page.locator("#image-gallery .grid-wrap img")).to_have_count(4)

@@ -43,7 +43,7 @@ def test_gradio_variables_sit_below_aigc_hub_ones():
 
 
 def test_tabs_and_model_settings_come_from_the_task_table(tmp_path):
-    assert AppConfig.load(env={}).tabs == [*TASKS, "models"]
+    assert AppConfig.load(env={}).tabs == [*TASKS, "train", "models"]
     args = add_serve_args(argparse.ArgumentParser()).parse_args(
         [f"--{task}-model" if i % 2 == 0 else f"me/{task}" for task in TASKS for i in range(2)])
     assert AppConfig.load(env={}).apply_args(args).models == {task: f"me/{task}" for task in TASKS}

@@ -103,8 +103,8 @@ def test_uploads_are_checked_before_anything_runs(tmp_path, monkeypatch):
         uploads.data_options("text", short, out)
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"en": f"I have {i} books.", "zh": f"我有{i}本书。"}) + "\n" for i in range(30)))
-    assert uploads.data_options("translation", pairs, out)[2:] == ["--source_lang", "en", "--target_lang", "zh",
-                                                                     "--bidirectional"]
+    assert uploads.data_options("translation", pairs, out) == ["--dataset", str(out / "upload.jsonl"), "--source_lang",
+                                                                 "en", "--target_lang", "zh", "--bidirectional"]
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text("".join(json.dumps({"source": "a", "target": "b"}) + "\n" for _ in range(30)))
     with pytest.raises(UserError, match="language codes"):

@@ -205,7 +205,9 @@ def _last_error(log: Path, code: int) -> str:
     except OSError:
         lines = []
     errors = [line for line in lines if line.startswith(("error", "Error", "SystemExit")) or "Error:" in line]
-    return (errors[-1] if errors else f"the script exited with code {code}")[:500] + " (the log has the details)"
+    plain = [line for line in lines if line and "|" not in line and not line.startswith(("$", "20"))]  # not bars, logs
+    reason = errors[-1] if errors else plain[-1] if plain else f"the script exited with code {code}"
+    return reason[:500] + " (the log has the details)"
 
 
 __all__ = ["ENDED", "JobManager"]

@@ -66,6 +66,9 @@ def _file_options(kind: str, path: Path, out: Path, upload: bool) -> list[str]:
     suffix = path.suffix.lower()
     if kind == "image" and suffix == ".zip":
         return _image_zip(path, out / "images")
+    if upload and suffix in (".npz", ".txt", ".jsonl", ".csv"):  # the job keeps its own copy: uploads are
+        out.mkdir(parents=True, exist_ok=True)  # temporary, and a job may be resumed days later
+        path = Path(shutil.copy2(path, out / f"upload{suffix}"))
     if kind == "image" and suffix == ".npz":
         return _npz(path)
     if kind == "text" and suffix in (".txt", ".jsonl"):

@@ -53,6 +53,14 @@ class AppContext:
     def service(self, task: str) -> Any:
         return self.services[task]
 
+    @functools.cached_property
+    def jobs(self) -> Any:
+        """The training jobs (aigc_hub.jobs), made when the Train tab or its API first needs them."""
+        from ..jobs import JobManager
+
+        root = Path(self.config.jobs_dir) if self.config.jobs_dir else hub.hub_home().parent / "jobs"
+        return JobManager(root, data_root=Path(self.config.data_dir) if self.config.data_dir else None)
+
     def scratch(self, prefix: str) -> Path:
         """A fresh folder for one request's files; Gradio copies what it serves, so folders older than an hour
         are deleted here and the whole root when the app exits."""

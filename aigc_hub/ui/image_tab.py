@@ -252,6 +252,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     model.change(on_model, model, [card, label, steps, sampler, stop, prompt_group, width, height],
                  api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
+    tab.select(on_refresh, model, model, api_visibility="private")  # a model the Train tab just published
     button.click(generate_image, [model, seed, count, label, steps, sampler, *prompt_inputs], [gallery, used_seed, files],
                  api_name="generate_image", **WORK)
     button.click(lambda: "", None, notice, api_visibility="private", queue=False)  # a new run: no old notice

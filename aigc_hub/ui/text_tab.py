@@ -122,3 +122,5 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     model.change(on_model, model, [card, chat_view, text_view, chat_history], api_visibility="private")
     refresh.click(lambda ref: gr.update(choices=ctx.refresh(TASK), value=ref), model, model,
                   api_visibility="private")
+    # On entering the tab: a model the Train tab just published is listed.
+    tab.select(lambda ref: gr.update(choices=ctx.refresh(TASK), value=ref), model, model, api_visibility="private")

@@ -1,0 +1,222 @@
+"""The Train tab: pick a task, data, a preset and a step count; Start runs the project's own training script as a job
+(aigc_hub.jobs, a subprocess, never in the server); watch it learn (loss curve, latest samples, step, speed, time
+left, evaluation figures, its log); Stop and Resume it; when it ends well it is published to the hub and listed in
+the Image / Text / Translation tab. The job list lives on disk: it survives a page reload and a server restart.
+
+Its API endpoints (gradio_client): /start_training(task, data, preset, steps, hub_id) → job id, /training_status(job_id),
+/stop_training(job_id), /resume_training(job_id), /list_jobs().
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from ..errors import UserError
+from ..jobs import Job, read
+from ..jobs.recipes import PRESETS
+from ..jobs.uploads import ACCEPTS, KINDS
+from .common import AppContext, user_errors
+
+TITLES = {"gan": "GAN (images)", "diffusion": "Diffusion (images)", "text": "Text LM", "translation": "Translation"}
+DATA_SUFFIXES = [".zip", ".npz", ".txt", ".jsonl", ".csv"]
+HEADERS = ["job", "task", "data", "state", "steps", "publish as", "message"]
+
+
+def build(ctx: AppContext, tab: gr.Tab) -> None:
+    jobs = ctx.jobs
+    with gr.Row():
+        task = gr.Radio([(t, k) for k, t in TITLES.items()], value="gan", label="Task", elem_id="train-task")
+        preset = gr.Dropdown(list(PRESETS["gan"]), value=next(iter(PRESETS["gan"])), label="Preset",
+                             elem_id="train-preset")
+        steps = gr.Number(1000, precision=0, minimum=1, label="Steps", elem_id="train-steps")
+        hub_id = gr.Textbox("me/my-gan", label="Publish as (owner/name)", elem_id="train-hub-id")
+    with gr.Row():
+        upload = gr.File(label=f"Upload data: {ACCEPTS['image']}", file_types=DATA_SUFFIXES, type="filepath",
+                         elem_id="train-upload")
+        dataset = gr.Dropdown(_data_files(ctx), value=None, allow_custom_value=True, elem_id="train-dataset",
+                              label="… or a dataset: a file of the server's data folder, or a Hugging Face dataset")
+    start = gr.Button("Start training", variant="primary", elem_id="train-start")
+    with gr.Row():
+        job = gr.Dropdown(_choices(jobs.jobs()), value=None, label="Job", elem_id="train-job", scale=3)
+        stop = gr.Button("Stop", variant="stop", elem_id="train-stop", scale=0, min_width=80)
+        resume = gr.Button("Resume", elem_id="train-resume", scale=0, min_width=80)
+    status = gr.Markdown(elem_id="train-status")
+    with gr.Row():
+        curve = gr.LinePlot(x="step", y="value", color="series", label="Loss and evaluation", height=300,
+                            elem_id="train-curve")
+        sample = gr.Image(label="Latest samples", type="filepath", interactive=False, elem_id="train-sample")
+    texts = gr.Textbox(label="Latest text samples", lines=6, interactive=False, elem_id="train-texts")
+    log = gr.File(label="Log", interactive=False, elem_id="train-log")
+    table = gr.Dataframe(_table(jobs.jobs()), headers=HEADERS, interactive=False, label="Jobs",
+                         elem_id="train-jobs")
+    timer = gr.Timer(1.0)
+
+    def view(job_id: str | None) -> tuple:
+        """The selected job's live view, and the job list."""
+        listing = jobs.jobs()
+        current = next((j for j in listing if j.id == job_id), None)
+        if current is None:
+            return "_No job selected._", None, None, "", None, _table(listing)
+        p = read(jobs.store.log(current.id), jobs.store.output(current.id), current.steps)
+        # The curve: the training losses, whose series all exist from the first logged step (Gradio 6.31's plot
+        # keeps the series of the first data it drew, and draws nothing after an empty frame: None until then).
+        # The learning rate and the evaluation figures are in the status text.
+        points = [{"step": s, "value": v, "series": tag} for tag, pts in p.curves.items()
+                  if "loss" in tag and not tag.startswith(("val", "eval")) for s, v in pts]
+        import pandas as pd
+
+        frame = pd.DataFrame(points).astype({"step": "int64", "value": "float64"}) if points else None
+        texts_now = "\n\n".join(f"{k}:\n{v}" for k, v in p.texts.items())
+        return (_status(current, p), frame, str(p.sample) if p.sample else None, texts_now,
+                str(jobs.store.log(current.id)) if jobs.store.log(current.id).exists() else None, _table(listing))
+
+    @user_errors
+    def on_start(task_key: str, uploaded: str | None, name: str | None, preset_name: str, n: float, hub: str):
+        data: Any = Path(uploaded) if uploaded else name
+        started = jobs.start(task_key, data, preset_name, n, hub)
+        return gr.update(choices=_choices(jobs.jobs()), value=started.id), *view(started.id)[:-1]
+
+    @user_errors
+    def on_stop(job_id: str | None):
+        jobs.stop(_selected(job_id))
+        return view(job_id)[0]
+
+    @user_errors
+    def on_resume(job_id: str | None):
+        jobs.resume(_selected(job_id))
+        return view(job_id)[0]
+
+    def on_task(task_key: str):
+        presets = list(PRESETS[task_key])
+        return (gr.update(choices=presets, value=presets[0]), gr.update(label=f"Upload data: "
+                f"{ACCEPTS[KINDS[task_key]]}"), gr.update(value=f"me/my-{task_key}"))
+
+    outputs = [status, curve, sample, texts, log]
+    task.change(on_task, task, [preset, upload, hub_id], api_visibility="private")
+    start.click(on_start, [task, upload, dataset, preset, steps, hub_id], [job, *outputs],
+                api_visibility="private")
+    stop.click(on_stop, job, status, api_visibility="private")
+    resume.click(on_resume, job, status, api_visibility="private")
+    job.change(view, job, [*outputs, table], api_visibility="private")
+    timer.tick(view, job, [*outputs, table], api_visibility="private", show_progress="hidden")
+    tab.select(lambda job_id: gr.update(choices=_choices(jobs.jobs()), value=job_id), job, job,
+               api_visibility="private")
+    _api(ctx)
+
+
+def _api(ctx: AppContext) -> None:
+    """The named endpoints for clients (gradio_client, MCP), typed from their signatures."""
+    jobs = ctx.jobs
+
+    def start_training(task: str, data: FileData | str, preset: str, steps: int, hub_id: str) -> str:
+        """Start training a model on a dataset; it is published to the hub as hub_id when it ends. Returns the job
+        id (one job per device runs at a time; the others wait, queued).
+
+        Args:
+            task: gan, diffusion, text or translation
+            data: an uploaded file (a .zip of an image folder, an .npz, a .txt, a .jsonl or .csv of pairs), the
+                name of a file in the server's data folder, or a Hugging Face dataset name
+            preset: the model size; gan: small, tiny, base; diffusion: tiny, small, base; text: nano, micro, mini,
+                small; translation: tiny, small, base
+            steps: optimizer steps
+            hub_id: owner/name to publish the model as
+        """
+        try:
+            return jobs.start(task, _data(data), preset or None, steps, hub_id).id
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def training_status(job_id: str) -> dict:
+        """A job's state (queued, running, stopping, stopped, failed, finished, interrupted), its step and total
+        steps, its latest figures (losses, evaluation), and a message (why it failed, where it was published).
+
+        Args:
+            job_id: the id start_training returned
+        """
+        return _status_dict(jobs, _known(jobs, job_id))
+
+    def stop_training(job_id: str) -> dict:
+        """Stop a job: it saves a checkpoint of the step it is at, and resume_training goes on from there.
+
+        Args:
+            job_id: the id start_training returned
+        """
+        return _status_dict(jobs, _call(jobs.stop, job_id))
+
+    def resume_training(job_id: str) -> dict:
+        """Resume a stopped, failed or interrupted job from its last checkpoint.
+
+        Args:
+            job_id: the id start_training returned
+        """
+        return _status_dict(jobs, _call(jobs.resume, job_id))
+
+    def list_jobs() -> list[dict]:
+        """Every training job, newest first, with its state and step."""
+        return [_status_dict(jobs, j) for j in jobs.jobs()]
+
+    for fn in (start_training, training_status, stop_training, resume_training, list_jobs):
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+
+
+def _data(data: Any) -> Any:
+    """An uploaded file (a FileData the client sent; only files Gradio itself received) or a name."""
+    if isinstance(data, (dict, FileData)):
+        path = Path(data["path"] if isinstance(data, dict) else data.path).resolve()
+        uploads = Path(gr.utils.get_upload_folder()).resolve()
+        if uploads not in path.parents or not path.is_file():
+            raise UserError("the data file must be one uploaded to this server (gradio_client's handle_file)")
+        return path
+    return data
+
+
+def _call(action: Any, job_id: str) -> Job:
+    try:
+        return action(job_id)
+    except UserError as e:
+        raise gr.Error(str(e), print_exception=False) from None
+
+
+def _known(jobs: Any, job_id: str) -> Job:
+    return _call(jobs.get, job_id)
+
+
+def _status_dict(jobs: Any, job: Job) -> dict:
+    p = read(jobs.store.log(job.id), jobs.store.output(job.id), job.steps)
+    return {"job_id": job.id, "task": job.task, "state": job.state, "step": p.step, "total_steps": job.steps,
+            "figures": p.figures, "device": job.device, "hub_id": job.hub_id, "published": job.published,
+            "message": job.message, "data": job.data, "preset": job.preset}
+
+
+def _selected(job_id: str | None) -> str:
+    if not job_id:
+        raise UserError("pick a job first")
+    return job_id
+
+
+def _choices(listing: list[Job]) -> list[tuple[str, str]]:
+    return [(f"{j.id} · {j.task} → {j.hub_id}", j.id) for j in listing]
+
+
+def _table(listing: list[Job]) -> list[list[Any]]:
+    return [[j.id, j.task, j.data, j.state, j.steps, j.hub_id, j.message] for j in listing]
+
+
+def _status(job: Job, p: Any) -> str:
+    speed = f"{p.steps_per_s:.2f} steps/s" if p.steps_per_s else "—"
+    left = f", about {p.remaining} left" if p.remaining and job.state == "running" else ""
+    figures = " · ".join(f"{k} {v:.4g}" for k, v in sorted(p.figures.items()) if k != "lr")
+    return (f"**{job.state}** — step {p.step} / {job.steps} on {job.device} · {speed}{left} · "
+            f"{sum(len(v) for v in p.curves.values())} points on the curve\n\n{figures}\n\n{job.message}")
+
+
+def _data_files(ctx: AppContext) -> list[str]:
+    root = Path(ctx.config.data_dir) if ctx.config.data_dir else None
+    if root is None or not root.is_dir():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.suffix.lower() in DATA_SUFFIXES)[:500]
+

@@ -1,0 +1,60 @@
+"""The Train tab: its API endpoints from gradio_client, and in the browser, from an uploaded image folder to images
+from the model it published."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from aigc_hub.errors import UserError
+
+TEXT = "".join(f"ROMEO: thou art my lord {i}, and the king shall speak now.\n" for i in range(400))
+
+
+def wait_for(condition, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_training_endpoints_start_watch_and_refuse(launched, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    url, _ = launched(tabs=["train", "text"], preload=False)
+    client = Client(url, verbose=False)
+    job = client.predict("text", handle_file(str(corpus)), "nano", 12, "me/api-lm", api_name="/start_training")
+    states = []
+
+    def done() -> bool:
+        states.append(client.predict(job, api_name="/training_status"))
+        return states[-1]["state"] in ("finished", "failed")
+
+    wait_for(done)
+    assert states[-1]["state"] == "finished" and states[-1]["published"] == "me/api-lm", states[-1]
+    assert states[-1]["step"] == 12 and "loss" in states[-1]["figures"]
+    assert client.predict(api_name="/list_jobs")[0]["job_id"] == job
+    for args, words in [(("poetry", "x", "", 5, "me/x"), "unknown task"), (("text", "x", "huge", 5, "me/x"), "preset"),
+                        (("text", "x", "", 0, "me/x"), "steps"), (("text", "x", "", 5, "../x"), "owner/name|invalid"),
+                        (("text", "../../etc/passwd", "", 5, "me/x"), "neither a file")]:
+        with pytest.raises(Exception, match=words):
+            client.predict(*args, api_name="/start_training")
+    with pytest.raises(Exception, match="only a queued or running job"):
+        client.predict(job, api_name="/stop_training")
+    with pytest.raises(Exception, match="no job"):
+        client.predict("20990101-000000-abcdef", api_name="/training_status")
+
+
+def test_a_file_the_client_did_not_upload_is_refused():
+    from aigc_hub.ui.train_tab import _data
+
+    with pytest.raises(UserError, match="uploaded to this server"):
+        _data({"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}})
+    assert _data("owner/dataset") == "owner/dataset"
