@@ -58,3 +58,21 @@ def test_a_file_the_client_did_not_upload_is_refused():
     with pytest.raises(UserError, match="uploaded to this server"):
         _data({"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}})
     assert _data("owner/dataset") == "owner/dataset"
+
+
+def test_the_models_tab_shows_a_running_job_and_stop_keeps_its_step(launched, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    url, _ = launched(tabs=["train", "models"], preload=False)
+    client = Client(url, verbose=False)
+    job = client.predict("text", handle_file(str(corpus)), "nano", 5000, "me/long-job", api_name="/start_training")
+    wait_for(lambda: client.predict(job, api_name="/training_status")["step"] >= 3)
+    _, devices, _ = client.predict(api_name="/list_models")
+    assert f"training job {job} (text)" in devices
+    assert client.predict(job, api_name="/stop_training")["state"] == "stopping"
+    wait_for(lambda: client.predict(job, api_name="/training_status")["state"] == "stopped")
+    status = client.predict(job, api_name="/training_status")
+    assert 3 <= status["step"] < 5000 and "checkpoint" in status["message"]
+    assert client.predict(job, api_name="/resume_training")["state"] in ("queued", "running")
+    client.predict(job, api_name="/stop_training")
+    wait_for(lambda: client.predict(job, api_name="/training_status")["state"] == "stopped")

@@ -156,6 +156,8 @@ class JobManager:
                 job.message = f"published as {job.hub_id}"
             elif code == STOPPED_EXIT:
                 job.state, job.message = "stopped", "stopped with a checkpoint: Resume goes on from it"
+            elif code == -signal.SIGTERM and job.state == "stopping":  # stopped while the script was starting up
+                job.state, job.message = "stopped", "stopped before its first step: Resume goes on from its last checkpoint"
             else:
                 job.state, job.message = "failed", _last_error(self.store.log(job_id), code)
             self.store.save(job)

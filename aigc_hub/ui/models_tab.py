@@ -22,15 +22,19 @@ def table(ctx: AppContext) -> list[list[str]]:
     return rows
 
 
-def device_markdown() -> str:
-    return "**Devices:** " + " · ".join(d.describe() for d in devices.inventory())
+def device_markdown(ctx: AppContext | None = None) -> str:
+    """The devices, and on which of them a training job runs now (beside the models served there)."""
+    training = ctx.jobs.running_on() if ctx is not None and "train" in ctx.config.tabs else {}
+    parts = [d.describe() + (f" — training job {training[d.name].id} ({training[d.name].task})"
+                             if d.name in training else "") for d in devices.inventory()]
+    return "**Devices:** " + " · ".join(parts)
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     refs = [e.ref for e in ctx.models()]
     device_names = ["auto"] + [d.name for d in devices.inventory()]
     models = gr.Dataframe(table(ctx), headers=HEADERS, interactive=False, label="Models", elem_id="models-table")
-    inventory = gr.Markdown(device_markdown(), label="Devices", elem_id="models-devices")
+    inventory = gr.Markdown(device_markdown(ctx), label="Devices", elem_id="models-devices")
     with gr.Row():
         ref = gr.Dropdown(refs, value=refs[0] if refs else None, label="Model", elem_id="models-ref",
                           allow_custom_value=True)
@@ -60,7 +64,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         if not isinstance(where, str) or not where.strip():  # (names not on this machine: the registry says so)
             raise gr.Error("no device given: auto, or one of the devices listed", print_exception=False)
         entry = ctx.registry.load(name, None if where == "auto" else where)
-        return f"Loaded {entry.describe()}", table(ctx), device_markdown()
+        return f"Loaded {entry.describe()}", table(ctx), device_markdown(ctx)
 
     @user_errors
     def unload_model(name: str):
@@ -72,7 +76,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         if name not in {e.ref for e in ctx.models()} | {m.ref for m in ctx.registry.loaded()}:
             raise gr.Error(f"unknown model {str(name)[:100]!r}: pick one from the list", print_exception=False)
         done = ctx.registry.unload(name)
-        return (f"Unloaded {name}" if done else f"{name} was not loaded"), table(ctx), device_markdown()
+        return (f"Unloaded {name}" if done else f"{name} was not loaded"), table(ctx), device_markdown(ctx)
 
     @user_errors
     def add_model(name: str):
@@ -85,7 +89,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         entry = added_models.add(name)  # checked (resolves, a family serves it) before it is remembered
         figs = "; ".join(f"{f.name}: {f.value:.4g}" for f in entry.card.figures) or "no measured figures"
         return (f"Added {entry.ref}: {entry.task} ({entry.family}), in the {entry.task} tab · {figs}", table(ctx),
-                device_markdown(), gr.update(choices=ctx.refresh(), value=entry.ref))
+                device_markdown(ctx), gr.update(choices=ctx.refresh(), value=entry.ref))
 
     @user_errors
     def remove_model(name: str):
@@ -96,12 +100,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         """
         if not added_models.remove(name):
             raise gr.Error(f"{str(name)[:100]!r} was not added by hand", print_exception=False)
-        return f"Removed {name} from the list", table(ctx), device_markdown(), gr.update(choices=ctx.refresh())
+        return f"Removed {name} from the list", table(ctx), device_markdown(ctx), gr.update(choices=ctx.refresh())
 
     def list_models():
         """Read the hub again. Returns the models (id, task, family, source, device when loaded, measured figures),
         the devices with their memory, and the model list."""
-        return table(ctx), device_markdown(), gr.update(choices=ctx.refresh())
+        return table(ctx), device_markdown(ctx), gr.update(choices=ctx.refresh())
 
     load.click(load_model, [ref, device], [status, models, inventory], api_name="load_model", concurrency_id="admin")
     unload.click(unload_model, ref, [status, models, inventory], api_name="unload_model", concurrency_id="admin")
