@@ -118,6 +118,7 @@ def test_uploads_are_checked_before_anything_runs(tmp_path, monkeypatch):
         uploads.data_options("text", "../../etc/passwd", out, data_root=tmp_path)
 
 
+@pytest.mark.slow  # training subprocesses
 def test_a_job_trains_publishes_and_shows_its_progress(tmp_path, tmp_hub, corpus):
     jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
     job = jobs.start("text", corpus, "nano", 40, "me/from-a-job")
@@ -133,6 +134,7 @@ def test_a_job_trains_publishes_and_shows_its_progress(tmp_path, tmp_hub, corpus
     assert progress.texts.get("sample")
 
 
+@pytest.mark.slow  # training subprocesses
 def test_stop_then_resume_ends_with_the_weights_of_an_unstopped_job(tmp_path, tmp_hub, corpus):
     jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
     whole = jobs.start("text", corpus, "nano", 60, "me/whole")
@@ -149,6 +151,7 @@ def test_stop_then_resume_ends_with_the_weights_of_an_unstopped_job(tmp_path, tm
     assert jobs.get(job.id).runs == 2
 
 
+@pytest.mark.slow  # training subprocesses
 def test_a_killed_server_leaves_its_job_interrupted_and_resumable(tmp_path, tmp_hub, corpus):
     """The server is a separate process that starts a job and is killed (SIGKILL): its job gets SIGTERM from the
     kernel, saves its step and ends; a new manager on the same folder shows it interrupted, and Resume finishes it."""

@@ -25,6 +25,7 @@ def wait_for(condition, timeout: float = 300.0) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # an app and training subprocesses
 def test_training_endpoints_start_watch_and_refuse(launched, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT)
@@ -60,6 +61,7 @@ def test_a_file_the_client_did_not_upload_is_refused():
     assert _data("owner/dataset") == "owner/dataset"
 
 
+@pytest.mark.slow  # an app and training subprocesses
 def test_the_models_tab_shows_a_running_job_and_stop_keeps_its_step(launched, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT)
