@@ -53,14 +53,14 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     log = gr.File(label="Log", interactive=False, elem_id="train-log")
     table = gr.Dataframe(_table(jobs.jobs()), headers=HEADERS, interactive=False, label="Jobs",
                          elem_id="train-jobs")
-    timer = gr.Timer(1.0)
+    timer = gr.Timer(1.0, active=False)  # ticks only while the job shown is queued or running
 
     def view(job_id: str | None) -> tuple:
-        """The selected job's live view, and the job list."""
+        """The selected job's live view, the job list, and whether to keep ticking."""
         listing = jobs.jobs()
         current = next((j for j in listing if j.id == job_id), None)
         if current is None:
-            return "_No job selected._", None, None, "", None, _table(listing)
+            return "_No job selected._", None, None, "", None, _table(listing), gr.Timer(active=False)
         p = read(jobs.store.log(current.id), jobs.store.output(current.id), current.steps)
         # The curve: the training losses, whose series all exist from the first logged step (Gradio 6.31's plot
         # keeps the series of the first data it drew, and draws nothing after an empty frame: None until then).
@@ -71,38 +71,40 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
         frame = pd.DataFrame(points).astype({"step": "int64", "value": "float64"}) if points else None
         texts_now = "\n\n".join(f"{k}:\n{v}" for k, v in p.texts.items())
+        live = current.state in ("queued", "running", "stopping")
         return (_status(current, p), frame, str(p.sample) if p.sample else None, texts_now,
-                str(jobs.store.log(current.id)) if jobs.store.log(current.id).exists() else None, _table(listing))
+                str(jobs.store.log(current.id)) if jobs.store.log(current.id).exists() else None, _table(listing),
+                gr.Timer(active=live))
 
     @user_errors
     def on_start(task_key: str, uploaded: str | None, name: str | None, preset_name: str, n: float, hub: str):
         data: Any = Path(uploaded) if uploaded else name
         started = jobs.start(task_key, data, preset_name, n, hub)
-        return gr.update(choices=_choices(jobs.jobs()), value=started.id), *view(started.id)[:-1]
+        return gr.update(choices=_choices(jobs.jobs()), value=started.id), *view(started.id)
 
     @user_errors
     def on_stop(job_id: str | None):
         jobs.stop(_selected(job_id))
-        return view(job_id)[0]
+        return view(job_id)
 
     @user_errors
     def on_resume(job_id: str | None):
         jobs.resume(_selected(job_id))
-        return view(job_id)[0]
+        return view(job_id)
 
     def on_task(task_key: str):
         presets = list(PRESETS[task_key])
         return (gr.update(choices=presets, value=presets[0]), gr.update(label=f"Upload data: "
                 f"{ACCEPTS[KINDS[task_key]]}"), gr.update(value=f"me/my-{task_key}"))
 
-    outputs = [status, curve, sample, texts, log]
+    outputs = [status, curve, sample, texts, log, table, timer]
     task.change(on_task, task, [preset, upload, hub_id], api_visibility="private")
     start.click(on_start, [task, upload, dataset, preset, steps, hub_id], [job, *outputs],
                 api_visibility="private")
-    stop.click(on_stop, job, status, api_visibility="private")
-    resume.click(on_resume, job, status, api_visibility="private")
-    job.change(view, job, [*outputs, table], api_visibility="private")
-    timer.tick(view, job, [*outputs, table], api_visibility="private", show_progress="hidden")
+    stop.click(on_stop, job, outputs, api_visibility="private")
+    resume.click(on_resume, job, outputs, api_visibility="private")
+    job.change(view, job, outputs, api_visibility="private")
+    timer.tick(view, job, outputs, api_visibility="private", show_progress="hidden")
     tab.select(lambda job_id: gr.update(choices=_choices(jobs.jobs()), value=job_id), job, job,
                api_visibility="private")
     _api(ctx)
