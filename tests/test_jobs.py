@@ -119,9 +119,10 @@ def test_uploads_are_checked_before_anything_runs(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # training subprocesses
-def test_a_job_trains_publishes_and_shows_its_progress(tmp_path, tmp_hub, corpus):
+def test_a_job_trains_publishes_and_shows_its_progress(tmp_path, tmp_hub, corpus, monkeypatch):
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))  # the job's environment is the server's
     jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
-    job = jobs.start("text", corpus, "nano", 40, "me/from-a-job")
+    job = jobs.start("text", corpus, "nano", 40, "me/from-a-job", trackio=True)
     second = jobs.start("text", corpus, "nano", 4, "me/second")
     assert jobs.get(second.id).state == "queued"  # one job per device: it waits
     wait_for(lambda: jobs.get(second.id).state in ("finished", "failed"))
@@ -132,6 +133,7 @@ def test_a_job_trains_publishes_and_shows_its_progress(tmp_path, tmp_hub, corpus
     progress = read(jobs.store.log(job.id), jobs.store.output(job.id), 40)
     assert progress.step == 40 and len(progress.curves["loss"]) >= 2 and "val_loss" in progress.figures
     assert progress.texts.get("sample")
+    assert list((tmp_path / "trackio").rglob("*.db")), "trackio logged beside tensorboard"
 
 
 @pytest.mark.slow  # training subprocesses

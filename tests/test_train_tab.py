@@ -26,7 +26,7 @@ def wait_for(condition, timeout: float = 300.0) -> None:
 
 
 @pytest.mark.slow  # an app and training subprocesses
-def test_training_endpoints_start_watch_and_refuse(launched, tmp_path):
+def test_training_endpoints_start_watch_and_refuse(launched, tmp_path, tmp_hub):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT)
     url, _ = launched(tabs=["train", "text"], preload=False)
@@ -47,6 +47,7 @@ def test_training_endpoints_start_watch_and_refuse(launched, tmp_path):
                         (("text", "../../etc/passwd", "", 5, "me/x"), "neither a file")]:
         with pytest.raises(Exception, match=words):
             client.predict(*args, api_name="/start_training")
+    assert [p.name for p in (tmp_hub.parent / "jobs").iterdir()] == [job]  # the refused ones left nothing behind
     with pytest.raises(Exception, match="only a queued or running job"):
         client.predict(job, api_name="/stop_training")
     with pytest.raises(Exception, match="no job"):
@@ -78,3 +79,40 @@ def test_the_models_tab_shows_a_running_job_and_stop_keeps_its_step(launched, tm
     assert client.predict(job, api_name="/resume_training")["state"] in ("queued", "running")
     client.predict(job, api_name="/stop_training")
     wait_for(lambda: client.predict(job, api_name="/training_status")["state"] == "stopped")
+
+
+@pytest.mark.slow  # two app processes and a training subprocess
+def test_a_killed_app_restarted_mid_job_shows_it_interrupted_and_resumes_it(tmp_path, tmp_hub):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO, free_port, wait_until_serving
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+
+    def app() -> tuple[subprocess.Popen, Client]:
+        port, log = free_port(), tmp_path / f"app-{time.monotonic_ns()}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, "app.py", "--tabs", "train", "--no-preload", "--port", str(port)],
+                                    cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return proc, Client(wait_until_serving(proc, f"http://127.0.0.1:{port}/", log), verbose=False)
+
+    first, client = app()
+    job = client.predict("text", handle_file(str(corpus)), "nano", 300, "me/survivor", api_name="/start_training")
+    wait_for(lambda: client.predict(job, api_name="/training_status")["step"] >= 5)
+    first.send_signal(signal.SIGKILL)  # no shutdown of any kind
+    first.wait()
+    second, client = app()
+    try:
+        wait_for(lambda: client.predict(job, api_name="/training_status")["state"] == "interrupted")
+        client.predict(job, api_name="/resume_training")
+        wait_for(lambda: client.predict(job, api_name="/training_status")["state"] in ("finished", "failed"))
+        status = client.predict(job, api_name="/training_status")
+        assert status["state"] == "finished" and status["step"] == 300, status
+    finally:
+        second.terminate()
+        second.wait(timeout=60)

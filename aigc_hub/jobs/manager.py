@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,13 +32,12 @@ STOPPED_EXIT = 75  # training/stopping.py
 
 
 class JobManager:
-    def __init__(self, root: Path, devices: list[str] | None = None, data_root: Path | None = None,
-                 hf_push: bool = False) -> None:
+    def __init__(self, root: Path, devices: list[str] | None = None, data_root: Path | None = None) -> None:
         from .. import devices as inventory
 
         self.store = JobStore(root)
         self.devices = devices or [d.name for d in inventory.inventory() if d.kind == "cuda"] or ["cpu"]
-        self.data_root, self.hf_push = data_root, hf_push
+        self.data_root = data_root
         self._lock = threading.RLock()
         self._procs: dict[str, subprocess.Popen] = {}
         # Jobs are started from this one long-lived thread: Linux sends the parent-death signal when the thread
@@ -46,10 +46,23 @@ class JobManager:
         self._recover()
 
     # --- what the API calls ---------------------------------------------------------------------------------------
-    def start(self, task: str, data: object, preset: str | None, steps: object, hub_id: str) -> Job:
+    def start(self, task: str, data: object, preset: str | None, steps: object, hub_id: str, hf: bool = False,
+              trackio: bool = False) -> Job:
+        """A new job (queued until its device is free): `hf` publishes to the Hugging Face Hub (HF_TOKEN) instead
+        of the local hub, `trackio` logs to trackio beside tensorboard."""
+        if hf:
+            from huggingface_hub import get_token
+
+            if not get_token():
+                raise UserError("publishing to the Hugging Face Hub needs a token: `hf auth login` or HF_TOKEN on "
+                                "the server")
         job_id = self.store.new_id()
-        argv, preset_name, n = command(task, data, preset, steps, hub_id, self.store.output(job_id),
-                                       self.store.data(job_id), self.data_root, self.hf_push)
+        try:
+            argv, preset_name, n = command(task, data, preset, steps, hub_id, self.store.output(job_id),
+                                           self.store.data(job_id), self.data_root, hf, trackio)
+        except BaseException:
+            shutil.rmtree(self.store.folder(job_id), ignore_errors=True)  # what the refused data left behind
+            raise
         label = data.name if isinstance(data, Path) else str(data)
         job = Job(job_id, task, label, preset_name, n, hub_id, argv)
         self.store.save(job)
@@ -153,7 +166,7 @@ class JobManager:
             job.ended, job.pid = time.time(), None
             if code == 0:
                 job.state, job.published = "finished", job.hub_id
-                job.message = f"published as {job.hub_id}"
+                job.message = f"published as {job.hub_id}" + (" on the Hugging Face Hub" if "--hf" in job.argv else "")
             elif code == STOPPED_EXIT:
                 job.state, job.message = "stopped", "stopped with a checkpoint: Resume goes on from it"
             elif code == -signal.SIGTERM and job.state == "stopping":  # stopped while the script was starting up

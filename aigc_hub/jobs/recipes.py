@@ -24,8 +24,9 @@ PRESETS: dict[str, dict[str, list[str]]] = {
 
 
 def command(task: object, data: object, preset: object, steps: object, hub_id: object, output: Path, data_dir: Path,
-            data_root: Path | None, hf: bool) -> tuple[list[str], str, int]:
-    """The job's argv (after `python`), its preset and step count; UserErrors for what cannot run."""
+            data_root: Path | None, hf: bool = False, trackio: bool = False) -> tuple[list[str], str, int]:
+    """The job's argv (after `python`), its preset and step count; UserErrors for what cannot run. Tensorboard is
+    always on (the tab's live view reads it); `trackio` adds trackio; `hf` pushes to the HF Hub (HF_TOKEN)."""
     if task not in SCRIPTS:
         raise UserError(f"unknown task {str(task)[:40]!r}: choose one of {', '.join(SCRIPTS)}")
     presets = PRESETS[task]  # type: ignore[index]
@@ -42,7 +43,8 @@ def command(task: object, data: object, preset: object, steps: object, hub_id: o
     options = data_options(task, data, data_dir, data_root)  # type: ignore[arg-type]
     every = max(1, steps // 20)  # about 20 points on the loss curve, 10 samples and checkpoints in a run
     argv = [str(Path("training") / SCRIPTS[task]), *options, *presets[name], "--output_dir", str(output),
-            "--max_train_steps", str(steps), "--logging_steps", str(every), "--report_to", "tensorboard",
+            "--max_train_steps", str(steps), "--logging_steps", str(every),
+            "--report_to", "tensorboard,trackio" if trackio else "tensorboard",
             "--checkpointing_steps", str(max(1, steps // 10)), "--push_to_hub", "--hub_model_id", hub_id,
             *(["--hf"] if hf else [])]
     if task in ("gan", "diffusion"):

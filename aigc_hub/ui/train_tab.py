@@ -39,6 +39,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                          elem_id="train-upload")
         dataset = gr.Dropdown(_data_files(ctx), value=None, allow_custom_value=True, elem_id="train-dataset",
                               label="… or a dataset: a file of the server's data folder, or a Hugging Face dataset")
+    with gr.Row():
+        to_hf = gr.Checkbox(False, label="Publish to the Hugging Face Hub (the server needs a token)",
+                            elem_id="train-hf")
+        trackio = gr.Checkbox(False, label="Also log to trackio (beside tensorboard)", elem_id="train-trackio")
     start = gr.Button("Start training", variant="primary", elem_id="train-start")
     with gr.Row():
         job = gr.Dropdown(_choices(jobs.jobs()), value=None, label="Job", elem_id="train-job", scale=3)
@@ -77,9 +81,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 gr.Timer(active=live))
 
     @user_errors
-    def on_start(task_key: str, uploaded: str | None, name: str | None, preset_name: str, n: float, hub: str):
+    def on_start(task_key: str, uploaded: str | None, name: str | None, preset_name: str, n: float, hub: str,
+                 hf: bool, with_trackio: bool):
         data: Any = Path(uploaded) if uploaded else name
-        started = jobs.start(task_key, data, preset_name, n, hub)
+        started = jobs.start(task_key, data, preset_name, n, hub, hf=bool(hf), trackio=bool(with_trackio))
         return gr.update(choices=_choices(jobs.jobs()), value=started.id), *view(started.id)
 
     @user_errors
@@ -99,7 +104,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     outputs = [status, curve, sample, texts, log, table, timer]
     task.change(on_task, task, [preset, upload, hub_id], api_visibility="private")
-    start.click(on_start, [task, upload, dataset, preset, steps, hub_id], [job, *outputs],
+    start.click(on_start, [task, upload, dataset, preset, steps, hub_id, to_hf, trackio], [job, *outputs],
                 api_visibility="private")
     stop.click(on_stop, job, outputs, api_visibility="private")
     resume.click(on_resume, job, outputs, api_visibility="private")
@@ -114,7 +119,8 @@ def _api(ctx: AppContext) -> None:
     """The named endpoints for clients (gradio_client, MCP), typed from their signatures."""
     jobs = ctx.jobs
 
-    def start_training(task: str, data: FileData | str, preset: str, steps: int, hub_id: str) -> str:
+    def start_training(task: str, data: FileData | str, preset: str, steps: int, hub_id: str, hf: bool = False,
+                       trackio: bool = False) -> str:
         """Start training a model on a dataset; it is published to the hub as hub_id when it ends. Returns the job
         id (one job per device runs at a time; the others wait, queued).
 
@@ -126,9 +132,11 @@ def _api(ctx: AppContext) -> None:
                 small; translation: tiny, small, base
             steps: optimizer steps
             hub_id: owner/name to publish the model as
+            hf: publish to the Hugging Face Hub instead of the local hub (the server needs a token)
+            trackio: also log to trackio, beside tensorboard
         """
         try:
-            return jobs.start(task, _data(data), preset or None, steps, hub_id).id
+            return jobs.start(task, _data(data), preset or None, steps, hub_id, hf=hf, trackio=trackio).id
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
