@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .recipes import command
-from .store import ENDED, Job, JobStore
+from .store import Job, JobStore
 
 REPO = Path(__file__).resolve().parents[2]
 STOPPED_EXIT = 75  # training/stopping.py
@@ -224,5 +224,3 @@ def _last_error(log: Path, code: int) -> str:
     reason = errors[-1] if errors else plain[-1] if plain else f"the script exited with code {code}"
     return reason[:500] + " (the log has the details)"
 
-
-__all__ = ["ENDED", "JobManager"]
