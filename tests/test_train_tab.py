@@ -102,7 +102,7 @@ def test_a_killed_app_restarted_mid_job_shows_it_interrupted_and_resumes_it(tmp_
         return proc, Client(wait_until_serving(proc, f"http://127.0.0.1:{port}/", log), verbose=False)
 
     first, client = app()
-    job = client.predict("text", handle_file(str(corpus)), "nano", 300, "me/survivor", api_name="/start_training")
+    job = client.predict("text", handle_file(str(corpus)), "nano", 100, "me/survivor", api_name="/start_training")
     wait_for(lambda: client.predict(job, api_name="/training_status")["step"] >= 5)
     first.send_signal(signal.SIGKILL)  # no shutdown of any kind
     first.wait()
@@ -112,7 +112,7 @@ def test_a_killed_app_restarted_mid_job_shows_it_interrupted_and_resumes_it(tmp_
         client.predict(job, api_name="/resume_training")
         wait_for(lambda: client.predict(job, api_name="/training_status")["state"] in ("finished", "failed"))
         status = client.predict(job, api_name="/training_status")
-        assert status["state"] == "finished" and status["step"] == 300, status
+        assert status["state"] == "finished" and status["step"] == 100, status
     finally:
         second.terminate()
         second.wait(timeout=60)
