@@ -8,7 +8,8 @@ import gradio as gr
 
 from ..errors import GenerationError
 from ..services import SamplingSettings
-from .common import WORK, AppContext, SessionStops, cleared, known_model, on_gpu, streamed, user_errors
+from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, cleared, known_model, on_gpu, shared_args,
+                     streamed, user_errors)
 from .inputs import Chatbot
 
 TASK = "text"
@@ -53,6 +54,7 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
 
     @user_errors
     @on_gpu
+    @shared_args(*SAMPLING_ARGS)
     def chat(model, message, history, system_prompt, max_new_tokens, temperature, top_k, top_p, repetition_penalty,
              stop_strings, seed, request: gr.Request):
         """Send a message to a chat model of the hub (one whose tokenizer has a chat template) and stream its
@@ -63,13 +65,6 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
             message: the user's new message
             history: the conversation so far, as [{"role": "user" | "assistant", "content": text}] ([] to start)
             system_prompt: instructions for the model (empty: none)
-            max_new_tokens: how many tokens to generate at most (1 to 2048)
-            temperature: 0 for greedy decoding; higher is more varied
-            top_k: sample from the k most likely tokens (0: no limit)
-            top_p: sample from the smallest set of tokens whose probabilities add up to p
-            repetition_penalty: 1 for none; above 1 discourages repeating tokens
-            stop_strings: strings that end the generation, one per line
-            seed: -1 for a random seed; the same seed and settings give the same text
         """
         messages = plain_messages(history or [])
         if not isinstance(message, str) or not message.strip():
@@ -80,6 +75,7 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
 
     @user_errors
     @on_gpu
+    @shared_args(*SAMPLING_ARGS)
     def chat_regenerate(model, history, system_prompt, max_new_tokens, temperature, top_k, top_p,
                         repetition_penalty, stop_strings, seed, request: gr.Request):
         """Answer the last user message of a conversation again (the last answer is replaced).
@@ -88,13 +84,6 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
             model: the model's hub id
             history: the conversation, as [{"role": "user" | "assistant", "content": text}]
             system_prompt: instructions for the model (empty: none)
-            max_new_tokens: how many tokens to generate at most (1 to 2048)
-            temperature: 0 for greedy decoding; higher is more varied
-            top_k: sample from the k most likely tokens (0: no limit)
-            top_p: sample from the smallest set of tokens whose probabilities add up to p
-            repetition_penalty: 1 for none; above 1 discourages repeating tokens
-            stop_strings: strings that end the generation, one per line
-            seed: -1 for a random seed; the same seed and settings give the same text
         """
         messages = plain_messages(history or [])
         while messages and messages[-1]["role"] == "assistant":  # answer the last user message again

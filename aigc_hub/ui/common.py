@@ -98,6 +98,29 @@ class AppContext:
             yield device
 
 
+def shared_args(*lines: str) -> Callable[[Callable], Callable]:
+    """Append `Args:` lines that several handlers share to a handler's docstring, whose own `Args:` section comes
+    last. Gradio's API page and its MCP tools read parameter descriptions from there. Apply it below `user_errors`,
+    which copies the docstring when it wraps."""
+
+    def add(fn: Callable) -> Callable:
+        fn.__doc__ = inspect.cleandoc(fn.__doc__ or "") + "\n" + "\n".join(f"    {line}" for line in lines)
+        return fn
+
+    return add
+
+
+SAMPLING_ARGS = (
+    "max_new_tokens: how many tokens to generate at most (1 to 2048)",
+    "temperature: 0 for greedy decoding; higher is more varied",
+    "top_k: sample from the k most likely tokens (0: no limit)",
+    "top_p: sample from the smallest set of tokens whose probabilities add up to p",
+    "repetition_penalty: 1 for none; above 1 discourages repeating tokens",
+    "stop_strings: strings that end the generation, one per line",
+    "seed: -1 for a random seed; the same seed and settings give the same text",
+)
+
+
 def user_errors(fn: Callable) -> Callable:
     """The user's errors become a visible gr.Error with their message; anything else is logged with a short id and
     shown as an internal error naming that id."""

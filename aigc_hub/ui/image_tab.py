@@ -13,7 +13,7 @@ from ..imaging import make_grid, png_bytes, to_pil
 from ..models.diffusion import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLER_TITLES
 from ..models.text_to_image import DEFAULT_GUIDANCE, MAX_GUIDANCE, SIZE_MULTIPLE
 from ..services.image import GenerationStopped, ImageFacts
-from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
+from .common import WORK, AppContext, card_markdown, known_model, on_gpu, shared_args, user_errors
 from .inputs import Dropdown, Number, Slider
 
 TASK = "image"
@@ -26,6 +26,15 @@ def _facts(ctx: AppContext, ref: str | None) -> ImageFacts | None:
 
 
 MAX_UI_SIZE = 1024
+MODEL_ARGS = (  # the controls that apply to some image models only (generate_image and interpolate)
+    "steps: diffusion models only: sampling steps (GANs take one)",
+    "sampler: diffusion models only: dpm-solver, ddim, euler, euler-a or ddpm",
+    "prompt: text-to-image pipelines only: what to draw",
+    "negative_prompt: text-to-image pipelines only: what to steer away from",
+    "guidance_scale: text-to-image pipelines only: how strongly to follow the prompt",
+    "width: text-to-image pipelines only: a multiple of 8 (empty: the model's size)",
+    "height: text-to-image pipelines only: as width",
+)
 
 
 def _model_updates(facts: ImageFacts | None) -> tuple[dict, ...]:
@@ -141,6 +150,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     @on_gpu
+    @shared_args(*MODEL_ARGS)
     def generate_image(model: str, seed: float, num_images: float, label: str, steps: float = DEFAULT_STEPS,
                        sampler: str = DEFAULT_SAMPLER, prompt: str = "", negative_prompt: str = "",
                        guidance_scale: float = DEFAULT_GUIDANCE, width: float | None = None,
@@ -154,28 +164,18 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             seed: -1 for a random seed; image i uses seed + i
             num_images: how many images, 1 to the app's limit (64 by default)
             label: the class of a class-conditional model (its id or name), or "any" for one of each in turn
-            steps: diffusion models only: sampling steps (GANs take one)
-            sampler: diffusion models only: dpm-solver, ddim, euler, euler-a or ddpm
-            prompt: text-to-image pipelines only: what to draw
-            negative_prompt: text-to-image pipelines only: what to steer away from
-            guidance_scale: text-to-image pipelines only: how strongly to follow the prompt
-            width: text-to-image pipelines only: a multiple of 8 (empty: the model's size)
-            height: text-to-image pipelines only: as width
         """
-        ref, seed_value, n, label_value, steps_value, sampler_value = model, seed, num_images, label, steps, sampler
-        prompt_value, negative_value, guidance_value, width_value, height_value = (prompt, negative_prompt,
-                                                                                  guidance_scale, width, height)
-        ref = known(ref)
+        ref = known(model)
         session, event = session_event(request)
         try:
             progress(0, desc="waiting for the device")
             with ctx.lane(ref):
                 progress(0, desc="generating")
-                result = service.generate(ref, n, seed_value, None if label_value in (None, "any") else label_value,
+                result = service.generate(ref, num_images, seed, None if label in (None, "any") else label,
                                           progress=lambda done, total: progress(done / total, desc="generating"),
-                                          steps=steps_value, sampler=sampler_value, stop=event,
-                                          **_prompt_args(ctx, ref, prompt_value, negative_value, guidance_value,
-                                                         width_value, height_value))
+                                          steps=steps, sampler=sampler, stop=event,
+                                          **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width,
+                                                         height))
         except GenerationStopped:  # Stop's own answer says so in the notice
             return [], None, None
         finally:
@@ -196,6 +196,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     @on_gpu
+    @shared_args(*MODEL_ARGS)
     def interpolate(model: str, seed_a: float, seed_b: float, frames: float, label: str,
                     steps: float = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, prompt: str = "",
                     negative_prompt: str = "", guidance_scale: float = DEFAULT_GUIDANCE, width: float | None = None,
@@ -209,26 +210,16 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             seed_b: the seed of the last frame
             frames: how many frames (at most 120)
             label: the class of a class-conditional model (its id or name), or "any"
-            steps: diffusion models only: sampling steps
-            sampler: diffusion models only: dpm-solver, ddim, euler, euler-a or ddpm
-            prompt: text-to-image pipelines only: what to draw
-            negative_prompt: text-to-image pipelines only: what to steer away from
-            guidance_scale: text-to-image pipelines only: how strongly to follow the prompt
-            width: text-to-image pipelines only: a multiple of 8 (empty: the model's size)
-            height: text-to-image pipelines only: as width
         """
-        ref, a, b, n, label_value, steps_value, sampler_value = model, seed_a, seed_b, frames, label, steps, sampler
-        prompt_value, negative_value, guidance_value, width_value, height_value = (prompt, negative_prompt,
-                                                                                  guidance_scale, width, height)
-        ref = known(ref)
+        ref = known(model)
         session, event = session_event(request)
         try:
             with ctx.lane(ref):
-                images, gif_data = service.interpolate(ref, a, b, n,
-                                                       None if label_value in (None, "any") else label_value,
-                                                       steps=steps_value, sampler=sampler_value, stop=event,
-                                                       **_prompt_args(ctx, ref, prompt_value, negative_value,
-                                                                      guidance_value, width_value, height_value))
+                images, gif_data = service.interpolate(ref, seed_a, seed_b, frames,
+                                                       None if label in (None, "any") else label,
+                                                       steps=steps, sampler=sampler, stop=event,
+                                                       **_prompt_args(ctx, ref, prompt, negative_prompt,
+                                                                      guidance_scale, width, height))
         except GenerationStopped:
             raise gr.Error("Stopped.") from None
         finally:
@@ -253,8 +244,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                  api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
     tab.select(on_refresh, model, model, api_visibility="private")  # a model the Train tab just published
-    button.click(generate_image, [model, seed, count, label, steps, sampler, *prompt_inputs], [gallery, used_seed, files],
-                 api_name="generate_image", **WORK)
+    button.click(generate_image, [model, seed, count, label, steps, sampler, *prompt_inputs],
+                 [gallery, used_seed, files], api_name="generate_image", **WORK)
     button.click(lambda: "", None, notice, api_visibility="private", queue=False)  # a new run: no old notice
     interp_button.click(interpolate, [model, seed_a, seed_b, frames, label, steps, sampler, *prompt_inputs],
                         [gif, strip],

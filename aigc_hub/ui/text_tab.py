@@ -9,7 +9,8 @@ import gradio as gr
 from ..services import SamplingSettings
 from ..errors import UserError
 from . import chat_view as chat_view_ui
-from .common import WORK, AppContext, SessionStops, card_markdown, known_model, on_gpu, streamed, user_errors
+from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, card_markdown, known_model, on_gpu,
+                     shared_args, streamed, user_errors)
 from .inputs import Dropdown, Number, Slider
 
 TASK = "text"
@@ -71,6 +72,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     @on_gpu
+    @shared_args(*SAMPLING_ARGS)
     def generate_text(model, prompt, max_new_tokens, temperature, top_k, top_p, repetition_penalty, stop_strings,
                       seed, request: gr.Request):
         """Continue a text with a causal language model of the hub, streamed as it is generated. Returns the text,
@@ -79,13 +81,6 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         Args:
             model: the model's hub id, e.g. aigc-hub/gpt-tinyshakespeare
             prompt: the text to continue
-            max_new_tokens: how many tokens to generate at most (1 to 2048)
-            temperature: 0 for greedy decoding; higher is more varied
-            top_k: sample from the k most likely tokens (0: no limit)
-            top_p: sample from the smallest set of tokens whose probabilities add up to p
-            repetition_penalty: 1 for none; above 1 discourages repeating tokens
-            stop_strings: strings that end the generation, one per line
-            seed: -1 for a random seed; the same seed and settings give the same text
         """
         settings = SamplingSettings(max_new_tokens, temperature, top_k, top_p, repetition_penalty,
                                     [s for s in (stop_strings or "").splitlines() if s])
