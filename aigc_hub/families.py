@@ -69,7 +69,7 @@ def _architectures(config: dict) -> list[str]:
 
 
 def _is_causal_lm(config: dict) -> bool:
-    return not is_remote(config) and any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in _architectures(config))
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in _architectures(config))
 
 
 def _is_seq2seq(config: dict) -> bool:

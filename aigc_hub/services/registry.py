@@ -179,13 +179,13 @@ class ModelRegistry:
             return current.device
         path = hub.resolve(ref)
         family, config = inspect(path, ref)
-        return _placement(path, family, config, device or self.override(ref))
+        return _placement(family, config, _weights_bytes(path, family), device or self.override(ref))
 
     def load(self, ref: str, device: str | None = None) -> LoadedModel:
         path = hub.resolve(ref)
         family, config = inspect(path, ref)
         size = _weights_bytes(path, family)
-        target = _placement(path, family, config, device or self.override(ref))
+        target = _placement(family, config, size, device or self.override(ref))
         dtype = devices.dtype_for("cpu" if family.remote else target)
         try:
             loaded = self.run(target, family.load, path, config, target, dtype)
@@ -218,14 +218,14 @@ def _fill(future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
         future.set_exception(e)
 
 
-def _placement(path: Path, family: Family, config: dict, wanted: str | None) -> str:
-    """The device a model goes on; a remote model's lane is its server (`remote:host:port`), so that waiting for
-    it never holds a local device's lane."""
+def _placement(family: Family, config: dict, size: int, wanted: str | None) -> str:
+    """The device a model of `size` bytes goes on; a remote model's lane is its server (`remote:host:port`), so that
+    waiting for it never holds a local device's lane."""
     if family.remote:
         from urllib.parse import urlparse
 
         return f"remote:{urlparse(config[remote.KEY]['base_url']).netloc}"
-    return devices.place(_weights_bytes(path, family), wanted)
+    return devices.place(size, wanted)
 
 
 def _weights_bytes(path: Path, family: Family) -> int:

@@ -22,9 +22,9 @@ def table(ctx: AppContext) -> list[list[str]]:
     return rows
 
 
-def device_markdown(ctx: AppContext | None = None) -> str:
+def device_markdown(ctx: AppContext) -> str:
     """The devices, and on which of them a training job runs now (beside the models served there)."""
-    training = ctx.jobs.running_on() if ctx is not None and "train" in ctx.config.tabs else {}
+    training = ctx.jobs.running_on() if "train" in ctx.config.tabs else {}
     parts = [d.describe() + (f" — training job {training[d.name].id} ({training[d.name].task})"
                              if d.name in training else "") for d in devices.inventory()]
     return "**Devices:** " + " · ".join(parts)
