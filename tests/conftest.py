@@ -148,6 +148,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(condition: Callable[[], object], timeout: float = 300.0, every: float = 0.05) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds (a cap for a broken run, not a figure)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"the state never came in {timeout:.0f} s"
+        time.sleep(every)
+
+
 def wait_until_serving(proc: subprocess.Popen, url: str, log: Path, timeout: float = 180) -> str:
     """Poll `url` until the app in `proc` answers; fail with its log if it exits or never comes up."""
     import time

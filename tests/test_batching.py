@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import pytest
 
 from aigc_hub.services import GenerationError, ImageService, ModelRegistry, TranslationService
 from aigc_hub.services.batching import Batcher
+from conftest import wait_for
 
-
-def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the state"
-        time.sleep(0.001)
+wait_for = partial(wait_for, timeout=60, every=0.001)  # polled as often as before
 
 
 class Worker:

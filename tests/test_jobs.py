@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -21,16 +20,11 @@ from aigc_hub import hub
 from aigc_hub.errors import UserError
 from aigc_hub.jobs import JobManager, read
 from aigc_hub.jobs import uploads
-from conftest import REPO, assert_same_weights
+from conftest import REPO, assert_same_weights, wait_for
 
 TEXT = "".join(f"ROMEO: thou art my lord {i}, and the king shall speak now.\n" for i in range(400))
 
 
-def wait_for(condition, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def png(value: int) -> bytes:

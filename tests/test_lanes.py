@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
+from functools import partial
 
 import pytest
 from gradio_client import Client
@@ -13,6 +13,9 @@ from gradio_client import Client
 from aigc_hub import devices, families, hub
 from aigc_hub.loaders import load_dcgan
 from aigc_hub.services import ImageService, Lanes, ModelRegistry, QueueFull
+from conftest import wait_for
+
+wait_for = partial(wait_for, timeout=60, every=0.005)  # polled as often as before
 
 GiB = 1024**3
 
@@ -36,11 +39,6 @@ def fake_gpus(monkeypatch):
     monkeypatch.setitem(families.FAMILIES, "dcgan", dataclasses.replace(families.FAMILIES["dcgan"], load=on_cpu))
 
 
-def wait_for(condition, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "the state never came"
-        time.sleep(0.005)
 
 
 def test_a_busy_lane_holds_its_own_requests_only():

@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import threading
-import time
 
 import httpx
 import numpy as np
@@ -20,6 +19,7 @@ from PIL import Image
 from aigc_hub import hub
 from aigc_hub.services import ImageService, ModelRegistry, SamplingSettings, TextService
 from tiny_hub_models import make_chat_llama
+from conftest import wait_for
 
 openai = pytest.importorskip("openai")
 CHAT = "TinyLlama/tiny-chat"
@@ -45,11 +45,6 @@ def client(url: str, key: str = "unused") -> "openai.OpenAI":
     return openai.OpenAI(base_url=f"{url}v1", api_key=key, max_retries=0, timeout=120)
 
 
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_models_lists_every_hub_model_with_its_task(app):
@@ -158,7 +153,7 @@ def test_a_client_that_goes_away_stops_its_generation(app):
         for i, _ in enumerate(events):
             if i == 3:
                 break
-    wait_until(lambda: not ctx.lanes.busy() and started and started[0].stop_event.is_set())
+    wait_for(lambda: not ctx.lanes.busy() and started and started[0].stop_event.is_set())
     assert started[0].tokens < 2048  # the lane is given back once the computation has ended
 
 
@@ -194,7 +189,7 @@ def test_a_full_queue_is_a_429(launched, long_lm):
             pass
 
     threading.Thread(target=waiting, daemon=True).start()
-    wait_until(lambda: demo.aigc_context.lanes.busy().get("cpu", (0, 0))[1] == 1)  # one waiting: the bound
+    wait_for(lambda: demo.aigc_context.lanes.busy().get("cpu", (0, 0))[1] == 1)  # one waiting: the bound
     with pytest.raises(openai.RateLimitError, match="full"):
         c.completions.create(model="me/long-lm", prompt="z", max_tokens=1)
     holding[0].close()

@@ -5,7 +5,6 @@ the CLI and its own /v1, with streaming and Stop."""
 from __future__ import annotations
 
 import sys
-import time
 
 import httpx
 import pytest
@@ -15,18 +14,13 @@ from aigc_hub import hub
 from aigc_hub.errors import ModelLoadError, UserError
 from aigc_hub.remote import add
 from aigc_hub.services import ModelRegistry, SamplingSettings, TextService
-from conftest import run
+from conftest import run, wait_for
 from tiny_hub_models import make_chat_llama
 
 pytest.importorskip("openai")
 SETTINGS = SamplingSettings(16, 0.9, 0, 1.0, 1.0)
 
 
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -62,7 +56,7 @@ def test_stop_closes_the_connection_and_ends_the_remote_generation(cluster):
     for i, _ in enumerate(stream.chunks):
         if i == 2:
             stream.stop()
-    wait_until(lambda: not far.aigc_context.lanes.busy())  # the far server's lane is free: its generation ended
+    wait_for(lambda: not far.aigc_context.lanes.busy())  # the far server's lane is free: its generation ended
     assert stream.tokens < 2000
 
 

@@ -1,28 +1,17 @@
-"""The Train tab: its API endpoints from gradio_client, and in the browser, from an uploaded image folder to images
-from the model it published."""
+"""The Train tab's API endpoints from gradio_client: start, watch, stop, resume, refuse; a running job in the device
+view; a killed app restarted mid-job. (The tab in a browser: tests/test_browser.py.)"""
 
 from __future__ import annotations
 
-import io
 import time
-import zipfile
-from pathlib import Path
 
-import numpy as np
 import pytest
 from gradio_client import Client, handle_file
-from PIL import Image
 
 from aigc_hub.errors import UserError
+from conftest import wait_for
 
 TEXT = "".join(f"ROMEO: thou art my lord {i}, and the king shall speak now.\n" for i in range(400))
-
-
-def wait_for(condition, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 @pytest.mark.slow  # an app and training subprocesses
