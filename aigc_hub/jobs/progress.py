@@ -4,9 +4,11 @@ reader), the newest sample grid of an image script, the newest text samples of a
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BAR = re.compile(r"steps:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+) \[([0-9:]+)<([0-9:?]+),\s*([0-9.?]+)\s*(s/it|it/s)")
 TAIL_BYTES = 64 << 10
@@ -56,12 +58,11 @@ def _bar(log: Path, p: Progress) -> None:
 def _tensorboard(logs: Path, p: Progress) -> None:
     if not logs.is_dir():
         return
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
 
     for folder in sorted({f.parent for f in logs.rglob("events.out.tfevents.*")}):
-        events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 1, "images": 1})
-        events.Reload()
+        events = _accumulator(str(folder))
+        events.Reload()  # reads only what was written since the last call
         tags = events.Tags()
         for tag in tags.get("scalars", []):
             points = {e.step: e.value for e in events.Scalars(tag)}  # a resumed run writes its steps again
@@ -72,3 +73,11 @@ def _tensorboard(logs: Path, p: Progress) -> None:
             value = tensor_util.make_ndarray(last.tensor_proto).flatten()
             if value.size and isinstance(value[0], bytes):
                 p.texts[tag.split("/")[0]] = value[0].decode("utf-8", errors="replace")
+
+
+@functools.lru_cache(maxsize=64)
+def _accumulator(folder: str) -> Any:
+    """One reader per log folder, kept: the live view asks every second, and a reader resumes where it stopped."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    return EventAccumulator(folder, size_guidance={"scalars": 0, "tensors": 1, "images": 1})
