@@ -5,6 +5,10 @@ in `.added-models.json` in the local hub's folder.
 Adding checks the model before it is remembered: the reference must resolve (an HF id is downloaded, or read from the
 HF cache when offline) and its folder must be one a family serves, with safetensors weights. A model that cannot be
 served is refused with the loader's one-line reason and nothing is written.
+
+Who adds matters: the operator (the CLI) may add any folder of the server; a web client (the Models tab, its API,
+MCP) only a folder under the roots the operator configured (`model_dirs`), never one it uploaded itself (Gradio's
+upload and cache folders are outside them), and never a remote entry (remote.py: only `remote add` makes those).
 """
 
 from __future__ import annotations
@@ -52,14 +56,26 @@ def canonical(ref: str) -> str:
     return str(path.resolve()) if source == "folder" and path is not None else ref
 
 
-def add(ref: str) -> hub.ModelEntry:
-    """Check that `ref` can be served, remember it, and return its listing entry."""
+def add(ref: str, folder_roots: list[Path] | None = None, max_download_bytes: int | None = None) -> hub.ModelEntry:
+    """Check that `ref` can be served, remember it, and return its listing entry. `folder_roots`: a web client's
+    add, where a folder must lie under one of these (None: the operator's, anywhere); `max_download_bytes` caps
+    what an HF id may download."""
+    from .remote import check_operator_made
     from .services.registry import inspect
 
     ref = canonical(ref)
-    source, _ = hub.locate(ref)
-    path = hub.resolve(ref)  # an HF id: downloaded (or found in the cache offline); HubError when it cannot be
+    source, folder = hub.locate(ref)
+    if source == "folder" and folder_roots is not None:
+        resolved = folder.resolve()
+        if not any(r.resolve() == resolved or r.resolve() in resolved.parents for r in folder_roots):
+            raise HubError("a model folder can be added from here only under the folders the operator configured "
+                           "(model_dirs)" + ("" if folder_roots else ": none are") + "; an HF id or a local hub id "
+                           "can be added as it is")
+    # an HF id: downloaded (or found in the cache offline), within the cap; HubError when it cannot be
+    path = hub.resolve(ref, max_bytes=max_download_bytes)
     family, _ = inspect(path, ref)  # ModelLoadError with the reason when no family serves it
+    if family.remote:
+        check_operator_made(path)
     if source in ("hf", "folder"):  # local hub ids and starters are listed anyway
         with _lock:
             refs = added_refs()

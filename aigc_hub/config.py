@@ -63,6 +63,16 @@ class AppConfig:
     # The Train tab: where jobs live (default: beside the local hub), and a folder of datasets it offers by name.
     jobs_dir: str = ""
     data_dir: str = ""
+    # What a web client may make the server do (README "Deploying publicly"): add model folders only under these
+    # folders (the Models tab; the CLI adds any), download at most this much for an HF id it adds, upload at most this
+    # much per file (Gradio refuses more while receiving it), keep this many training jobs waiting (in all, and per
+    # logged-in user), and publish trained models to the HF Hub only under these owners (none: not from the web).
+    model_dirs: list[str] = field(default_factory=list)
+    max_download_mb: int = 16_384
+    max_upload_mb: int = 512
+    max_queued_jobs: int = 4
+    max_queued_jobs_per_user: int = 2
+    hf_namespaces: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, **settings: Any) -> "AppConfig":
@@ -122,7 +132,8 @@ class AppConfig:
         if not isinstance(self.batch_window_ms, int) or isinstance(self.batch_window_ms, bool) or not (
                 0 <= self.batch_window_ms <= 10_000):
             raise ConfigError(f"batch_window_ms must be an integer between 0 and 10000, got {self.batch_window_ms!r}")
-        for name in ("queue_size", "max_images", "lane_concurrency", "max_batch"):
+        for name in ("queue_size", "max_images", "lane_concurrency", "max_batch", "max_download_mb", "max_upload_mb",
+                     "max_queued_jobs", "max_queued_jobs_per_user"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100_000:
                 raise ConfigError(f"{name} must be an integer between 1 and 100000, got {value!r}")
@@ -137,6 +148,10 @@ class AppConfig:
         if not isinstance(self.api_keys, list) or not all(isinstance(k, str) and len(k.strip()) >= 8
                                                           and k == k.strip() for k in self.api_keys):
             raise ConfigError("api_keys must be a list of keys of at least 8 characters, without spaces around")
+        for name in ("model_dirs", "hf_namespaces"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ConfigError(f"{name} must be a list of non-empty strings, got {value!r}")
         if not isinstance(self.root_path, str) or (self.root_path and not self.root_path.startswith("/")):
             raise ConfigError(f"root_path must be a URL path such as /aigc, got {self.root_path!r}")
         return self
@@ -209,6 +224,14 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="a folder of datasets the Train tab offers by name (.zip, .npz, .txt, .jsonl, .csv)")
     parser.add_argument("--jobs-dir", dest="jobs_dir", default=None,
                         help="where training jobs live (default: beside the local hub)")
+    parser.add_argument("--model-dir", dest="model_dirs", action="append", default=None,
+                        help="a folder under which the Models tab may add model folders (repeatable; default none: "
+                             "web clients add HF ids and hub ids only)")
+    parser.add_argument("--max-queued-jobs", dest="max_queued_jobs", type=int, default=None,
+                        help="training jobs that may wait for a device before new ones are refused (default 4)")
+    parser.add_argument("--hf-namespace", dest="hf_namespaces", action="append", default=None,
+                        help="an HF Hub owner the Train tab may publish to with the server's token (repeatable; "
+                             "default none)")
     parser.add_argument("--mcp", action="store_true", default=None,
                         help="also serve the tabs' endpoints as MCP tools at /gradio_api/mcp/")
     return parser

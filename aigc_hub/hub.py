@@ -131,21 +131,43 @@ def locate(ref: str) -> tuple[str, Path | None]:
     return "hf", None
 
 
-def resolve(ref: str, *, offline: bool | None = None) -> Path:
-    """The local folder that holds model `ref` (downloading it from the HF Hub when it lives only there)."""
+def resolve(ref: str, *, offline: bool | None = None, max_bytes: int | None = None) -> Path:
+    """The local folder that holds model `ref` (downloading it from the HF Hub when it lives only there; refused
+    before any download when what would be downloaded exceeds `max_bytes`)."""
     source, path = locate(ref)
     if path is not None:
         return path
-    return _download(*parse_ref(ref.strip()), offline=offline)
+    return _download(*parse_ref(ref.strip()), offline=offline, max_bytes=max_bytes)
 
 
-def _download(repo_id: str, revision: str | None, *, offline: bool | None) -> Path:
+def download_size(files: dict[str, int]) -> int:
+    """Bytes a download of a repository holding `files` (name → size) fetches, by the patterns above."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    allow, ignore = (PIPELINE_ALLOW, PIPELINE_IGNORE) if "model_index.json" in files else (HF_ALLOW, None)
+    return sum(files[name] for name in filter_repo_objects(list(files), allow_patterns=allow,
+                                                            ignore_patterns=ignore))
+
+
+def _check_download_size(repo_id: str, revision: str | None, max_bytes: int) -> None:
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+    size = download_size({s.rfilename: s.size or 0 for s in info.siblings or []})
+    if size > max_bytes:
+        raise HubError(f"model {repo_id!r} would download {size / 2**30:.1f} GiB; this server allows "
+                       f"{max_bytes / 2**30:.1f} GiB from here (max_download_mb)")
+
+
+def _download(repo_id: str, revision: str | None, *, offline: bool | None, max_bytes: int | None = None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     if offline is None:
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     try:
+        if max_bytes is not None and not offline:  # what is in the cache already costs nothing more
+            _check_download_size(repo_id, revision, max_bytes)
         # model_index.json first: a pipeline's repository is fetched component by component.
         index = Path(snapshot_download(repo_id, revision=revision, allow_patterns=["model_index.json"], etag_timeout=5,
                                        local_files_only=offline)) / "model_index.json"
@@ -157,6 +179,8 @@ def _download(repo_id: str, revision: str | None, *, offline: bool | None) -> Pa
     except LocalEntryNotFoundError:
         where = "offline (HF_HUB_OFFLINE=1)" if offline else "the Hugging Face Hub could not be reached"
         raise HubError(f"model {repo_id!r} is not in the local hub or the starters, and {where}") from None
+    except HubError:
+        raise
     except Exception as e:  # network errors: OSError or the HTTP client's own exceptions
         raise HubError(f"model {repo_id!r}: download from the Hugging Face Hub failed: {e}") from None
 

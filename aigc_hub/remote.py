@@ -7,12 +7,18 @@ A remote entry is a folder in the local hub whose `config.json` names the server
 
 It is listed, picked and served like any text model (the Text tab, the CLI, the app's own /v1); TextService streams
 from the server instead of a local decode loop. The key itself is never written: `api_key_env` names the environment
-variable that holds it. Entries are made on this machine (`python -m aigc_hub remote add`); one that comes from the
-Hugging Face Hub is refused, since it would make the server connect wherever a stranger's repository points.
+variable that holds it.
+
+Who may make one: only the operator. An entry makes this server connect where it says, with the key of the
+variable it names, so it is honoured only in the local hub's own folder, where `python -m aigc_hub remote add` writes
+it; a remote `config.json` anywhere else (a folder a web client uploaded and added, the Hugging Face cache, a model
+folder named by path) is refused before any connection. What a remote server answers is relayed as its status and
+the status's standard reason only: its body may echo the request's credentials, or be an internal page.
 """
 
 from __future__ import annotations
 
+import http
 import os
 import re
 import tempfile
@@ -31,6 +37,9 @@ READ_TIMEOUT_S = 120  # between two streamed pieces, as the local streams' STREA
 
 def check_settings(base_url: object, model: object, api_key_env: object = None) -> None:
     url = urlparse(base_url) if isinstance(base_url, str) else None
+    if url is not None and (url.username is not None or url.password is not None):  # never stored nor shown
+        raise UserError("the base URL must not carry credentials (user:password@): put the key in an environment "
+                        "variable and name it with --api-key-env")
     if url is None or url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
         raise UserError(f"base URL must be http(s)://host[:port]/path, such as http://localhost:8000/v1; got "
                         f"{str(base_url)[:100]!r}")
@@ -101,10 +110,9 @@ class RemoteLM:
         return remote
 
     def failure(self, error: Exception) -> str:
-        status = getattr(error, "status_code", None)
-        detail = getattr(error, "message", None) or str(error)
-        where = f"the server at {self.base_url}"
-        return f"{where} answered {status}: {detail[:300]}" if status else f"{where} cannot be reached: {detail[:200]}"
+        """What a user is told of a remote failure: the status and its standard reason, or the kind of network
+        failure. Never the server's own words: a body can echo the Authorization header, or be an internal page."""
+        return failure_message(self.base_url, error)
 
     def open(self, settings: Any, seed: int, prompt: str | None = None, messages: list[dict] | None = None) -> Any:
         """Start a streamed completion (the request is sent and its status read here, so that a refusal is raised
@@ -152,14 +160,36 @@ class RemoteLM:
             response.close()
 
 
-def load_remote(path: Path, config: dict, device: str, dtype: Any) -> Any:
-    """The family loader: a connected client (no weights, no tokenizer)."""
-    from huggingface_hub import constants
+def failure_message(base_url: str, error: Exception) -> str:
+    where = f"the server at {base_url}"
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = "an unknown status"
+        return f"{where} answered {status} ({reason})"
+    cause = error.__cause__ or error.__context__
+    kind = "it timed out" if "timeout" in type(error).__name__.lower() or "timeout" in type(cause).__name__.lower() \
+        else "the connection failed"
+    return f"{where} cannot be reached: {kind}"
 
+
+def check_operator_made(path: Path) -> None:
+    """Refuse a remote entry that is not in the local hub's own folder (only `remote add` writes one there): one that
+    came in any other way would make this server connect, with a key, where a stranger chose."""
+    from .hub import hub_home
+
+    root = hub_home().resolve()
+    if root not in Path(path).resolve().parents:
+        raise ModelLoadError(f"{Path(path).name}: a remote entry is honoured only in the local hub, where the "
+                             "operator's `python -m aigc_hub remote add` writes it; this one is elsewhere and is "
+                             "refused")
+
+
+def load_remote(path: Path, config: dict, device: str, dtype: Any) -> Any:
+    """The family loader: a connected client (no weights, no tokenizer), for an operator-made entry only."""
     from .loaders import Loaded
 
-    if Path(constants.HF_HUB_CACHE).resolve() in path.resolve().parents:
-        raise ModelLoadError(f"{path.name}: a remote entry from the Hugging Face Hub is refused (it would make "
-                             "this server connect where its author chose); add one with python -m aigc_hub remote "
-                             "add")
+    check_operator_made(path)
     return Loaded(RemoteLM.connect(settings_of(config)))

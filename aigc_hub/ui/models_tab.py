@@ -3,6 +3,8 @@ folder (remembered across restarts)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from .. import added_models, devices
@@ -81,12 +83,16 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     @user_errors
     def add_model(name: str):
         """Add a model to the app's list: a Hugging Face Hub id (owner/name or owner/name@revision) or a model folder
-        on the server. It is checked (it resolves, a family serves it) before it is listed.
+        on the server under the folders its operator allows. It is checked (it resolves, a family serves it) before
+        it is listed.
 
         Args:
-            name: the HF Hub id or the folder
+            name: the HF Hub id, or the folder
         """
-        entry = added_models.add(name)  # checked (resolves, a family serves it) before it is remembered
+        # checked (resolves, a family serves it) before it is remembered; a web client's folder only under the
+        # operator's model_dirs, its download capped
+        entry = added_models.add(name, folder_roots=[Path(d).expanduser() for d in ctx.config.model_dirs],
+                                 max_download_bytes=ctx.config.max_download_mb << 20)
         figs = "; ".join(f"{f.name}: {f.value:.4g}" for f in entry.card.figures) or "no measured figures"
         return (f"Added {entry.ref}: {entry.task} ({entry.family}), in the {entry.task} tab · {figs}", table(ctx),
                 device_markdown(ctx), gr.update(choices=ctx.refresh(), value=entry.ref))
