@@ -32,8 +32,22 @@ UNET_PIPELINES = ("DDPMPipeline", "DDIMPipeline")
 
 
 def load_dcgan(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
+    import torch
+
     from .models.dcgan import Generator
 
+    # The config's layer sizes are allocated before any weight is read: built on the meta device first (no memory),
+    # a config that declares more parameters than its weight file holds is refused before it costs anything.
+    try:
+        with torch.device("meta"):
+            shape_only = Generator(**{k: v for k, v in config.items() if not k.startswith("_")})
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise ModelLoadError(f"{path.name}: config.json does not describe a DCGAN generator ({str(e)[:200]})") from None
+    declared = sum(t.numel() for t in [*shape_only.parameters(), *shape_only.buffers()]) * 2  # 16-bit at least
+    weights = sum(f.stat().st_size for f in path.glob("*.safetensors"))
+    if declared > weights:
+        raise ModelLoadError(f"{path.name}: config.json declares {declared / 2**20:.1f} MiB of weights or more, but "
+                             f"its weight file holds {weights / 2**20:.1f} MiB")
     try:
         model = Generator.from_pretrained(str(path), strict=True)
     except TypeError as e:

@@ -131,8 +131,17 @@ def test_unsafe_or_broken_checkpoints(service, tiny_gan, tmp_path):
     config = json.loads((tiny_gan / "config.json").read_text())
     (wrong / "config.json").write_text(json.dumps({**config, "base_channels": 16}))
     (wrong / "model.safetensors").write_bytes(data)
+    with pytest.raises(ModelLoadError, match="declares 0.2 MiB of weights or more, but its weight file holds 0.1"):
+        service.generate(str(wrong), 1, seed=0)  # refused from the config alone: no layer was allocated
+    (wrong / "config.json").write_text(json.dumps({**config, "base_channels": 4}))
     with pytest.raises(ModelLoadError, match="could not be loaded"):
-        service.generate(str(wrong), 1, seed=0)
+        service.generate(str(wrong), 1, seed=0)  # fewer parameters than the file: the shapes do not match
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    (huge / "config.json").write_text(json.dumps({**config, "base_channels": 10**6, "num_classes": 10**12}))
+    (huge / "model.safetensors").write_bytes(data)
+    with pytest.raises(ModelLoadError, match="declares .* MiB of weights or more"):
+        service.generate(str(huge), 1, seed=0)  # would be petabytes: refused before allocating
 
 
 def test_unload_frees_the_model(tiny_gan):

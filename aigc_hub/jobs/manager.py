@@ -8,6 +8,10 @@ time (the others wait, queued), with Stop, Resume and a state on disk that survi
   runs the same command with `--resume_from_checkpoint latest`, to the same final weights as an unstopped run.
 - The server never trains in its own process. A job dies with the server (Linux: the parent-death signal is SIGTERM,
   so it still saves its step); a restarted server shows it as interrupted, and Resume goes on from its checkpoint.
+- What a client may ask is bounded (`Limits`): jobs waiting in all and per logged-in user, a hub id that names a
+  starter, an existing model or another job's target only with `overwrite` (never a starter), the HF Hub only under
+  the operator's owners. A job runs in an empty folder of its own, so a dataset "name" never reaches a file of the
+  server's (a name is a file of the data folder, resolved here, or a Hugging Face dataset id).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import hub
 from ..errors import UserError
 from .recipes import command
 from .store import Job, JobStore
@@ -31,11 +37,23 @@ REPO = Path(__file__).resolve().parents[2]
 STOPPED_EXIT = 75  # training/stopping.py
 
 
+@dataclass
+class Limits:
+    """What a client may ask of the job queue (AppConfig's max_queued_jobs, max_queued_jobs_per_user,
+    hf_namespaces)."""
+
+    queued: int = 4
+    queued_per_user: int = 2
+    hf_namespaces: list[str] = field(default_factory=list)
+
+
 class JobManager:
-    def __init__(self, root: Path, devices: list[str] | None = None, data_root: Path | None = None) -> None:
+    def __init__(self, root: Path, devices: list[str] | None = None, data_root: Path | None = None,
+                 limits: Limits | None = None) -> None:
         from .. import devices as inventory
 
-        self.store = JobStore(root)
+        self.limits = limits or Limits()
+        self.store = JobStore(Path(root).resolve())
         self.devices = devices or [d.name for d in inventory.inventory() if d.kind == "cuda"] or ["cpu"]
         self.data_root = data_root
         self._lock = threading.RLock()
@@ -47,27 +65,62 @@ class JobManager:
 
     # --- what the API calls ---------------------------------------------------------------------------------------
     def start(self, task: str, data: object, preset: str | None, steps: object, hub_id: str, hf: bool = False,
-              trackio: bool = False) -> Job:
+              trackio: bool = False, overwrite: bool = False, user: str | None = None) -> Job:
         """A new job (queued until its device is free): `hf` publishes to the Hugging Face Hub (HF_TOKEN) instead
-        of the local hub, `trackio` logs to trackio beside tensorboard."""
-        if hf:
-            from huggingface_hub import get_token
-
-            if not get_token():
-                raise UserError("publishing to the Hugging Face Hub needs a token: `hf auth login` or HF_TOKEN on "
-                                "the server")
+        of the local hub, `trackio` logs to trackio beside tensorboard, `overwrite` may replace the model published
+        as `hub_id` (never a starter); `user` is the logged-in user, whose waiting jobs are counted."""
+        self._check_target(hub_id, hf, overwrite)
+        self._check_room(user)  # before the data is prepared: a full queue refuses at once
         job_id = self.store.new_id()
         try:
             argv, preset_name, n = command(task, data, preset, steps, hub_id, self.store.output(job_id),
                                            self.store.data(job_id), self.data_root, hf, trackio)
+            label = data.name if isinstance(data, Path) else str(data)
+            job = Job(job_id, task, label, preset_name, n, hub_id, argv, owner=user)
+            with self._lock:  # checked again with the job saved under the lock: starts that raced count
+                self._check_room(user)
+                self.store.save(job)
         except BaseException:
             shutil.rmtree(self.store.folder(job_id), ignore_errors=True)  # what the refused data left behind
             raise
-        label = data.name if isinstance(data, Path) else str(data)
-        job = Job(job_id, task, label, preset_name, n, hub_id, argv)
-        self.store.save(job)
         self._schedule()
         return self.store.load(job_id)
+
+    def _check_target(self, hub_id: object, hf: bool, overwrite: bool) -> None:
+        """Refuse a hub id that would replace what others are served, unless asked (and never a starter's)."""
+        repo_id = hub.validate_repo_id(hub_id)  # type: ignore[arg-type]
+        if hf:
+            from huggingface_hub import get_token
+
+            owner = repo_id.split("/")[0]
+            if owner not in self.limits.hf_namespaces:
+                allowed = ", ".join(self.limits.hf_namespaces) or "none (the operator's --hf-namespace)"
+                raise UserError(f"this server publishes to the Hugging Face Hub only under: {allowed}; not "
+                                f"{owner!r}")
+            if not get_token():
+                raise UserError("publishing to the Hugging Face Hub needs a token: `hf auth login` or HF_TOKEN on "
+                                "the server")
+            return
+        if hub.is_model_folder(hub.STARTERS_ROOT / repo_id):
+            raise UserError(f"{repo_id} is a starter shipped with the app; publish under another id")
+        if overwrite:
+            return
+        source, _ = hub.locate(repo_id)
+        if source == "local":
+            raise UserError(f"{repo_id} is in the hub already: choose another id, or ask to overwrite it")
+        pending = [j for j in self.store.all() if j.hub_id == repo_id and j.state != "finished" and "--hf" not in j.argv]
+        if pending:
+            raise UserError(f"job {pending[0].id} ({pending[0].state}) publishes as {repo_id} already: choose "
+                            "another id, or ask to overwrite it")
+
+    def _check_room(self, user: str | None) -> None:
+        waiting = [j for j in self.store.all() if j.state == "queued"]
+        if len(waiting) >= self.limits.queued:
+            raise UserError(f"{len(waiting)} training jobs are waiting for a device already (the limit): start "
+                            "this one when one of them has started")
+        if user is not None and sum(j.owner == user for j in waiting) >= self.limits.queued_per_user:
+            raise UserError(f"you have {self.limits.queued_per_user} training jobs waiting already (the limit per "
+                            "user)")
 
     def stop(self, job_id: str) -> Job:
         with self._lock:
@@ -151,9 +204,14 @@ class JobManager:
         log = open(self.store.log(job.id), "a", encoding="utf-8")
         log.write(f"\n$ {' '.join(job.argv)}\n")
         log.flush()
+        # An empty folder of its own as the working directory: a dataset name that is no file of the data folder
+        # reaches the script as a Hugging Face id and never a file beside the server (the script's path is absolute).
+        work = self.store.folder(job.id) / "work"
+        work.mkdir(exist_ok=True)
         with log:
-            proc = subprocess.Popen([sys.executable, *job.argv], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+            proc = subprocess.Popen([sys.executable, str(REPO / job.argv[0]), *job.argv[1:]], cwd=work, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    preexec_fn=_die_with_parent)
         job.pid = proc.pid
         self.store.save(job)
         return proc

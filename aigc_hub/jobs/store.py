@@ -36,6 +36,7 @@ class Job:
     message: str = ""  # why it failed, where it was published, what to do next
     published: str | None = None
     runs: int = 0  # starts, resumes included
+    owner: str | None = None  # the logged-in user who started it (None: no login); their waiting jobs are counted
 
     @property
     def resumable(self) -> bool:

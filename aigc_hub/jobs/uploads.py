@@ -3,19 +3,25 @@ checked and turned into the data options of the task's training script.
 
 Uploads are bounded and checked before any training starts: archive bombs (the unpacked size is counted while
 unpacking, whatever the archive claims), entries that would land outside the job's folder, links, wrong formats,
-too few images, text that is not UTF-8, pairs without two text columns. Each refusal is a UserError that says what
-to change.
+too few images, images above a pixel budget (refused from their header, before decoding), text that is not UTF-8,
+pairs without two text columns. Each refusal is a UserError that says what to change.
+
+The checks run in the web server, so their memory is bounded whatever the file holds: an .npz is judged by its
+arrays' headers (never loaded), text is streamed in chunks and lines of bounded length, a row at a time. The
+training script, a process of its own, reads the data for real.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+import itertools
 import json
 import re
 import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 import numpy as np
 
@@ -27,6 +33,10 @@ MAX_FILES = 100_000
 MIN_IMAGES = 16
 MIN_TEXT_CHARS = 1_000
 MIN_PAIRS = 20
+MAX_PIXELS = 4096 * 4096  # an image above it is refused from its header (the scripts train at 32-128 px)
+MAX_LINE = 8 << 20  # bytes in one line of a .jsonl / .csv: a row is parsed whole
+MAX_ARRAYS = 64  # members of an .npz
+CHUNK = 1 << 20
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 HF_DATASET = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}|[A-Za-z0-9][\w.-]{0,95}")
 KINDS = {"gan": "image", "diffusion": "image", "text": "text", "translation": "pairs"}
@@ -54,9 +64,12 @@ def data_options(task: str, data: object, out: Path, data_root: Path | None = No
 
 def _in_data_root(root: Path, name: str) -> Path | None:
     root = root.resolve()
-    candidate = (root / name).resolve()
-    if root not in candidate.parents or not candidate.is_file():
-        return None  # outside the folder, or not there: maybe a hub dataset name
+    try:
+        candidate = (root / name).resolve()
+        if root not in candidate.parents or not candidate.is_file():
+            return None  # outside the folder, or not there: maybe a hub dataset name
+    except (OSError, ValueError):  # a name too long for a path, a NUL byte: not a file of the folder
+        return None
     return candidate
 
 
@@ -126,23 +139,57 @@ def _image_zip(path: Path, out: Path) -> list[str]:
 
 
 def _check_images(folder: Path) -> None:
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     for file in folder.rglob("*"):
-        if file.is_file():
-            try:
-                with Image.open(file) as image:
-                    image.verify()
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-                raise UserError(f"{file.relative_to(folder)} is not a readable image") from None
+        if not file.is_file():
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(file) as image:  # reads the header only
+                    size = image.size
+                    if size[0] * size[1] <= MAX_PIXELS:
+                        image.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning):
+            raise UserError(f"{file.relative_to(folder)} is not a readable image of at most "
+                            f"{MAX_PIXELS // 1_000_000} megapixels") from None
+        if size[0] * size[1] > MAX_PIXELS:
+            raise UserError(f"{file.relative_to(folder)} is {size[0]}×{size[1]} pixels; images above "
+                            f"{MAX_PIXELS // 1_000_000} megapixels are refused (the models train at 32 to 128 px)")
+
+
+def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Each array's shape and dtype from its .npy header: nothing is loaded, whatever size the arrays declare."""
+    shapes = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_ARRAYS:
+                raise UserError(f"{path.name} holds {len(members)} arrays; at most {MAX_ARRAYS} are read")
+            for info in members:
+                with archive.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                shapes[info.filename.removesuffix(".npy")] = (tuple(shape), dtype)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise UserError(f"{path.name} is not a readable .npz of arrays ({str(e)[:100]})") from None
+    return shapes
 
 
 def _npz(path: Path) -> list[str]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            shapes = {k: (npz[k].shape, npz[k].dtype) for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise UserError(f"{path.name} is not a readable .npz of arrays ({str(e)[:100]})") from None
+    shapes = npz_headers(path)
+    if any(dtype.hasobject for _, dtype in shapes.values()):
+        raise UserError(f"{path.name} holds Python objects (pickles); only plain arrays are read")
+    declared = sum(int(np.prod(shape, dtype=np.float64)) * dtype.itemsize for shape, dtype in shapes.values())
+    if declared > MAX_UNPACKED:
+        raise UserError(f"{path.name} declares {declared / 2**30:.1f} GiB of arrays; the limit is "
+                        f"{MAX_UNPACKED >> 30} GiB")
     images = [k for k, (s, d) in shapes.items() if len(s) in (3, 4) and s[0] >= MIN_IMAGES and d == np.uint8]
     if not images:
         raise UserError(f"{path.name} holds no uint8 image array (N, H, W[, C]) of at least {MIN_IMAGES} images")
@@ -153,40 +200,93 @@ def _npz(path: Path) -> list[str]:
     return ["--dataset", str(path), "--image_column", image, *(["--label_column", label] if label else [])]
 
 
-def _check_text(path: Path, json_field: str | None) -> None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path.name} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
-    if json_field:
+def _not_utf8(path: Path, offset: int) -> UserError:
+    return UserError(f"{path.name} is not UTF-8 text (byte {offset}): save it as UTF-8")
+
+
+def _text_chars(path: Path) -> int:
+    """Characters in a UTF-8 file, decoded a chunk at a time."""
+    decoder, chars, offset = codecs.getincrementaldecoder("utf-8")(), 0, 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            try:
+                chars += len(decoder.decode(chunk))
+            except UnicodeDecodeError as e:
+                raise _not_utf8(path, offset + e.start) from None
+            offset += len(chunk)
         try:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path.name}: line {e.lineno} is not JSON") from None
-        if not all(isinstance(r, dict) and isinstance(r.get(json_field), str) for r in rows):
-            raise UserError(f"{path.name}: every line must be an object with a {json_field!r} text field")
-        text = "".join(r[json_field] for r in rows)
-    if len(text) < MIN_TEXT_CHARS:
-        raise UserError(f"{path.name} holds {len(text)} characters; a language model needs at least "
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise _not_utf8(path, offset) from None
+    return chars
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 file, one line in memory at a time; a line over MAX_LINE bytes is refused."""
+    offset = 0
+    with open(path, "rb") as f:
+        for number in itertools.count(1):
+            raw = f.readline(MAX_LINE + 1)
+            if not raw:
+                return
+            if len(raw) > MAX_LINE:
+                raise UserError(f"{path.name}: line {number} is longer than {MAX_LINE >> 20} MiB")
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _not_utf8(path, offset + e.start) from None
+            offset += len(raw)
+
+
+def _json_rows(path: Path) -> Iterator[tuple[int, object]]:
+    for number, line in _lines(path):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                raise UserError(f"{path.name}: line {number} is not JSON (or nests too deeply)") from None
+
+
+def _check_text(path: Path, json_field: str | None) -> None:
+    if json_field is None:
+        chars = _text_chars(path)
+    else:
+        chars = 0
+        for number, row in _json_rows(path):
+            if not isinstance(row, dict) or not isinstance(row.get(json_field), str):
+                raise UserError(f"{path.name}: every line must be an object with a {json_field!r} text field "
+                                f"(line {number} is not)")
+            chars += len(row[json_field])
+    if chars < MIN_TEXT_CHARS:
+        raise UserError(f"{path.name} holds {chars} characters; a language model needs at least "
                         f"{MIN_TEXT_CHARS}")
 
 
+def _csv_rows(path: Path) -> Iterator[tuple[int, object]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        try:
+            for row in csv.DictReader(f):  # csv's own field size limit bounds a row
+                yield 0, row
+        except UnicodeDecodeError:
+            raise UserError(f"{path.name} is not UTF-8 text: save it as UTF-8") from None
+        except csv.Error as e:
+            raise UserError(f"{path.name} does not parse ({str(e)[:100]})") from None
+
+
 def _pair_columns(path: Path) -> tuple[str, str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path.name} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
-    try:
-        if path.suffix.lower() == ".csv":
-            rows = list(csv.DictReader(io.StringIO(text)))
-        else:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (json.JSONDecodeError, csv.Error) as e:
-        raise UserError(f"{path.name} does not parse ({str(e)[:100]})") from None
-    if len(rows) < MIN_PAIRS or not all(isinstance(r, dict) for r in rows):
-        raise UserError(f"{path.name} holds {len(rows)} pairs; a translation model needs at least {MIN_PAIRS}")
-    columns = [k for k in rows[0] if all(isinstance(r.get(k), str) and r[k].strip() for r in rows)]
+    rows = _csv_rows(path) if path.suffix.lower() == ".csv" else _json_rows(path)
+    count, columns, first = 0, None, None
+    for _, row in rows:  # one row at a time: only the columns every row fills in are kept
+        if not isinstance(row, dict):
+            raise UserError(f"{path.name}: every pair must be an object of text fields")
+        if columns is None:
+            first, columns = list(row)[:6], list(row)
+        columns = [k for k in columns if isinstance(row.get(k), str) and row[k].strip()]
+        count += 1
+    if count < MIN_PAIRS:
+        raise UserError(f"{path.name} holds {count} pairs; a translation model needs at least {MIN_PAIRS}")
+    columns = columns or []
     if len(columns) != 2 or not all(re.fullmatch(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?", c) for c in columns):
         raise UserError(f"{path.name}: each pair needs exactly two text fields named by their language codes "
-                        f"(such as en and zh), got {list(rows[0])[:6]}")
+                        f"(such as en and zh), got {first}")
     return columns[0], columns[1]

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -56,10 +57,11 @@ class AppContext:
     @functools.cached_property
     def jobs(self) -> Any:
         """The training jobs (aigc_hub.jobs), made when the Train tab or its API first needs them."""
-        from ..jobs import JobManager
+        from ..jobs import JobManager, Limits
 
         root = Path(self.config.jobs_dir) if self.config.jobs_dir else hub.hub_home().parent / "jobs"
-        return JobManager(root, data_root=Path(self.config.data_dir) if self.config.data_dir else None)
+        limits = Limits(self.config.max_queued_jobs, self.config.max_queued_jobs_per_user, self.config.hf_namespaces)
+        return JobManager(root, data_root=Path(self.config.data_dir) if self.config.data_dir else None, limits=limits)
 
     def scratch(self, prefix: str) -> Path:
         """A fresh folder for one request's files; Gradio copies what it serves, so folders older than an hour
@@ -179,10 +181,20 @@ def card_markdown(entry: hub.ModelEntry | None, task: str | None = None) -> str:
     return f"**{entry.card.title or entry.ref}** ({entry.source}) — {entry.card.summary()}"
 
 
+def from_mcp(request: gr.Request | None) -> bool:
+    """Whether a request is a tool call of Gradio's MCP server: its one gradio_client, one session for every MCP
+    caller, marks its requests so."""
+    headers = getattr(request, "headers", None) or {}
+    return headers.get("x-gradio-user") == "mcp"
+
+
 class SessionStops:
     """One running generation per browser session, with its stop flag: a new one stops the session's old one, Stop
     sets the flag (the generation ends within a token), and the flag is set when the stream ends however it ends
-    (a closed connection included), so the computation never outlives its consumer."""
+    (a closed connection included), so the computation never outlives its consumer.
+
+    Every MCP tool call is a session of its own: Gradio's MCP server sends all its callers' calls through one client
+    (one session), so one caller's call must neither end another's nor be stopped by another's stop tool."""
 
     def __init__(self) -> None:
         self._events: dict[str, threading.Event] = {}
@@ -190,6 +202,8 @@ class SessionStops:
 
     @staticmethod
     def _session(request: gr.Request | None) -> str:
+        if from_mcp(request):
+            return f"mcp-{uuid.uuid4().hex}"  # never the same twice: nothing else can reach it
         return getattr(request, "session_hash", None) or "anonymous"
 
     @contextlib.contextmanager
@@ -211,6 +225,8 @@ class SessionStops:
                 del self._finished[session]
 
     def stop(self, request: gr.Request) -> str:
+        if from_mcp(request):
+            return "Nothing to stop: an MCP tool call runs in a session of its own; cancel the call itself."
         event = self._events.get(self._session(request))
         if event is not None:
             event.set()

@@ -3,7 +3,6 @@ steps, a per-step progress bar and a Stop that ends the denoising loop), interpo
 
 from __future__ import annotations
 
-import threading
 import zipfile
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from ..imaging import make_grid, png_bytes, to_pil
 from ..models.diffusion import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLER_TITLES
 from ..models.text_to_image import DEFAULT_GUIDANCE, MAX_GUIDANCE, SIZE_MULTIPLE
 from ..services.image import GenerationStopped, ImageFacts
-from .common import WORK, AppContext, card_markdown, known_model, on_gpu, shared_args, user_errors
+from .common import WORK, AppContext, SessionStops, card_markdown, known_model, on_gpu, shared_args, user_errors
 from .inputs import Dropdown, Number, Slider
 
 TASK = "image"
@@ -75,7 +74,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     classes = facts.num_classes if facts else 0
     iterative = bool(facts and facts.iterative)
     prompted = bool(facts and facts.prompted)
-    active: dict[str, threading.Event] = {}  # session → stop flag of its running diffusion
+    active = SessionStops()  # session → the stop flag of its running image run
 
     with gr.Row():
         # Custom values are allowed so a model pushed while the app runs can be used; each call checks the hub.
@@ -133,18 +132,6 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         ref = known(ref)
         return card_markdown(ctx.entry(ref, TASK)), *_model_updates(_facts(ctx, ref))
 
-    def session_event(request: gr.Request | None) -> tuple[str, threading.Event]:
-        session = getattr(request, "session_hash", None) or "anonymous"
-        if session in active:
-            active[session].set()  # one image run per session: a new one replaces the old
-        event = active[session] = threading.Event()
-        return session, event
-
-    def release(session: str, event: threading.Event) -> None:
-        event.set()
-        if active.get(session) is event:
-            del active[session]
-
     def on_refresh(ref: str):
         return gr.update(choices=ctx.refresh(TASK), value=ref)
 
@@ -166,20 +153,18 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             label: the class of a class-conditional model (its id or name), or "any" for one of each in turn
         """
         ref = known(model)
-        session, event = session_event(request)
         try:
-            progress(0, desc="waiting for the device")
-            with ctx.lane(ref):
-                progress(0, desc="generating")
-                result = service.generate(ref, num_images, seed, None if label in (None, "any") else label,
-                                          progress=lambda done, total: progress(done / total, desc="generating"),
-                                          steps=steps, sampler=sampler, stop=event,
-                                          **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width,
-                                                         height))
+            with active.running(request) as event:  # a session's new run replaces its old one
+                progress(0, desc="waiting for the device")
+                with ctx.lane(ref):
+                    progress(0, desc="generating")
+                    result = service.generate(ref, num_images, seed, None if label in (None, "any") else label,
+                                              progress=lambda done, total: progress(done / total, desc="generating"),
+                                              steps=steps, sampler=sampler, stop=event,
+                                              **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale,
+                                                             width, height))
         except GenerationStopped:  # Stop's own answer says so in the notice
             return [], None, None
-        finally:
-            release(session, event)
         out = ctx.scratch("image-")
         paths = []
         for i, s in enumerate(result.seeds):
@@ -212,9 +197,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             label: the class of a class-conditional model (its id or name), or "any"
         """
         ref = known(model)
-        session, event = session_event(request)
         try:
-            with ctx.lane(ref):
+            with active.running(request) as event, ctx.lane(ref):
                 images, gif_data = service.interpolate(ref, seed_a, seed_b, frames,
                                                        None if label in (None, "any") else label,
                                                        steps=steps, sampler=sampler, stop=event,
@@ -222,8 +206,6 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                                                                       guidance_scale, width, height))
         except GenerationStopped:
             raise gr.Error("Stopped.") from None
-        finally:
-            release(session, event)
         out = ctx.scratch("interpolation-")
         (out / "interpolation.gif").write_bytes(gif_data)
         frame_paths = []
@@ -234,10 +216,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     def stop_images(request: gr.Request):
         """Stop this session's running image generation (a diffusion run ends before its next step)."""
-        event = active.get(getattr(request, "session_hash", None) or "anonymous")
-        if event is not None:
-            event.set()
-        return "Stopped." if event is not None else "Nothing was running."
+        return active.stop(request)
 
     prompt_inputs = [prompt, negative, guidance, width, height]
     model.change(on_model, model, [card, label, steps, sampler, stop, prompt_group, width, height],

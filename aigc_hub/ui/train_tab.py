@@ -4,13 +4,17 @@ left, evaluation figures, its log); Stop and Resume it; when it ends well it is 
 the Image / Text / Translation tab. The job list lives on disk: it survives a page reload and a server restart.
 
 Its API endpoints (gradio_client): /start_training(task, data, preset, steps, hub_id) → job id, /training_status(job_id),
-/stop_training(job_id), /resume_training(job_id), /list_jobs().
+/stop_training(job_id), /resume_training(job_id), /list_jobs(). Starts run one at a time (their data checks are
+bounded in memory, and do not stack); an uploaded file is consumed by the start that names it (the job keeps its own
+copy; a refused one is deleted).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import contextlib
 
 import gradio as gr
 from gradio.data_classes import FileData
@@ -24,6 +28,8 @@ from .common import AppContext, user_errors
 TITLES = {"gan": "GAN (images)", "diffusion": "Diffusion (images)", "text": "Text LM", "translation": "Translation"}
 DATA_SUFFIXES = [".zip", ".npz", ".txt", ".jsonl", ".csv"]
 HEADERS = ["job", "task", "data", "state", "steps", "publish as", "message"]
+# Starting a job checks its data in the server (bounded, but not free): one start at a time, from the tab or the API.
+STARTS = dict(concurrency_id="training-start", concurrency_limit=1)
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
@@ -43,6 +49,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         to_hf = gr.Checkbox(False, label="Publish to the Hugging Face Hub (the server needs a token)",
                             elem_id="train-hf")
         trackio = gr.Checkbox(False, label="Also log to trackio (beside tensorboard)", elem_id="train-trackio")
+        overwrite = gr.Checkbox(False, label="Replace the model if the id is taken", elem_id="train-overwrite")
     start = gr.Button("Start training", variant="primary", elem_id="train-start")
     with gr.Row():
         job = gr.Dropdown(_choices(jobs.jobs()), value=None, label="Job", elem_id="train-job", scale=3)
@@ -82,9 +89,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     def on_start(task_key: str, uploaded: str | None, name: str | None, preset_name: str, n: float, hub: str,
-                 hf: bool, with_trackio: bool):
+                 hf: bool, with_trackio: bool, replace: bool, request: gr.Request):
         data: Any = Path(uploaded) if uploaded else name
-        started = jobs.start(task_key, data, preset_name, n, hub, hf=bool(hf), trackio=bool(with_trackio))
+        started = jobs.start(task_key, data, preset_name, n, hub, hf=bool(hf), trackio=bool(with_trackio),
+                             overwrite=bool(replace), user=_user(request))
         return gr.update(choices=_choices(jobs.jobs()), value=started.id), *view(started.id)
 
     @user_errors
@@ -104,8 +112,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     outputs = [status, curve, sample, texts, log, table, timer]
     task.change(on_task, task, [preset, upload, hub_id], api_visibility="private")
-    start.click(on_start, [task, upload, dataset, preset, steps, hub_id, to_hf, trackio], [job, *outputs],
-                api_visibility="private")
+    start.click(on_start, [task, upload, dataset, preset, steps, hub_id, to_hf, trackio, overwrite], [job, *outputs],
+                api_visibility="private", **STARTS)
     stop.click(on_stop, job, outputs, api_visibility="private")
     resume.click(on_resume, job, outputs, api_visibility="private")
     job.change(view, job, outputs, api_visibility="private")
@@ -119,8 +127,9 @@ def _api(ctx: AppContext) -> None:
     """The named endpoints for clients (gradio_client, MCP), typed from their signatures."""
     jobs = ctx.jobs
 
+    @user_errors
     def start_training(task: str, data: FileData | str, preset: str, steps: int, hub_id: str, hf: bool = False,
-                       trackio: bool = False) -> str:
+                       trackio: bool = False, overwrite: bool = False, request: gr.Request = None) -> str:
         """Start training a model on a dataset; it is published to the hub as hub_id when it ends. Returns the job
         id (one job per device runs at a time; the others wait, queued).
 
@@ -131,15 +140,23 @@ def _api(ctx: AppContext) -> None:
             preset: the model size; gan: small, tiny, base; diffusion: tiny, small, base; text: nano, micro, mini,
                 small; translation: tiny, small, base
             steps: optimizer steps
-            hub_id: owner/name to publish the model as
-            hf: publish to the Hugging Face Hub instead of the local hub (the server needs a token)
+            hub_id: owner/name to publish the model as; one the hub has already, or another job's, is refused
+                unless overwrite is set (a starter's always)
+            hf: publish to the Hugging Face Hub instead of the local hub (the server needs a token, and allows only
+                the owners its operator named)
             trackio: also log to trackio, beside tensorboard
+            overwrite: replace the model published as hub_id
         """
+        path = _data(data)
         try:
-            return jobs.start(task, _data(data), preset or None, steps, hub_id, hf=hf, trackio=trackio).id
-        except UserError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            return jobs.start(task, path, preset or None, steps, hub_id, hf=bool(hf), trackio=bool(trackio),
+                              overwrite=bool(overwrite), user=_user(request)).id
+        finally:
+            if isinstance(path, Path):  # consumed: the job copied what it needs, and a refused file is junk
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
+    @user_errors
     def training_status(job_id: str) -> dict:
         """A job's state (queued, running, stopping, stopped, failed, finished, interrupted), its step and total
         steps, its latest figures (losses, evaluation), and a message (why it failed, where it was published).
@@ -149,6 +166,7 @@ def _api(ctx: AppContext) -> None:
         """
         return _status_dict(jobs, _known(jobs, job_id))
 
+    @user_errors
     def stop_training(job_id: str) -> dict:
         """Stop a job: it saves a checkpoint of the step it is at, and resume_training goes on from there.
 
@@ -157,6 +175,7 @@ def _api(ctx: AppContext) -> None:
         """
         return _status_dict(jobs, _call(jobs.stop, job_id))
 
+    @user_errors
     def resume_training(job_id: str) -> dict:
         """Resume a stopped, failed or interrupted job from its last checkpoint.
 
@@ -165,34 +184,43 @@ def _api(ctx: AppContext) -> None:
         """
         return _status_dict(jobs, _call(jobs.resume, job_id))
 
+    @user_errors
     def list_jobs() -> list[dict]:
         """Every training job, newest first, with its state and step."""
         return [_status_dict(jobs, j) for j in jobs.jobs()]
 
-    for fn in (start_training, training_status, stop_training, resume_training, list_jobs):
+    gr.api(start_training, api_name="start_training", **STARTS)
+    for fn in (training_status, stop_training, resume_training, list_jobs):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+
+
+def _user(request: gr.Request | None) -> str | None:
+    """The logged-in user (None without a login): their waiting jobs are counted."""
+    return getattr(request, "username", None) or None
 
 
 def _data(data: Any) -> Any:
     """An uploaded file (a FileData the client sent; only files Gradio itself received) or a name."""
     if isinstance(data, (dict, FileData)):
-        path = Path(data["path"] if isinstance(data, dict) else data.path).resolve()
+        raw = data.get("path") if isinstance(data, dict) else data.path
         uploads = Path(gr.utils.get_upload_folder()).resolve()
-        if uploads not in path.parents or not path.is_file():
+        try:
+            path = Path(raw).resolve() if isinstance(raw, str) else None
+            inside = path is not None and uploads in path.parents and path.is_file()
+        except (OSError, ValueError):  # a name too long, a NUL byte
+            inside = False
+        if not inside:
             raise UserError("the data file must be one uploaded to this server (gradio_client's handle_file)")
         return path
     return data
 
 
 def _call(action: Any, job_id: str) -> Job:
-    try:
-        return action(job_id)
-    except UserError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+    return action(job_id)
 
 
 def _known(jobs: Any, job_id: str) -> Job:
-    return _call(jobs.get, job_id)
+    return jobs.get(job_id)
 
 
 def _status_dict(jobs: Any, job: Job) -> dict:
