@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import media_routes, text_routes
+from . import media_routes, text_routes, timeouts
 from .errors import ApiError, api_error
+from .guards import LoginGate, Throttle, client_of
 
 logger = logging.getLogger("aigc_hub.api")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -34,8 +35,9 @@ def gradio_auth(keys: list[str]) -> Callable[[str, str], bool] | None:
 
 
 class Api:
-    def __init__(self, ctx: Any, keys: list[str] | None = None) -> None:
+    def __init__(self, ctx: Any, keys: list[str] | None = None, throttle: Throttle | None = None) -> None:
         self.ctx, self.keys = ctx, list(keys or [])
+        self.throttle = throttle or Throttle()
         # Threads for blocking work: one per request in flight or waiting on a lane, and a few for the listings.
         self.limiter = anyio.CapacityLimiter(ctx.lanes.slots + ctx.config.queue_size + 8)
 
@@ -58,10 +60,7 @@ class Api:
     def authorize(self, request: Request) -> None:
         if not self.keys:
             return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key_matches(given.strip(), self.keys):
-            raise ApiError(401, "a valid API key is needed: send 'Authorization: Bearer <key>'",
-                           code="invalid_api_key")
+        check_bearer(request.headers.get("authorization", ""), self.keys, self.throttle, client_of(request.scope))
 
     def endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
@@ -93,25 +92,33 @@ class Api:
         return [*routes, Route("/v1/{rest:path}", self.endpoint(elsewhere), methods=methods)]
 
 
+def check_bearer(header: str, keys: list[str], throttle: Throttle, client: str) -> None:
+    """A 401 ApiError unless `header` is `Bearer <one of keys>`; a 429 while `client` has failed too often."""
+    throttle.check(client)
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not key_matches(given.strip(), keys):
+        throttle.failed(client)
+        raise ApiError(401, "a valid API key is needed: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+
+
 class McpKeys:
     """ASGI middleware: with API keys, Gradio's MCP endpoint (under /gradio_api/mcp) needs `Authorization: Bearer
     <key>` as /v1 does; Gradio's own login covers only its UI and API."""
 
-    def __init__(self, app: Any, keys: list[str]) -> None:
-        self.app, self.keys = app, keys
+    def __init__(self, app: Any, keys: list[str], throttle: Throttle) -> None:
+        self.app, self.keys, self.throttle = app, keys, throttle
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and "/gradio_api/mcp" in scope.get("path", ""):
             header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-            scheme, _, given = header.partition(" ")
-            if scheme.lower() != "bearer" or not key_matches(given.strip(), self.keys):
-                refusal = ApiError(401, "a valid API key is needed: send 'Authorization: Bearer <key>'",
-                                   code="invalid_api_key")
+            try:
+                check_bearer(header, self.keys, self.throttle, client_of(scope))
+            except ApiError as refusal:
                 await refusal.response()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-def openai_routes(ctx: Any, keys: list[str] | None = None) -> list[Route]:
+def openai_routes(ctx: Any, keys: list[str] | None = None, throttle: Throttle | None = None) -> list[Route]:
     """The /v1 routes for an app context (ui.common.AppContext), protected by `keys` when there are any."""
-    return Api(ctx, keys).routes()
+    return Api(ctx, keys, throttle).routes()

@@ -61,18 +61,24 @@ def launch(demo: gr.Blocks, config: AppConfig, **options) -> None:
     /v1 routes on the same port, API keys, MCP. `options` go to Gradio's launch (quiet, ...)."""
     from starlette.middleware import Middleware
 
-    from ..api import LOOPBACK, McpKeys, gradio_auth, openai_routes
+    from ..api import LOOPBACK, LoginGate, McpKeys, Throttle, gradio_auth, openai_routes, timeouts
 
     keys = config.api_keys
     if not keys and config.host not in LOOPBACK:
         print(f"warning: serving on {config.host} without an API key: anyone who can reach it can use it "
               "(--api-key KEY, or AIGC_HUB_API_KEYS)", file=sys.stderr)
-    app_kwargs: dict = {"routes": openai_routes(demo.aigc_context, keys)}
+    throttle = Throttle()  # failed keys and logins per client address, /v1, MCP and the login page together
+    app_kwargs: dict = {"routes": openai_routes(demo.aigc_context, keys, throttle), "middleware": []}
+    if keys:
+        app_kwargs["middleware"].append(Middleware(LoginGate, throttle=throttle))
     if keys and config.mcp:
-        app_kwargs["middleware"] = [Middleware(McpKeys, keys=keys)]
+        app_kwargs["middleware"].append(Middleware(McpKeys, keys=keys, throttle=throttle))
+    timeouts.install()  # a client that sends a request slowly is cut off (slowloris)
+    # max_file_size: Gradio refuses a larger upload while receiving it (413), and keeps nothing of it.
     demo.launch(server_name=config.host, server_port=config.port, show_error=True, share=config.share,
                 root_path=config.root_path or None, prevent_thread_lock=True, auth=gradio_auth(keys),
-                app_kwargs=app_kwargs, mcp_server=config.mcp or None, **options)
+                app_kwargs=app_kwargs, mcp_server=config.mcp or None, max_file_size=config.max_upload_mb << 20,
+                **options)
     if keys and config.mcp:
         _log_in_mcp(demo, keys[0])
 
