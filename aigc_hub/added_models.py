@@ -56,10 +56,12 @@ def canonical(ref: str) -> str:
     return str(path.resolve()) if source == "folder" and path is not None else ref
 
 
-def add(ref: str, folder_roots: list[Path] | None = None, max_download_bytes: int | None = None) -> hub.ModelEntry:
+def add(ref: str, folder_roots: list[Path] | None = None, max_download_bytes: int | None = None,
+        never_under: list[Path] = ()) -> hub.ModelEntry:
     """Check that `ref` can be served, remember it, and return its listing entry. `folder_roots`: a web client's
-    add, where a folder must lie under one of these (None: the operator's, anywhere); `max_download_bytes` caps
-    what an HF id may download."""
+    add, where a folder must lie under one of these (None: the operator's, anywhere) and never under `never_under`
+    (the web server's upload and cache folders, even inside a root); `max_download_bytes` caps what an HF id may
+    download."""
     from .remote import check_operator_made
     from .services.registry import inspect
 
@@ -67,6 +69,8 @@ def add(ref: str, folder_roots: list[Path] | None = None, max_download_bytes: in
     source, folder = hub.locate(ref)
     if source == "folder" and folder_roots is not None:
         resolved = folder.resolve()
+        if any(r.resolve() == resolved or r.resolve() in resolved.parents for r in never_under):
+            raise HubError("a folder uploaded to this server cannot be added as a model")
         if not any(r.resolve() == resolved or r.resolve() in resolved.parents for r in folder_roots):
             raise HubError("a model folder can be added from here only under the folders the operator configured "
                            "(model_dirs)" + ("" if folder_roots else ": none are") + "; an HF id or a local hub id "

@@ -31,23 +31,32 @@ class Loaded:
 UNET_PIPELINES = ("DDPMPipeline", "DDIMPipeline")
 
 
-def load_dcgan(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
+def check_declared_size(path: Path, build: Callable[[], Any], bytes_per_param: float, weights: Path | None = None,
+                        ) -> None:
+    """Refuse a folder whose config declares more parameters than its weight files could hold, before any layer is
+    allocated: `build()` makes the model on the meta device (no memory), and a config that asks for terabytes beside a
+    small file (a hostile or broken folder) costs nothing. `bytes_per_param`: the smallest a stored weight can be."""
     import torch
 
-    from .models.dcgan import Generator
-
-    # The config's layer sizes are allocated before any weight is read: built on the meta device first (no memory),
-    # a config that declares more parameters than its weight file holds is refused before it costs anything.
     try:
         with torch.device("meta"):
-            shape_only = Generator(**{k: v for k, v in config.items() if not k.startswith("_")})
-    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
-        raise ModelLoadError(f"{path.name}: config.json does not describe a DCGAN generator ({str(e)[:200]})") from None
-    declared = sum(t.numel() for t in [*shape_only.parameters(), *shape_only.buffers()]) * 2  # 16-bit at least
-    weights = sum(f.stat().st_size for f in path.glob("*.safetensors"))
-    if declared > weights:
-        raise ModelLoadError(f"{path.name}: config.json declares {declared / 2**20:.1f} MiB of weights or more, but "
-                             f"its weight file holds {weights / 2**20:.1f} MiB")
+            model = build()
+    except (TypeError, ValueError, RuntimeError, OverflowError, KeyError, AttributeError) as e:
+        raise ModelLoadError(f"{path.name}: config.json does not describe a model of its family ({str(e)[:200]})"
+                             ) from None
+    seen = {id(t): t.numel() for t in [*model.parameters(), *model.buffers()]}
+    declared = sum(seen.values()) * bytes_per_param
+    stored = sum(f.stat().st_size for f in (weights or path).glob("*.safetensors"))
+    if declared > stored:
+        raise ModelLoadError(f"{path.name}: the weights could not be loaded: config.json declares "
+                             f"{declared / 2**20:.1f} MiB of weights or more, its weight files hold "
+                             f"{stored / 2**20:.1f} MiB")
+
+
+def load_dcgan(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
+    from .models.dcgan import Generator
+
+    check_declared_size(path, lambda: Generator(**{k: v for k, v in config.items() if not k.startswith("_")}), 2)
     try:
         model = Generator.from_pretrained(str(path), strict=True)
     except TypeError as e:
@@ -63,6 +72,10 @@ def transformers_loader(auto_class: str) -> Loader:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        auto = getattr(transformers, auto_class)
+        # int8 is the smallest weight these loaders read (no 4-bit formats are served)
+        check_declared_size(path, lambda: auto.from_config(transformers.AutoConfig.from_pretrained(
+            str(path), trust_remote_code=False)), 1)
         # Safetensors only, never remote code: a folder that asks for either is refused by the loader.
         model = getattr(transformers, auto_class).from_pretrained(str(path), dtype=dtype, use_safetensors=True,
                                                                   trust_remote_code=False)
@@ -181,6 +194,7 @@ def load_diffusion(path: Path, config: dict, device: str, dtype: "torch.dtype") 
 
     unet_config, scheduler_config = diffusion_parts(path, config)
     diffusers_logging.disable_progress_bar()
+    check_declared_size(path, lambda: UNet2DModel.from_config(unet_config), 2, weights=path / "unet")
     unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", use_safetensors=True, dtype=dtype)
     return Loaded(unet.to(device).eval().requires_grad_(False),
                   extras={"scheduler": scheduler_config, "unet": unet_config})

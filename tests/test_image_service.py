@@ -131,7 +131,7 @@ def test_unsafe_or_broken_checkpoints(service, tiny_gan, tmp_path):
     config = json.loads((tiny_gan / "config.json").read_text())
     (wrong / "config.json").write_text(json.dumps({**config, "base_channels": 16}))
     (wrong / "model.safetensors").write_bytes(data)
-    with pytest.raises(ModelLoadError, match="declares 0.2 MiB of weights or more, but its weight file holds 0.1"):
+    with pytest.raises(ModelLoadError, match="could not be loaded: config.json declares 0.2 MiB of weights or more, its weight files hold 0.1"):
         service.generate(str(wrong), 1, seed=0)  # refused from the config alone: no layer was allocated
     (wrong / "config.json").write_text(json.dumps({**config, "base_channels": 4}))
     with pytest.raises(ModelLoadError, match="could not be loaded"):

@@ -273,3 +273,27 @@ def test_each_mcp_call_is_a_session_of_its_own():
         assert not (first.is_set() or second.is_set() or theirs.is_set())
         with stops.running(browser) as again:  # a browser session's new run still replaces its old one
             assert theirs.is_set() and not again.is_set()
+
+
+def test_a_config_that_declares_far_more_than_its_weights_is_refused_before_allocating(tmp_path, tiny_gan):
+    """A folder (an added HF id, say) whose config asks for terabytes beside small weights: built on the meta
+    device, refused with both sizes, before a layer is allocated (each would take the server down for memory)."""
+    import resource
+    import shutil
+
+    from conftest import make_char_gpt2, make_diffusion
+
+    lm = make_char_gpt2(tmp_path / "lm", 64)
+    config = json.loads((lm / "config.json").read_text())
+    (lm / "config.json").write_text(json.dumps({**config, "vocab_size": 10**9}))
+    ddpm = make_diffusion(tmp_path / "ddpm")
+    unet = json.loads((ddpm / "unet" / "config.json").read_text())
+    (ddpm / "unet" / "config.json").write_text(json.dumps({**unet, "block_out_channels": [8192, 16384]}))
+    gan = shutil.copytree(tiny_gan, tmp_path / "gan")
+    (gan / "config.json").write_text(json.dumps({**json.loads((gan / "config.json").read_text()),
+                                                 "num_classes": 10**12}))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for folder, declared in [(lm, r"6\d{4}\d*\.\d MiB"), (ddpm, r"\d+\.\d MiB"), (gan, r"\d+\.\d MiB")]:
+        with pytest.raises(ModelLoadError, match=f"could not be loaded: config.json declares {declared} of weights"):
+            ModelRegistry().get(str(folder))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 << 10  # KiB: nothing near a GiB

@@ -27,11 +27,11 @@ def command(task: object, data: object, preset: object, steps: object, hub_id: o
             data_root: Path | None, hf: bool = False, trackio: bool = False) -> tuple[list[str], str, int]:
     """The job's argv (after `python`), its preset and step count; UserErrors for what cannot run. Tensorboard is
     always on (the tab's live view reads it); `trackio` adds trackio; `hf` pushes to the HF Hub (HF_TOKEN)."""
-    if task not in SCRIPTS:
+    if not isinstance(task, str) or task not in SCRIPTS:
         raise UserError(f"unknown task {str(task)[:40]!r}: choose one of {', '.join(SCRIPTS)}")
     presets = PRESETS[task]  # type: ignore[index]
     name = preset or next(iter(presets))
-    if name not in presets:
+    if not isinstance(name, str) or name not in presets:
         raise UserError(f"unknown preset {str(name)[:40]!r} for {task}: choose one of {', '.join(presets)}")
     if isinstance(steps, float) and steps.is_integer():
         steps = int(steps)

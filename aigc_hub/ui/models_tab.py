@@ -92,7 +92,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         # checked (resolves, a family serves it) before it is remembered; a web client's folder only under the
         # operator's model_dirs, its download capped
         entry = added_models.add(name, folder_roots=[Path(d).expanduser() for d in ctx.config.model_dirs],
-                                 max_download_bytes=ctx.config.max_download_mb << 20)
+                                 max_download_bytes=ctx.config.max_download_mb << 20,
+                                 never_under=[Path(gr.utils.get_upload_folder()), ctx.scratch_root])
         figs = "; ".join(f"{f.name}: {f.value:.4g}" for f in entry.card.figures) or "no measured figures"
         return (f"Added {entry.ref}: {entry.task} ({entry.family}), in the {entry.task} tab · {figs}", table(ctx),
                 device_markdown(ctx), gr.update(choices=ctx.refresh(), value=entry.ref))
