@@ -33,8 +33,12 @@ def recorder():
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
             seen.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
-            body = json.dumps({"object": "list", "data": [{"id": "x", "object": "model"}]}).encode()
-            self.send_response(200)
+            if getattr(self.server, "echo", False):  # a server that puts the request's credentials into its error
+                body = json.dumps({"error": {"message": f"refused {self.headers.get('Authorization')}"}}).encode()
+                self.send_response(401)
+            else:
+                body = json.dumps({"object": "list", "data": [{"id": "x", "object": "model"}]}).encode()
+                self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))
             self.end_headers()
@@ -45,7 +49,7 @@ def recorder():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/v1", seen
+    yield f"http://127.0.0.1:{server.server_port}/v1", seen, server
     server.shutdown()
 
 
@@ -55,7 +59,7 @@ def upload(url: str, name: str, data: bytes, cookies=None) -> httpx.Response:
 
 def test_an_uploaded_remote_folder_is_refused_and_no_request_or_secret_leaves(launched, recorder, monkeypatch,
                                                                                tiny_gan):
-    base_url, seen = recorder
+    base_url, seen, _ = recorder
     monkeypatch.setenv("AIGC_TEST_SECRET", SECRET)
     hub.push(tiny_gan, "me/tiny-gan")
     import gradio as gr
@@ -88,6 +92,20 @@ def test_an_uploaded_remote_folder_is_refused_and_no_request_or_secret_leaves(la
     add("me/operators", base_url, "x", api_key_env="AIGC_TEST_SECRET")
     client.predict("me/operators", "auto", api_name="/load_model")
     assert [r["headers"].get("authorization") for r in seen] == [f"Bearer {SECRET}"]
+
+
+def test_a_remote_servers_error_reaches_clients_without_the_key(launched, recorder, monkeypatch):
+    base_url, seen, server = recorder
+    server.echo = True
+    monkeypatch.setenv("AIGC_TEST_SECRET", SECRET)
+    add("me/echoing", base_url, "x", api_key_env="AIGC_TEST_SECRET")
+    url, _ = launched(tabs=["text", "models"], preload=False, extra_models=["me/echoing"])
+    answer = httpx.post(f"{url}v1/completions", json={"model": "me/echoing", "prompt": "a"}, timeout=60)
+    assert seen and seen[0]["headers"]["authorization"] == f"Bearer {SECRET}"  # the server did echo it
+    assert answer.status_code == 503 and SECRET not in answer.text
+    assert answer.json()["error"]["message"] == f"the server at {base_url} answered 401 (Unauthorized)"
+    refused = _refusal(Client(url, verbose=False), "/load_model", "me/echoing", "auto")
+    assert SECRET not in str(refused) and "401 (Unauthorized)" in str(refused)
 
 
 def _refusal(client: Client, api_name: str, *args) -> Exception:
@@ -177,6 +195,8 @@ def test_training_endpoints_refuse_without_raw_errors_and_consume_uploads(launch
     import gradio as gr
 
     url, demo = launched(tabs=["train", "models"], preload=False)
+    starts = [fn for fn in demo.fns.values() if fn.api_name == "start_training" or fn.name == "on_start"]
+    assert len(starts) == 2 and {(fn.concurrency_id, fn.concurrency_limit) for fn in starts} == {("training-start", 1)}
     client = Client(url, verbose=False)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("ROMEO: a line of a play.\n" * 100)
