@@ -1,9 +1,9 @@
 """POST /v1/completions and /v1/chat/completions: TextService's streams behind OpenAI's request and response shapes.
 
 `n` choices (and a list of prompts) are streams of one request, decoded together by the model's decode loop, choice
-`i` of a prompt with seed `seed + i`. Stop strings end a choice and are left out of its text, as OpenAI does; while
-streaming, text that could be the start of a stop string is held back until it is known not to be. A client that
-goes away stops every stream of its request (EventStream's `on_close`).
+`i` of a prompt with seed `seed + i`. Stop strings end a choice and are left out of its text, as OpenAI does: the
+text service cuts them (services/stops.py) for every front end alike, and says each stream's finish reason. A client
+that goes away stops every stream of its request (EventStream's `on_close`).
 """
 
 from __future__ import annotations
@@ -34,38 +34,12 @@ IGNORED = {"user": anything, "logprobs": only(False), "top_logprobs": only(0), "
            "tools": only([]), "tool_choice": only("none", "auto"), "response_format": only({"type": "text"})}
 
 
-class StopTrim:
-    """A choice's text with its first stop string and everything after it cut, fed piece by piece."""
-
-    def __init__(self, stops: list[str]) -> None:
-        self.stops, self.held, self.hit = stops, "", False
-
-    def feed(self, piece: str) -> str:
-        """What can be sent now."""
-        if self.hit:
-            return ""
-        text = self.held + piece
-        cuts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
-        if cuts:
-            self.hit, self.held = True, ""
-            return text[:min(cuts)]
-        keep = max([k for s in self.stops for k in range(1, min(len(s), len(text) + 1)) if text.endswith(s[:k])],
-                   default=0)  # the longest tail that could still become a stop string
-        self.held = text[len(text) - keep:] if keep else ""
-        return text[:len(text) - keep]
-
-    def flush(self) -> str:
-        held, self.held = self.held, ""
-        return held
-
-
 @dataclass
 class Generation:
     """The streams of one request, each with its own stop flag (one choice's end must not end the others)."""
 
     streams: list[TextStream]
     events: list[threading.Event]
-    trims: list[StopTrim]
     lane: contextlib.ExitStack
     seed: int
     created: int = field(default_factory=lambda: int(time.time()))
@@ -81,8 +55,7 @@ class Generation:
                 yield i, piece
 
     def finish_reason(self, i: int) -> str:
-        stream = self.streams[i]
-        return "length" if not self.trims[i].hit and stream.tokens >= stream.max_new_tokens else "stop"
+        return self.streams[i].finish_reason
 
     def usage(self, prompts: int) -> dict:
         per_prompt = len(self.streams) // prompts
@@ -201,9 +174,9 @@ def start(api: Any, r: TextRequest) -> Generation:
                 else:
                     streams.append(service.stream(ref, prompt, r.settings, r.seed + i, events[-1]))
     except BaseException:
-        Generation(streams, events, [], lane, r.seed).close()
+        Generation(streams, events, lane, r.seed).close()
         raise
-    return Generation(streams, events, [StopTrim(r.stops) for _ in streams], lane, r.seed)
+    return Generation(streams, events, lane, r.seed)
 
 
 async def completions(api: Any, request: Request) -> Response:
@@ -224,8 +197,7 @@ async def _serve(api: Any, r: TextRequest) -> Response:
         texts = await api.work(lambda: ["".join(s.chunks) for s in gen.streams])
     finally:
         await api.work(gen.close)
-    choices = [shape.choice(i, gen.trims[i].feed(t) + gen.trims[i].flush(), gen.finish_reason(i))
-               for i, t in enumerate(texts)]
+    choices = [shape.choice(i, t, gen.finish_reason(i)) for i, t in enumerate(texts)]
     return JSONResponse({**shape.head(final=True), "choices": choices, "usage": gen.usage(len(r.prompts)),
                          "seed": gen.seed, "notices": sorted({n for s in gen.streams for n in s.notices})})
 
@@ -242,16 +214,9 @@ async def _events(api: Any, gen: Generation, shape: "_Shape", r: TextRequest) ->
                 break
             i, piece = item
             if piece is None:
-                rest = gen.trims[i].flush()
-                if rest:
-                    yield event(shape.chunk(i, rest))
                 yield event(shape.chunk(i, finish=gen.finish_reason(i)))
-                continue
-            text = gen.trims[i].feed(piece)
-            if gen.trims[i].hit:
-                gen.events[i].set()  # its stop string came: end that choice's computation
-            if text:
-                yield event(shape.chunk(i, text))
+            elif piece:
+                yield event(shape.chunk(i, piece))
         if r.include_usage:
             yield event({**shape.head(), "choices": [], "usage": gen.usage(len(r.prompts))})
         yield "data: [DONE]\n\n"

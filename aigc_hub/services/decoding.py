@@ -54,6 +54,7 @@ class DecodeJob:
     stop_strings: Any = None  # transformers' StopStringCriteria, or None
     made: int = 0
     future: Future = field(default_factory=Future)  # done when the stream ends; an exception of its own, if any
+    finish_reason: str | None = None  # once ended: "stop" (end of text, a stop string, Stop) or "length"
 
     def __post_init__(self) -> None:
         self.sampling = RowSettings(self.temperature, self.top_k, self.top_p, self.repetition_penalty, self.seed)
@@ -80,9 +81,12 @@ class DecodeJob:
         self.emit(token)
 
     def finished(self, token: int, eos: set[int]) -> bool:
-        if token in eos or self.made >= self.max_new_tokens or self.stop_event.is_set():
-            return True
-        return bool(self.stop_strings is not None and self.stop_strings(self.seq, None).any())
+        if token in eos or self.stop_event.is_set() or (
+                self.stop_strings is not None and self.stop_strings(self.seq, None).any()):
+            self.finish_reason = "stop"
+        elif self.made >= self.max_new_tokens:
+            self.finish_reason = "length"
+        return self.finish_reason is not None
 
 
 class DecodeLoop:

@@ -12,6 +12,8 @@
   token, which with a KV cache would mean a full re-read per token; half a window re-read per half a window of new
   tokens costs one extra forward pass per token on average and the model always sees at least half its context.
 - Seeds: −1 becomes a concrete seed, returned; the same seed and settings give the same text.
+- Stop strings end the generation and are cut from its text here (stops.py), streaming included, so the tabs, the
+  CLI, /v1 and MCP show the same text; `finish_reason` says how a stream ended ("stop" or "length").
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..remote import KEY
 from ..validation import as_int, as_number, check_text, check_unicode, resolve_seed
 from .decoding import DecodeJob, DecodeLoop
 from .registry import ModelRegistry
+from .stops import StopTrim, trimmed
 
 TASK = "text"
 
@@ -134,6 +137,21 @@ class TextStream:
     tokens: int = 0
     pace: Callable[[], float] = lambda: 0.0
     on_close: Callable[[], None] | None = None  # what a stream nobody iterated must still release (a connection)
+    trim: StopTrim | None = None  # its stop strings (None: none)
+    ended: Callable[[], str | None] = lambda: None  # how its computation ended, once it has: "stop" or "length"
+
+    @property
+    def finish_reason(self) -> str:
+        """"stop" (the end of the text, a stop string, Stop) or "length" (max_new_tokens came first)."""
+        if self.trim is not None and self.trim.hit:
+            return "stop"
+        return self.ended() or ("length" if self.tokens >= self.max_new_tokens else "stop")
+
+    def cut_at_stops(self, stops: list[str]) -> None:
+        """Cut the text at the first of `stops`, streaming included (see stops.py)."""
+        if stops:
+            self.trim = StopTrim(stops)
+            self.chunks = trimmed(self.chunks, self.trim)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -274,7 +292,8 @@ class TextService:
                 with contextlib.suppress(Exception):
                     done.result(timeout=STREAM_TIMEOUT_S)
 
-        stream.chunks = chunks()
+        stream.chunks, stream.ended = chunks(), lambda: job.finish_reason
+        stream.cut_at_stops(s.stop)
         return stream
 
     def generate(self, ref: str, prompt: str, settings: SamplingSettings | None = None,
@@ -292,4 +311,5 @@ def _remote_stream(entry, s: SamplingSettings, seed: int, stop_event: threading.
     stream = TextStream(seed, 0, s.max_new_tokens, [], iter(()), event)
     response = entry.model.open(s, seed, prompt=prompt, messages=messages)
     stream.chunks, stream.on_close = entry.model.pieces(response, stream), response.close
+    stream.cut_at_stops(s.stop)  # the server cuts them too; cutting here again changes nothing then
     return stream
