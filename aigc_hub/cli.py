@@ -214,14 +214,15 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _sampling_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-new-tokens", type=int, default=200,
-                        help="clamped to [1, 2048]; past the context the window slides")
-    parser.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
-    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    parser.add_argument("--top-k", type=int, default=50, help="0 = off")
-    parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--repetition-penalty", type=float, default=1.0)
-    parser.add_argument("--stop", action="append", help="stop when this string appears (repeatable)")
+    """The text parameters, from their one spec (services/params.py): the service checks the values, with the same
+    refusal as the tabs and /v1."""
+    from .services.params import TEXT
+
+    for name in ("max_new_tokens", "seed", "temperature", "top_k", "top_p", "repetition_penalty"):
+        spec = TEXT[name]
+        parser.add_argument(f"--{name.replace('_', '-')}", type=spec.kind, default=spec.default, help=spec.help)
+    parser.add_argument("--stop", action="append",
+                        help="end the text just before this string, when it comes (repeatable)")
     parser.add_argument("--device", default=None)
 
 

@@ -74,3 +74,47 @@ def test_a_chat_stop_string_is_cut_the_same_way_by_the_chat_endpoint_and_v1(serv
     answer = answer if isinstance(answer, str) else "".join(part.get("text", "") for part in answer)
     assert [answer, whole.message.content, streamed] == [expected] * 3
     assert whole.finish_reason == "stop"
+
+
+OUT_OF_RANGE = [("max_new_tokens", 0), ("max_new_tokens", 5000), ("temperature", 3.0), ("top_k", -1),
+                ("top_k", 5000), ("top_p", 0.0), ("top_p", 1.5), ("repetition_penalty", 0.0),
+                ("repetition_penalty", 11.0), ("seed", -2), ("seed", 2**32)]
+TAB_ORDER = ["max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty"]
+
+
+def test_an_out_of_range_value_gets_the_same_refusal_from_every_front_end(served):
+    """The spec (services/params.py) is the one check: the service, the Text tab's endpoint, the CLI and /v1 answer
+    an out-of-range value with the same message (the CLI's and /v1's names for a field are the spec's)."""
+    from aigc_hub.errors import UserError
+    from aigc_hub.services.params import TEXT
+
+    url = served
+    tab = Client(url, verbose=False)
+    api = openai.OpenAI(base_url=f"{url}v1", api_key="none", max_retries=0)
+    service = TextService(ModelRegistry())
+    answers = {}
+    for name, value in OUT_OF_RANGE:
+        with pytest.raises(UserError) as spec:
+            TEXT[name].check(value)
+        expected = str(spec.value)
+        settings = dict(SAMPLING, **({name: value} if name != "seed" else {}))
+        with pytest.raises(UserError) as by_service:
+            service.generate("me/long-lm", "ROMEO:", SamplingSettings(**settings),
+                             seed=value if name == "seed" else SEED)
+        with pytest.raises(Exception) as by_tab:
+            tab.predict("me/long-lm", "ROMEO:", *settings.values(), "", value if name == "seed" else SEED,
+                        api_name="/generate_text")
+        proc = run([sys.executable, "-m", "aigc_hub", "generate", "text", "--model", "me/long-lm", "--prompt", "x",
+                    f"--{name.replace('_', '-')}={value}", "--device", "cpu"])
+        field = {"max_new_tokens": "max_tokens"}.get(name, name)
+        with pytest.raises(openai.BadRequestError) as by_api:
+            api.completions.create(model="me/long-lm", prompt="x", extra_body={field: value})
+        answers[(name, value)] = {"service": str(by_service.value), "tab": str(by_tab.value),
+                                  "cli": proc.stderr.strip().removeprefix("error: "),
+                                  "/v1": by_api.value.body["message"], "expected": expected}
+        assert proc.returncode == 2
+    wrong = {case: got for case, got in answers.items() if len(set(got.values())) != 1}
+    assert not wrong, wrong
+    with pytest.raises(openai.BadRequestError) as too_many:
+        api.completions.create(model="me/long-lm", prompt="x", n=17)
+    assert too_many.value.body["message"] == "n must be between 1 and 16, got 17"

@@ -108,9 +108,11 @@ def test_service_seed_stop_and_limits(tiny_lm):
     a, s1 = svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=30), seed=7)
     b, _ = svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=30), seed=7)
     assert a == b and s1.seed == 7 and s1.tokens == 30
-    long = svc.stream(ref, "x" * 100_000, SamplingSettings(max_new_tokens=10**6), seed=1)
+    long = svc.stream(ref, "x" * 100_000, SamplingSettings(max_new_tokens=2048), seed=1)
     "".join(long.chunks)
     assert any("prompt cut" in n for n in long.notices) and long.prompt_tokens <= 64 and long.max_new_tokens == 2048
+    with pytest.raises(GenerationError, match="max_new_tokens must be between 1 and 2048, got 1000000"):
+        svc.stream(ref, "x", SamplingSettings(max_new_tokens=10**6), seed=1)  # refused, as by every front end
     greedy, _ = svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=10, temperature=0), seed=1)
     assert greedy == svc.generate(ref, "ROMEO:", SamplingSettings(max_new_tokens=10, temperature=0), seed=2)[0]
 

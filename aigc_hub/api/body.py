@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from starlette.requests import Request
 
+from ..errors import UserError
 from .errors import ApiError
 
 MAX_BODY = 1 << 20  # bytes; a translation of the most lines a request takes fits well below it
@@ -89,6 +90,17 @@ class Fields:
                      else f"≥ {_num(lo)}" if lo is not None else f"≤ {_num(hi)}")
             raise ApiError(400, f"'{given}' must be {bound}, got {_num(value)}", param=given, code="invalid_value")
         return value
+
+    def param(self, spec: Any, name: str | None = None, default: Any = REQUIRED, aliases: tuple[str, ...] = ()
+              ) -> Any:
+        """A request parameter of the one spec every front end reads (services/params.py), checked by it: an
+        out-of-range value gets the refusal the tabs and the CLI give. `name`: this route's name for it."""
+        name = name or spec.name
+        value = self.get(name, spec.kind, spec.default if default is REQUIRED else default, aliases=aliases)
+        try:
+            return spec.check(value)
+        except UserError as e:
+            raise ApiError(400, str(e), param=name, code="invalid_value") from None
 
     def strings(self, name: str, default: Any = REQUIRED, most: int = 64, longest: int = 10_000) -> list[str]:
         """A string or a list of strings, as a list."""

@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..services.chat import MAX_MESSAGES
-from ..services.text import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, SamplingSettings, TextStream
+from ..services.params import MAX_CHOICES, TEXT
+from ..services.text import MAX_PROMPT_CHARS, SamplingSettings, TextStream
 from ..validation import MAX_SEED, resolve_seed
 from .body import Fields, anything, only, read_json
 from .errors import ApiError, api_error
 from .sse import EventStream, event
 
-MAX_CHOICES = 16  # prompts × n in one request
 COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 CHAT_MAX_TOKENS = 256  # OpenAI's is "until the model ends"; a bound keeps a model that never ends from running on
 IGNORED = {"user": anything, "logprobs": only(False), "top_logprobs": only(0), "echo": only(False),
@@ -101,15 +101,16 @@ def parse(data: dict, chat: bool) -> TextRequest:
     else:
         prompts = f.strings("prompt", most=MAX_CHOICES, longest=MAX_PROMPT_CHARS)
         messages, system = [], None
-    max_tokens = f.get("max_tokens", int, CHAT_MAX_TOKENS if chat else COMPLETION_MAX_TOKENS, lo=1,
-                       hi=MAX_NEW_TOKENS, aliases=("max_completion_tokens",) if chat else ())
-    temperature = f.get("temperature", float, 1.0, lo=0, hi=2)
-    top_p = f.get("top_p", float, 1.0, lo=0, hi=1)
-    top_k = f.get("top_k", int, 0, lo=0, hi=100_000)  # extra fields, as vLLM takes them
-    penalty = f.get("repetition_penalty", float, 1.0, lo=0, hi=10)
+    # The bounds are the spec's (services/params.py), as the tabs and the CLI have them; the defaults OpenAI's.
+    max_tokens = f.param(TEXT["max_new_tokens"], "max_tokens", CHAT_MAX_TOKENS if chat else COMPLETION_MAX_TOKENS,
+                         aliases=("max_completion_tokens",) if chat else ())
+    temperature = f.param(TEXT["temperature"], default=1.0)
+    top_p = f.param(TEXT["top_p"], default=1.0)
+    top_k = f.param(TEXT["top_k"], default=0)  # extra fields, as vLLM takes them
+    penalty = f.param(TEXT["repetition_penalty"], default=1.0)
     stops = f.strings("stop", [], most=16, longest=500)
-    seed = f.get("seed", int, -1, lo=-1, hi=MAX_SEED)
-    n = f.get("n", int, 1, lo=1, hi=MAX_CHOICES)
+    seed = f.param(TEXT["seed"])
+    n = f.param(TEXT["n"])
     if n * len(prompts) > MAX_CHOICES:
         raise ApiError(400, f"{len(prompts)} prompts × n={n} choices; the limit is {MAX_CHOICES} in all", param="n")
     stream = f.get("stream", bool, False)

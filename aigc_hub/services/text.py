@@ -4,9 +4,9 @@
   Concurrent streams of one model are decoded together, joining and leaving between tokens (decoding.py).
 - Stop: a `threading.Event` checked after every token, so the computation itself ends (cancelling only the consumer
   would leave the worker generating); one stream's Stop never ends another.
-- Limits, documented and applied before any work: `max_new_tokens` is clamped to [1, 2048]; a prompt longer than
-  the context is cut from the left (a notice says so); temperature 0 means greedy decoding; negative temperatures,
-  top-p outside (0, 1], empty prompts are refused.
+- Limits, documented and applied before any work, from the one parameter spec every front end reads (params.py):
+  a value out of its range is refused with the same message wherever it came from; a prompt longer than the context
+  is cut from the left (a notice says so); temperature 0 means greedy decoding; empty prompts are refused.
 - Longer than the context: generation slides its window (a notice says so). When the window is full, it keeps its
   last half and goes on, as llama.cpp's context shift does: nanoGPT crops to the last `context` tokens before every
   token, which with a KV cache would mean a full re-read per token; half a window re-read per half a window of new
@@ -31,14 +31,14 @@ from transformers import StopStringCriteria
 
 from ..errors import GenerationError
 from ..remote import KEY
-from ..validation import as_int, as_number, check_text, check_unicode, resolve_seed
+from ..validation import check_text, check_unicode, resolve_seed
 from .decoding import DecodeJob, DecodeLoop
+from .params import MAX_NEW_TOKENS, TEXT
 from .registry import ModelRegistry
 from .stops import StopTrim, trimmed
 
 TASK = "text"
 
-MAX_NEW_TOKENS = 2048
 MAX_PROMPT_CHARS = 200_000  # longer prompts are refused before tokenizing
 STREAM_TIMEOUT_S = 120  # a worker that produces nothing for this long is treated as failed
 
@@ -97,29 +97,19 @@ def _ends_in_byte_token(tokenizer, ids: list[int]) -> bool:
 
 @dataclass
 class SamplingSettings:
-    max_new_tokens: int = 200
-    temperature: float = 0.8
-    top_k: int = 50
-    top_p: float = 0.95
-    repetition_penalty: float = 1.0
+    max_new_tokens: int = TEXT["max_new_tokens"].default  # type: ignore[assignment]
+    temperature: float = TEXT["temperature"].default
+    top_k: int = TEXT["top_k"].default  # type: ignore[assignment]
+    top_p: float = TEXT["top_p"].default
+    repetition_penalty: float = TEXT["repetition_penalty"].default
     stop: list[str] = field(default_factory=list)
 
     def checked(self) -> "SamplingSettings":
-        temperature = as_number(self.temperature, "temperature")
-        if temperature < 0:
-            raise GenerationError(f"temperature must be ≥ 0 (0 = greedy), got {temperature}")
-        top_p = as_number(self.top_p, "top_p")
-        if not 0 < top_p <= 1:
-            raise GenerationError(f"top_p must be in (0, 1], got {top_p}")
-        top_k = as_int(self.top_k, "top_k")
-        if top_k < 0:
-            raise GenerationError(f"top_k must be ≥ 0 (0 = off), got {top_k}")
-        penalty = as_number(self.repetition_penalty, "repetition_penalty")
-        if not 0 < penalty <= 10:
-            raise GenerationError(f"repetition_penalty must be in (0, 10], got {penalty}")
-        max_new = min(max(as_int(self.max_new_tokens, "max_new_tokens"), 1), MAX_NEW_TOKENS)
+        """Each setting checked against the spec (params.TEXT): the same refusal from every front end."""
+        values = [TEXT[name].check(getattr(self, name))
+                  for name in ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty")]
         stop = [s for s in (self.stop or []) if isinstance(s, str) and s]
-        return SamplingSettings(max_new, temperature, top_k, top_p, penalty, stop)
+        return SamplingSettings(*values, stop)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -23,6 +23,7 @@ from ..config import AppConfig
 from ..errors import UserError, report_internal
 from ..families import TASKS
 from ..services import Lanes, ModelRegistry, service_for
+from ..services.params import TEXT
 
 logger = logging.getLogger("aigc_hub.ui")
 SCRATCH_TTL_S = 3600
@@ -112,14 +113,11 @@ def shared_args(*lines: str) -> Callable[[Callable], Callable]:
     return add
 
 
-SAMPLING_ARGS = (
-    "max_new_tokens: how many tokens to generate at most (1 to 2048)",
-    "temperature: 0 for greedy decoding; higher is more varied",
-    "top_k: sample from the k most likely tokens (0: no limit)",
-    "top_p: sample from the smallest set of tokens whose probabilities add up to p",
-    "repetition_penalty: 1 for none; above 1 discourages repeating tokens",
-    "stop_strings: strings that end the generation, one per line",
-    "seed: -1 for a random seed; the same seed and settings give the same text",
+SAMPLING_ARGS = (  # from the one spec of text parameters (services/params.py), as /v1 and the CLI read it
+    *(f"{name}: {TEXT[name].help}" for name in ("max_new_tokens", "temperature", "top_k", "top_p",
+                                                 "repetition_penalty")),
+    "stop_strings: strings that end the generation, one per line; the text ends just before the first that comes",
+    f"seed: {TEXT['seed'].help}",
 )
 
 

@@ -16,11 +16,19 @@ import gradio as gr
 from gradio.components.chatbot import ChatbotDataMessages
 from pydantic import ValidationError
 
+from ..errors import UserError
+
 
 def _check(component: gr.Number | gr.Slider, payload: Any, *, optional: bool) -> None:
     name = component.label or "value"
     if payload is None and optional:
         return
+    spec = getattr(component, "spec", None)
+    if spec is not None:  # a request parameter (services/params.py): its own check and message, as everywhere
+        try:
+            spec.check(payload)
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
     if isinstance(payload, bool) or not isinstance(payload, (int, float)) or not math.isfinite(payload):
         raise gr.Error(f"{name}: a finite number is needed, got {str(payload)[:40]!r}", print_exception=False)
     low, high = component.minimum, component.maximum
@@ -48,6 +56,13 @@ class Slider(gr.Slider):
     def preprocess(self, payload: Any) -> float:
         _check(self, payload, optional=False)
         return _quietly(super().preprocess, payload)
+
+
+def spec_slider(spec: Any, label: str, step: float, **kwargs: Any) -> Slider:
+    """A slider over a request parameter's whole range (services/params.py), checked by its spec."""
+    slider = Slider(spec.lo, spec.hi, step=step, label=label, **{"value": spec.default, **kwargs})
+    slider.spec = spec
+    return slider
 
 
 class Dropdown(gr.Dropdown):

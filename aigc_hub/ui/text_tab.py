@@ -7,11 +7,12 @@ from __future__ import annotations
 import gradio as gr
 
 from ..services import SamplingSettings
+from ..services.params import TEXT
 from ..errors import UserError
 from . import chat_view as chat_view_ui
 from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, card_markdown, known_model, on_gpu,
                      shared_args, streamed, user_errors)
-from .inputs import Dropdown, Number, Slider
+from .inputs import Dropdown, Number, spec_slider
 
 TASK = "text"
 PRESETS = {  # temperature, top_k, top_p, repetition_penalty
@@ -43,15 +44,16 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Row():
         preset = gr.Radio(list(PRESETS), value="balanced", label="Preset", elem_id="text-preset")
         seed = Number(-1, label="Seed (-1 = random)", precision=0, elem_id="text-seed")
+        seed.spec = TEXT["seed"]
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
-            max_new = Slider(1, 2048, value=300, step=1, label="Max new tokens", elem_id="text-max-new")
-            temperature = Slider(0, 2, value=0.8, step=0.05, label="Temperature (0 = greedy)",
-                                 elem_id="text-temperature")
-            top_k = Slider(0, 200, value=50, step=1, label="Top-k (0 = off)", elem_id="text-top-k")
+            max_new = spec_slider(TEXT["max_new_tokens"], "Max new tokens", 1, value=300, elem_id="text-max-new")
+            temperature = spec_slider(TEXT["temperature"], "Temperature (0 = greedy)", 0.05,
+                                      elem_id="text-temperature")
+            top_k = spec_slider(TEXT["top_k"], "Top-k (0 = off)", 1, elem_id="text-top-k")
         with gr.Row():
-            top_p = Slider(0.05, 1, value=0.95, step=0.01, label="Top-p", elem_id="text-top-p")
-            penalty = Slider(1, 2, value=1.0, step=0.05, label="Repetition penalty", elem_id="text-penalty")
+            top_p = spec_slider(TEXT["top_p"], "Top-p", 0.01, elem_id="text-top-p")
+            penalty = spec_slider(TEXT["repetition_penalty"], "Repetition penalty", 0.05, elem_id="text-penalty")
             stop_strings = gr.Textbox("", label="Stop strings (one per line)", lines=2, elem_id="text-stop-strings")
     is_chat = has_chat(default)
     with gr.Column(visible=not is_chat, elem_id="text-view") as text_view:
