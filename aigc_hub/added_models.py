@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 import uuid
 from pathlib import Path
 
-from . import hub
+from . import hub, remote
+from .cards import render_card
 from .errors import HubError
+from .families import checked_folder
 
 FILE_NAME = ".added-models.json"
 _lock = threading.Lock()
@@ -62,9 +65,6 @@ def add(ref: str, folder_roots: list[Path] | None = None, max_download_bytes: in
     add, where a folder must lie under one of these (None: the operator's, anywhere) and never under `never_under`
     (the web server's upload and cache folders, even inside a root); `max_download_bytes` caps what an HF id may
     download."""
-    from .remote import check_operator_made
-    from .services.registry import inspect
-
     ref = canonical(ref)
     source, folder = hub.locate(ref)
     if source == "folder" and folder_roots is not None:
@@ -77,16 +77,16 @@ def add(ref: str, folder_roots: list[Path] | None = None, max_download_bytes: in
                            "can be added as it is")
     # an HF id: downloaded (or found in the cache offline), within the cap; HubError when it cannot be
     path = hub.resolve(ref, max_bytes=max_download_bytes)
-    family, _ = inspect(path, ref)  # ModelLoadError with the reason when no family serves it
+    family, _ = checked_folder(path, ref)  # ModelLoadError with the reason when no family serves it
     if family.remote:
-        check_operator_made(path)
+        remote.check_operator_made(path)
     if source in ("hf", "folder"):  # local hub ids and starters are listed anyway
         with _lock:
             refs = added_refs()
             if ref not in refs:
                 _write([*refs, ref])
     hub.invalidate()
-    entry = next((e for e in hub.list_models() if e.ref == ref), None)
+    entry = next((e for e in listed() if e.ref == ref), None)
     return entry or hub.ModelEntry(ref, "hf", path, family=family.name)
 
 
@@ -102,3 +102,22 @@ def remove(ref: str) -> bool:
         _write(keep)
     hub.invalidate()
     return True
+
+
+def listed(extra_refs: list[str] | tuple[str, ...] = ()) -> list[hub.ModelEntry]:
+    """The hub's listing with `extra_refs` (the app config's) and the models added by hand, last."""
+    return hub.list_models([*extra_refs, *added_refs()])
+
+
+def add_remote(repo_id: str, base_url: str, model: str, api_key_env: str | None = None, chat: bool = True) -> str:
+    """Write a remote entry (remote.py) into the local hub as `repo_id`, atomically as a push; where it went. The
+    operator's call (`python -m aigc_hub remote add`): only entries in the local hub are honoured."""
+    config = remote.entry_config(base_url, model, api_key_env, chat)
+    settings = config[remote.KEY]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        render_card(title=repo_id, family="openai-remote", tags=["remote"], datasets=[], license="other",
+                    figures=[], body=f"`{model}` served by the OpenAI-compatible server at {settings['base_url']}. "
+                    "Its quality is that model's: see its own card.").save(folder / "README.md")
+        return hub.push(folder, repo_id, weights=False)

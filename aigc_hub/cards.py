@@ -10,6 +10,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .families import card_fields
+
 
 @dataclass
 class Figure:
@@ -51,8 +53,6 @@ def render_card(
 ) -> ModelCard:
     """A model card whose metadata carries `figures` as model-index results; its pipeline tag, task and the family's
     tags come from the family table (families.FAMILIES[family]), `tags` adds the model's own."""
-    from .families import card_fields
-
     meta = card_fields(family, tags)
     pipeline_tag, task = meta["pipeline_tag"], meta["task"]
     evals = [

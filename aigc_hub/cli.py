@@ -161,7 +161,9 @@ def _space_deploy(args: argparse.Namespace) -> None:
 def _list(args: argparse.Namespace) -> None:
     for ref in args.extra_model or []:
         hub.locate(ref)  # refuses malformed ids and paths that are not model folders
-    entries = hub.list_models(args.extra_model or [])
+    from .added_models import listed
+
+    entries = listed(args.extra_model or [])
     if args.json:
         print(json.dumps([{"ref": e.ref, "source": e.source, "path": str(e.path) if e.path else None,
                            "task": e.task, "family": e.family, "pipeline_tag": e.card.pipeline_tag,
@@ -333,9 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _remote_add(args: argparse.Namespace) -> None:
-    from .remote import add
+    from .added_models import add_remote
 
-    where = add(args.repo_id, args.base_url, args.model, args.api_key_env, chat=not args.completions)
+    where = add_remote(args.repo_id, args.base_url, args.model, args.api_key_env, chat=not args.completions)
     print(f"{args.repo_id}: {args.model} served at {args.base_url} ({where})")
 
 

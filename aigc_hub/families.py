@@ -145,6 +145,32 @@ def inspect_folder(path: Path, where: str) -> tuple[Family, dict]:
     return detect(config, where), config  # raises, naming what is supported
 
 
+def checked_folder(path: Path, where: str | None = None) -> tuple[Family, dict]:
+    """The family and config file of a model folder, checked before any weights are read: refuses folders whose
+    only weights are pickles, and folders without the family's safetensors."""
+    where = where or path.name
+    try:
+        family, config = inspect_folder(path, where)
+    except ModelLoadError:
+        _refuse_pickles(path, where)  # a pickle checkpoint says so first, whatever else is wrong
+        raise
+    if not family.remote and not list(path.glob(family.weights)):
+        sub = family.weights.rpartition("/")[0]
+        _refuse_pickles(path / sub if sub else path, where)
+        place = f"its {sub}/ folder" if sub else "the model folder"
+        raise ModelLoadError(f"{where}: no .safetensors weights in {place}")
+    return family, config
+
+
+def _refuse_pickles(folder: Path, where: str) -> None:
+    if list(folder.glob("*.safetensors")):
+        return
+    pickles = [p.name for p in folder.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
+    if pickles:
+        raise ModelLoadError(f"{where}: only pickle weights ({', '.join(pickles)}); AIGC Hub loads safetensors only "
+                             "(convert with safetensors.torch.save_file)")
+
+
 def _refuse_remote_code(config: dict, where: str) -> None:
     """A config whose model type transformers does not know, with an `auto_map` naming the repository's own code:
     only that code could load it. (Configs that keep an `auto_map` for a type transformers now has load natively.)"""

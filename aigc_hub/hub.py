@@ -32,8 +32,8 @@ from huggingface_hub.utils import validate_repo_id as _hf_validate
 
 from .cards import CardInfo, read_card
 from .errors import HubError
+from .paths import STARTERS_ROOT, hub_home
 
-STARTERS_ROOT = Path(__file__).resolve().parent.parent / "starters"
 # What a model folder may hold when pushed: weights as safetensors, configs, tokenizers, the card, a sample image.
 PUSH_IGNORE = ["checkpoints/**", "logs/**", "samples/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt", ".*"]
 # What is downloaded from the HF Hub: configs, weights, tokenizers (tokenizer.json, vocab / merges, sentencepiece models
@@ -63,15 +63,6 @@ class ModelEntry:
         from .families import FAMILIES
 
         return FAMILIES[self.family].task if self.family else None
-
-
-def hub_home() -> Path:
-    """The writable local hub root ($AIGC_HUB_HOME, else ~/.cache/aigc-hub/hub)."""
-    env = os.environ.get("AIGC_HUB_HOME")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "aigc-hub" / "hub"
 
 
 def validate_repo_id(repo_id: str) -> str:
@@ -413,8 +404,6 @@ def invalidate() -> None:
 
 def list_models(extra_refs: list[str] | tuple[str, ...] = ()) -> list[ModelEntry]:
     """Every model the hub knows: local hub, then starters (a local entry hides a starter of the same id), then
-    `extra_refs` (HF ids from the app config; their cards are read only when they are already in the HF cache).
-    Cached: see `_Listing`. The models added by hand (added_models.py) come last."""
-    from .added_models import added_refs
-
-    return _LISTING.entries(tuple(dict.fromkeys([*extra_refs, *added_refs()])))
+    `extra_refs` (HF ids and folders from the app config, and the models added by hand: added_models.listed; their
+    cards are read only when they are already in the HF cache). Cached: see `_Listing`."""
+    return _LISTING.entries(tuple(dict.fromkeys(extra_refs)))

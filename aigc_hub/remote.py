@@ -10,9 +10,9 @@ from the server instead of a local decode loop. The key itself is never written:
 variable that holds it.
 
 Who may make one: only the operator. An entry makes this server connect where it says, with the key of the
-variable it names, so it is honoured only in the local hub's own folder, where `python -m aigc_hub remote add` writes
-it; a remote `config.json` anywhere else (a folder a web client uploaded and added, the Hugging Face cache, a model
-folder named by path) is refused before any connection. What a remote server answers is relayed as its status and
+variable it names, so it is honoured only in the local hub's own folder, where `python -m aigc_hub remote add`
+(added_models.add_remote) writes it; a remote `config.json` anywhere else (a folder a web client uploaded and
+added, the Hugging Face cache, a model folder named by path) is refused before any connection. What a remote server answers is relayed as its status and
 the status's standard reason only: its body may echo the request's credentials, or be an internal page.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import http
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -61,23 +60,11 @@ def settings_of(config: dict) -> dict:
     return settings
 
 
-def add(repo_id: str, base_url: str, model: str, api_key_env: str | None = None, chat: bool = True) -> str:
-    """Write a remote entry into the local hub as `repo_id` (atomically, as a push); where it went."""
-    import json
-
-    from . import hub
-    from .cards import render_card
-
+def entry_config(base_url: str, model: str, api_key_env: str | None = None, chat: bool = True) -> dict:
+    """The checked `config.json` of a remote entry (added_models.add_remote writes it into the local hub)."""
     check_settings(base_url, model, api_key_env)
-    settings = {"api": "openai", "base_url": base_url.rstrip("/"), "model": model, "api_key_env": api_key_env,
-                "chat": bool(chat)}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        (folder / "config.json").write_text(json.dumps({KEY: settings}, indent=2) + "\n", encoding="utf-8")
-        render_card(title=repo_id, family="openai-remote", tags=["remote"], datasets=[], license="other",
-                    figures=[], body=f"`{model}` served by the OpenAI-compatible server at {settings['base_url']}. "
-                    "Its quality is that model's: see its own card.").save(folder / "README.md")
-        return hub.push(folder, repo_id, weights=False)
+    return {KEY: {"api": "openai", "base_url": base_url.rstrip("/"), "model": model, "api_key_env": api_key_env,
+                  "chat": bool(chat)}}
 
 
 @dataclass
@@ -178,7 +165,7 @@ def failure_message(base_url: str, error: Exception) -> str:
 def check_operator_made(path: Path) -> None:
     """Refuse a remote entry that is not in the local hub's own folder (only `remote add` writes one there): one that
     came in any other way would make this server connect, with a key, where a stranger chose."""
-    from .hub import hub_home
+    from .paths import hub_home
 
     root = hub_home().resolve()
     if root not in Path(path).resolve().parents:

@@ -136,9 +136,9 @@ def _check_on_hf(ref: str) -> None:
 
 
 def _copy_model(src: Path, dst: Path) -> None:
-    from .services.registry import read_config
+    from .families import checked_folder
 
-    config = read_config(src)  # refuses pickle-only folders and broken configs before anything is copied
+    _, config = checked_folder(src)  # refuses pickle-only folders and broken configs before anything is copied
     # A diffusers pipeline keeps its components in sub-folders named in model_index.json (unet/, scheduler/).
     components = [k for k, v in config.items() if isinstance(v, list) and (src / k).is_dir()]
     for folder, target in [(src, dst), *((src / k, dst / k) for k in components)]:

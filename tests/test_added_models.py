@@ -47,7 +47,7 @@ def test_a_folder_is_remembered_by_its_absolute_path(tmp_hub, short_lm, monkeypa
     monkeypatch.chdir(short_lm.parent)
     entry = added_models.add(f"./{short_lm.name}")
     assert entry.ref == str(short_lm.resolve()) and entry.source == "folder"
-    assert str(short_lm.resolve()) in [e.ref for e in hub.list_models()]
+    assert str(short_lm.resolve()) in [e.ref for e in added_models.listed()]
     assert added_models.remove(f"./{short_lm.name}")
 
 

@@ -12,7 +12,7 @@ from gradio_client import Client
 
 from aigc_hub import hub
 from aigc_hub.errors import ModelLoadError, UserError
-from aigc_hub.remote import add
+from aigc_hub.added_models import add_remote as add
 from aigc_hub.services import ModelRegistry, SamplingSettings, TextService
 from conftest import run, wait_for
 from tiny_hub_models import make_chat_llama

@@ -23,7 +23,8 @@ from aigc_hub.errors import HubError, ModelLoadError, UserError
 from aigc_hub.jobs import JobManager, Limits
 from aigc_hub.jobs import uploads
 from aigc_hub.jobs.store import Job
-from aigc_hub.remote import KEY, add, failure_message
+from aigc_hub.added_models import add_remote as add
+from aigc_hub.remote import KEY, failure_message
 from aigc_hub.services import ModelRegistry
 
 SECRET = "sk-do-not-leak-0123456789"

@@ -18,7 +18,8 @@ import pytest
 from gradio_client import Client, handle_file
 
 from aigc_hub import hub
-from aigc_hub.remote import KEY, add
+from aigc_hub.added_models import add_remote as add
+from aigc_hub.remote import KEY
 from conftest import REPO, free_port, is_user_error, wait_for
 
 SECRET = "sk-never-leaves-0123456789"

@@ -21,13 +21,6 @@ def language_tag(lang: str) -> str:
     return f">>{lang}<<"
 
 
-def directions_of(config: Any) -> list[tuple[str, str]]:
-    """The (source, target) pairs a model declares, from its config object or config.json dict."""
-    raw = config.get("translation_directions") if isinstance(config, dict) else getattr(
-        config, "translation_directions", None)
-    return [(str(a), str(b)) for a, b in (raw or [])]
-
-
 def with_tag(text: str, tgt: str) -> str:
     return f"{language_tag(tgt)} {text}"
 

@@ -24,7 +24,7 @@ import torch
 
 from .. import devices, families, hub, remote
 from ..errors import GenerationError, ModelLoadError, UserError
-from ..families import Family
+from ..families import Family, checked_folder
 from .batching import Batcher
 
 
@@ -57,36 +57,6 @@ class LoadedModel:
         if self.family.remote:
             return f"{self.ref} on {self.device} ({self.model.model}, served there)"
         return f"{self.ref} on {self.device} ({str(self.dtype).replace('torch.', '')}, {self.bytes / 2**20:.1f} MiB)"
-
-
-def inspect(path: Path, where: str | None = None) -> tuple[Family, dict]:
-    """The family and config file of a model folder, checked; refuses folders whose only weights are pickles."""
-    where = where or path.name
-    try:
-        family, config = families.inspect_folder(path, where)
-    except ModelLoadError:
-        _refuse_pickles(path, where)  # a pickle checkpoint says so first, whatever else is wrong
-        raise
-    if not family.remote and not list(path.glob(family.weights)):
-        sub = family.weights.rpartition("/")[0]
-        _refuse_pickles(path / sub if sub else path, where)
-        place = f"its {sub}/ folder" if sub else "the model folder"
-        raise ModelLoadError(f"{where}: no .safetensors weights in {place}")
-    return family, config
-
-
-def _refuse_pickles(folder: Path, where: str) -> None:
-    if list(folder.glob("*.safetensors")):
-        return
-    pickles = [p.name for p in folder.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
-    if pickles:
-        raise ModelLoadError(f"{where}: only pickle weights ({', '.join(pickles)}); AIGC Hub loads safetensors only "
-                             "(convert with safetensors.torch.save_file)")
-
-
-def read_config(path: Path) -> dict:
-    """The checked config file of a model folder (see `inspect`)."""
-    return inspect(path)[1]
 
 
 class ModelRegistry:
@@ -157,10 +127,6 @@ class ModelRegistry:
             raise GenerationError(f"{ref} is a {entry.kind} model for {entry.task}, not for {task}")
         return entry
 
-    def config_of(self, ref: str) -> dict:
-        """The checked config of `ref`, without loading its weights."""
-        return self.folder_of(ref)[2]
-
     def folder_of(self, ref: str) -> tuple[Family, Path, dict]:
         """The family, folder and checked config file of `ref`, without loading its weights."""
         with self._lock:
@@ -168,7 +134,7 @@ class ModelRegistry:
         if current:
             return current.family, current.path, current.config
         path = hub.resolve(ref)
-        family, config = inspect(path, ref)
+        family, config = checked_folder(path, ref)
         return family, path, config
 
     def planned_device(self, ref: str, device: str | None = None) -> str:
@@ -178,12 +144,12 @@ class ModelRegistry:
         if current is not None and device in (None, "auto"):
             return current.device
         path = hub.resolve(ref)
-        family, config = inspect(path, ref)
+        family, config = checked_folder(path, ref)
         return _placement(family, config, _weights_bytes(path, family), device or self.override(ref))
 
     def load(self, ref: str, device: str | None = None) -> LoadedModel:
         path = hub.resolve(ref)
-        family, config = inspect(path, ref)
+        family, config = checked_folder(path, ref)
         size = _weights_bytes(path, family)
         target = _placement(family, config, size, device or self.override(ref))
         dtype = devices.dtype_for("cpu" if family.remote else target)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from .. import hub
+from .. import added_models, hub
 from ..config import AppConfig
 from ..errors import UserError, report_internal
 from ..families import TASKS
@@ -76,7 +76,7 @@ class AppContext:
     def models(self, task: str | None = None) -> list[hub.ModelEntry]:
         """The hub's models (cached listing), those of one task when `task` is given. The tabs' configured models
         are listed too (an HF id or a folder set as `image_model` need not be repeated in `extra_models`)."""
-        entries = hub.list_models([*self.config.models.values(), *self.config.extra_models])
+        entries = added_models.listed([*self.config.models.values(), *self.config.extra_models])
         return [e for e in entries if task is None or e.task == task]
 
     def refresh(self, task: str | None = None) -> list[str]:
