@@ -148,6 +148,7 @@ def test_a_stream_prints_the_same_text_however_its_tokens_arrive():
     assert streamed(piled) == streamed(single) == expected == "1\ufffd\ufffd\ufffda\u00e9b"
 
 
+@pytest.mark.slow  # starts the CLI as a process
 def test_cli_chats_with_an_hf_id(service, tmp_hub, tmp_path, short_lm):
     """`generate chat`: the same answer as the service for the same seed, a history file, clear refusals."""
     import json

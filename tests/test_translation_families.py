@@ -101,6 +101,7 @@ def test_language_names():
     assert language_name("en_XX") == "English (en_XX)" and language_name("fra") == "French (fra)"
 
 
+@pytest.mark.slow  # starts the CLI as a process
 def test_cli_translates_with_an_hf_id(tmp_hub, built, hf_cache, tmp_path):
     hf_cache("facebook/m2m100-tiny", built["facebook/m2m100-tiny"])
     lines = tmp_path / "in.txt"

@@ -188,8 +188,8 @@ def _npz(path: Path) -> list[str]:
         raise UserError(f"{path.name} holds Python objects (pickles); only plain arrays are read")
     declared = sum(int(np.prod(shape, dtype=np.float64)) * dtype.itemsize for shape, dtype in shapes.values())
     if declared > MAX_UNPACKED:
-        raise UserError(f"{path.name} declares {declared / 2**30:.1f} GiB of arrays; the limit is "
-                        f"{MAX_UNPACKED >> 30} GiB")
+        raise UserError(f"{path.name} declares {declared / 2**20:,.0f} MiB of arrays; the limit is "
+                        f"{MAX_UNPACKED / 2**20:,.0f} MiB")
     images = [k for k, (s, d) in shapes.items() if len(s) in (3, 4) and s[0] >= MIN_IMAGES and d == np.uint8]
     if not images:
         raise UserError(f"{path.name} holds no uint8 image array (N, H, W[, C]) of at least {MIN_IMAGES} images")
