@@ -20,7 +20,7 @@ from gradio_client import Client, handle_file
 from aigc_hub import hub
 from aigc_hub.added_models import add_remote as add
 from aigc_hub.remote import KEY
-from conftest import REPO, free_port, is_user_error, wait_for
+from conftest import REPO, is_user_error, wait_for
 
 SECRET = "sk-never-leaves-0123456789"
 pytestmark = pytest.mark.slow

@@ -16,10 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..core import UnknownModel, WrongTask
 from . import media_routes, text_routes, timeouts
 from .errors import ApiError, api_error
 from .guards import LoginGate, Throttle, client_of
 
+__all__ = ["Api", "LoginGate", "McpKeys", "Throttle", "check_bearer", "gradio_auth", "openai_routes", "timeouts"]
 logger = logging.getLogger("aigc_hub.api")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 Handler = Callable[[Any, Request], Awaitable[Response]]
@@ -39,23 +41,24 @@ class Api:
         self.ctx, self.keys = ctx, list(keys or [])
         self.throttle = throttle or Throttle()
         # Threads for blocking work: one per request in flight or waiting on a lane, and a few for the listings.
-        self.limiter = anyio.CapacityLimiter(ctx.lanes.slots + ctx.config.queue_size + 8)
+        self.limiter = anyio.CapacityLimiter(ctx.capacity.api_threads)
 
     async def work(self, fn: Callable, *args: Any) -> Any:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     def model(self, ref: object, task: str) -> str:
-        """`ref` when the hub lists it for `task` (blocking: reads the hub listing)."""
+        """`ref` when the hub lists it for `task` (blocking: reads the hub listing); the core's refusal in
+        OpenAI's words otherwise."""
         if not isinstance(ref, str) or not ref.strip():
             raise ApiError(400, "'model' must name a model (GET /v1/models lists them)", param="model")
-        if self.ctx.entry(ref, task) is not None:
-            return ref
-        other = self.ctx.entry(ref)
-        if other is not None and other.task:
-            raise ApiError(400, f"{ref} is a model for {other.task}; this route serves {task} models", param="model",
-                           code="wrong_model_task")
-        raise ApiError(404, f"the hub lists no {task} model {ref[:100]!r} (GET /v1/models lists them)",
-                       param="model", code="model_not_found")
+        try:
+            return self.ctx.check(ref, task)
+        except WrongTask as e:
+            raise ApiError(400, f"{ref} is a model for {e.serves}; this route serves {task} models", param="model",
+                           code="wrong_model_task") from None
+        except UnknownModel:
+            raise ApiError(404, f"the hub lists no {task} model {ref[:100]!r} (GET /v1/models lists them)",
+                           param="model", code="model_not_found") from None
 
     def authorize(self, request: Request) -> None:
         if not self.keys:
@@ -120,5 +123,5 @@ class McpKeys:
 
 
 def openai_routes(ctx: Any, keys: list[str] | None = None, throttle: Throttle | None = None) -> list[Route]:
-    """The /v1 routes for an app context (ui.common.AppContext), protected by `keys` when there are any."""
+    """The /v1 routes for an app context (core.AppContext), protected by `keys` when there are any."""
     return Api(ctx, keys, throttle).routes()

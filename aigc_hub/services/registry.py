@@ -22,7 +22,7 @@ from typing import Any, Callable, TypeVar
 
 import torch
 
-from .. import devices, families, hub, remote
+from .. import devices, hub, remote
 from ..errors import GenerationError, ModelLoadError, UserError
 from ..families import Family, checked_folder
 from .batching import Batcher

@@ -33,7 +33,7 @@ from ..errors import GenerationError
 from ..remote import KEY
 from ..validation import check_text, check_unicode, resolve_seed
 from .decoding import DecodeJob, DecodeLoop
-from .params import MAX_NEW_TOKENS, TEXT
+from .params import TEXT
 from .registry import ModelRegistry
 from .stops import StopTrim, trimmed
 

@@ -17,7 +17,7 @@ from ..config import AppConfig
 from ..errors import ConfigError
 from ..families import ADMIN_TABS, TASKS, tab_keys
 from ..services import ModelRegistry
-from .common import AppContext
+from .common import ui_context
 
 logger = logging.getLogger("aigc_hub.ui")
 
@@ -35,7 +35,7 @@ def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None =
         hub.recover()
     except OSError as e:  # a read-only hub (a Space's baked-in models) is served as it is
         logger.warning("could not tidy the local hub %s: %s", hub.hub_home(), e)
-    ctx = AppContext(config, registry)
+    ctx = ui_context(config, registry)
     tabs = tabs or config.tabs
     builders = tab_builders()
     unknown = [t for t in tabs if t not in builders]
@@ -48,10 +48,8 @@ def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None =
                 title, module = builders[key]
                 with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
                     importlib.import_module(f"{__package__}.{module}").build(ctx, tab)
-    # Bounded: requests beyond it are refused at once. Model requests are bounded per device by the lanes (in flight
-    # + waiting); Gradio's bound must not be tighter than one lane's, or it refuses what the lane would admit (with
-    # batching, 64 in flight + 64 waiting: 128 users at once).
-    demo.queue(max_size=ctx.lanes.slots + config.queue_size, default_concurrency_limit=1)
+    # Bounded: requests beyond it are refused at once (core.Capacity sizes it beside the lanes).
+    demo.queue(max_size=ctx.capacity.queue, default_concurrency_limit=1)
     demo.aigc_context = ctx  # for launch(): the /v1 routes serve the same services and lanes
     return demo
 

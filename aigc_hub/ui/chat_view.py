@@ -8,7 +8,7 @@ import gradio as gr
 
 from ..errors import GenerationError
 from ..services import SamplingSettings
-from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, cleared, known_model, on_gpu, shared_args,
+from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, cleared, on_gpu, shared_args,
                      streamed, user_errors)
 from .inputs import Chatbot
 
@@ -97,8 +97,7 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
         settings = SamplingSettings(n, temp, k, p, rep, [s for s in (stops or "").splitlines() if s])
         keep = gr.update() if box is None else box  # Send clears the message box; Regenerate leaves it
         with sessions.running(request) as event:
-            ref = known_model(ctx, ref, TASK)
-            with ctx.lane(ref):
+            with ctx.admit(ref, TASK) as ref:
                 stream = service.chat(ref, messages, settings, seed_value, system=system_prompt, stop_event=event)
                 for answer, note in streamed(stream, event):
                     yield [*messages, {"role": "assistant", "content": answer}], keep, stream.seed, note

@@ -1,4 +1,4 @@
-"""What the tabs share: the app context (settings, registry, services, lanes, hub listing) and error handling."""
+"""What the tabs share: the app core (core.py) as the UI makes it, error handling, sessions and streamed updates."""
 
 from __future__ import annotations
 
@@ -7,98 +7,31 @@ import contextlib
 import functools
 import inspect
 import logging
-import shutil
-import tempfile
 import threading
-import time
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from .. import added_models, hub
+from .. import hub
 from ..config import AppConfig
+from ..core import AppContext, UnknownModel, WrongTask
 from ..errors import UserError, report_internal
 from ..families import TASKS
-from ..services import Lanes, ModelRegistry, service_for
+from ..services import ModelRegistry
 from ..services.params import TEXT
 
 logger = logging.getLogger("aigc_hub.ui")
-SCRATCH_TTL_S = 3600
 
 
-@dataclass
-class AppContext:
-    """Everything a tab needs, built once per app: settings, the shared model registry, one service per task, the
-    device lanes."""
-
-    config: AppConfig
-    registry: ModelRegistry
-    services: dict[str, Any] = field(init=False)  # task → its service, from the family table
-    lanes: Lanes = field(init=False)
-    scratch_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigc-hub-")))
-
-    def __post_init__(self) -> None:
-        self.services = {task: service_for(task, self.registry, **vars(self.config)) for task in TASKS}
-        slots = self.config.lane_concurrency
-        if self.config.batching:  # requests must be in flight together to meet in a batch
-            slots = max(slots, self.config.max_batch)
-        self.lanes = Lanes(slots, self.config.queue_size)
-        # Results are served from the scratch folder as they are: Gradio would hash and copy each file into its
-        # cache first (29 of an image request's 180 ms). Its folders have random names and live an hour, as cached
-        # files do (delete_cache in app.py).
-        gr.set_static_paths([self.scratch_root])
-        atexit.register(shutil.rmtree, self.scratch_root, True)
-
-    def service(self, task: str) -> Any:
-        return self.services[task]
-
-    @functools.cached_property
-    def jobs(self) -> Any:
-        """The training jobs (aigc_hub.jobs), made when the Train tab or its API first needs them."""
-        from ..jobs import JobManager, Limits
-
-        root = Path(self.config.jobs_dir) if self.config.jobs_dir else hub.hub_home().parent / "jobs"
-        limits = Limits(self.config.max_queued_jobs, self.config.max_queued_jobs_per_user, self.config.hf_namespaces)
-        return JobManager(root, data_root=Path(self.config.data_dir) if self.config.data_dir else None, limits=limits)
-
-    def scratch(self, prefix: str) -> Path:
-        """A fresh folder for one request's files; Gradio copies what it serves, so folders older than an hour
-        are deleted here and the whole root when the app exits."""
-        cutoff = time.time() - SCRATCH_TTL_S
-        for old in self.scratch_root.iterdir():
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_root))
-
-    def models(self, task: str | None = None) -> list[hub.ModelEntry]:
-        """The hub's models (cached listing), those of one task when `task` is given. The tabs' configured models
-        are listed too (an HF id or a folder set as `image_model` need not be repeated in `extra_models`)."""
-        entries = added_models.listed([*self.config.models.values(), *self.config.extra_models])
-        return [e for e in entries if task is None or e.task == task]
-
-    def refresh(self, task: str | None = None) -> list[str]:
-        """Read the hub again (the ↻ buttons); the refs of `task`."""
-        hub.invalidate()
-        return [e.ref for e in self.models(task)]
-
-    def entry(self, ref: str, task: str | None = None) -> hub.ModelEntry | None:
-        return next((e for e in self.models(task) if e.ref == ref), None)
-
-    def default_model(self, task: str) -> str | None:
-        """The configured model of a task's tab when the hub lists it, else the first the hub lists."""
-        refs = [e.ref for e in self.models(task)]
-        wanted = self.config.model_for(task)
-        return wanted if wanted in refs else (refs[0] if refs else None)
-
-    @contextlib.contextmanager
-    def lane(self, ref: str) -> Iterator[str]:
-        """Hold a slot on the lane of the device `ref` is on (or will be placed on) for the block."""
-        device = self.registry.planned_device(ref)
-        with self.lanes.hold(device):
-            yield device
+def ui_context(config: AppConfig, registry: ModelRegistry) -> AppContext:
+    """The app core (core.py) with what Gradio needs of it: results are served from the scratch folder as they are
+    (Gradio would hash and copy each file into its cache first: 29 of an image request's 180 ms); its folders have
+    random names and live an hour, as cached files do (delete_cache in app.py), and go when the app exits."""
+    ctx = AppContext(config, registry)
+    gr.set_static_paths([ctx.scratch_root])
+    atexit.register(ctx.remove_scratch)
+    return ctx
 
 
 def shared_args(*lines: str) -> Callable[[Callable], Callable]:
@@ -166,10 +99,10 @@ def on_gpu(fn: Callable) -> Callable:
 
 def known_model(ctx: AppContext, ref: object, task: str) -> str:
     """`ref` if the hub lists it for this task now (models pushed while the app runs count); else a clear error."""
-    if isinstance(ref, str) and ctx.entry(ref, task) is not None:
-        return ref
-    raise gr.Error(f"unknown model {str(ref)[:100]!r} for the {TASKS[task].title} tab: pick one from the list "
-                   "(↻ refreshes it)", print_exception=False)
+    try:
+        return ctx.check(ref, task)
+    except (UnknownModel, WrongTask):
+        raise gr.Error(str(UnknownModel(ref, task)), print_exception=False) from None
 
 
 def card_markdown(entry: hub.ModelEntry | None, task: str | None = None) -> str:

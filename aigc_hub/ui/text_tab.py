@@ -87,8 +87,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         settings = SamplingSettings(max_new_tokens, temperature, top_k, top_p, repetition_penalty,
                                     [s for s in (stop_strings or "").splitlines() if s])
         with stops_of_sessions.running(request) as event:
-            ref = known_model(ctx, model, TASK)
-            with ctx.lane(ref):  # held while the stream runs
+            with ctx.admit(model, TASK) as ref:  # the lane is held while the stream runs
                 stream = service.stream(ref, prompt, settings, seed, stop_event=event)
                 for out, note in streamed(stream, event):
                     yield out, stream.seed, note

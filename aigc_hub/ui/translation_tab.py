@@ -6,7 +6,7 @@ import gradio as gr
 
 from ..models.translation_conventions import language_name
 from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
-from .inputs import Dropdown, Number, Slider
+from .inputs import Dropdown, Slider
 
 TASK = "translation"
 
@@ -64,8 +64,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             beam_size: beam search width, 1 (greedy) to 8
             n_best: how many alternatives per line, 1 to the beam size
         """
-        ref = known_model(ctx, model, TASK)
-        with ctx.lane(ref):
+        with ctx.admit(model, TASK) as ref:
             result = service.translate(ref, text, source_language, target_language, beam_size, n_best,
                                        progress=lambda done, total: progress((done, total), unit="sentences"))
         table = [[i + 1, k + 1, c.text, None if c.score is None else round(c.score, 4)]
