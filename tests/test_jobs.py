@@ -106,7 +106,7 @@ def test_uploads_are_checked_before_anything_runs(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="with a 'text' text field"):
         uploads.data_options("text", pairs, out)  # pairs for a language model
     np.savez(tmp_path / "arrays.npz", x=np.zeros((20, 8, 8), dtype=np.uint8))
-    with pytest.raises(UserError, match="this task takes"):
+    with pytest.raises(UserError, match="this recipe takes"):
         uploads.data_options("text", tmp_path / "arrays.npz", out)
     with pytest.raises(UserError, match="neither a file of the data folder"):
         uploads.data_options("text", "../../etc/passwd", out, data_root=tmp_path)

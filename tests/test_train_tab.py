@@ -31,7 +31,7 @@ def test_training_endpoints_start_watch_and_refuse(launched, tmp_path, tmp_hub):
     assert states[-1]["state"] == "finished" and states[-1]["published"] == "me/api-lm", states[-1]
     assert states[-1]["step"] == 12 and "loss" in states[-1]["figures"]
     assert client.predict(api_name="/list_jobs")[0]["job_id"] == job
-    for args, words in [(("poetry", "x", "", 5, "me/x"), "unknown task"), (("text", "x", "huge", 5, "me/x"), "preset"),
+    for args, words in [(("poetry", "x", "", 5, "me/x"), "unknown recipe"), (("text", "x", "huge", 5, "me/x"), "preset"),
                         (("text", "x", "", 0, "me/x"), "steps"), (("text", "x", "", 5, "../x"), "owner/name|invalid"),
                         (("text", "../../etc/passwd", "", 5, "me/x"), "neither a file")]:
         with pytest.raises(Exception, match=words):

@@ -2,7 +2,7 @@
 time (the others wait, queued), with Stop, Resume and a state on disk that survives the server.
 
 - Start: the data is checked and prepared (uploads.py), the script's command is written into the job, and the job
-  waits for a free device. It runs as `python training/train_<task>.py ...` (the same command a user types), with its
+  waits for a free device. It runs as `python training/train_<recipe>.py ...` (the same command a user types), with its
   device chosen by `CUDA_VISIBLE_DEVICES`; the script pushes the model to the hub when it ends well.
 - Stop sends SIGTERM: the script saves a checkpoint of the step it is at and exits 75 (training/stopping.py). Resume
   runs the same command with `--resume_from_checkpoint latest`, to the same final weights as an unstopped run.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .. import hub
 from ..errors import UserError
-from .recipes import command
+from .commands import command
 from .store import Job, JobStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ class JobManager:
         self._recover()
 
     # --- what the API calls ---------------------------------------------------------------------------------------
-    def start(self, task: str, data: object, preset: str | None, steps: object, hub_id: str, hf: bool = False,
+    def start(self, recipe: str, data: object, preset: str | None, steps: object, hub_id: str, hf: bool = False,
               trackio: bool = False, overwrite: bool = False, user: str | None = None) -> Job:
         """A new job (queued until its device is free): `hf` publishes to the Hugging Face Hub (HF_TOKEN) instead
         of the local hub, `trackio` logs to trackio beside tensorboard, `overwrite` may replace the model published
@@ -73,10 +73,10 @@ class JobManager:
         self._check_room(user)  # before the data is prepared: a full queue refuses at once
         job_id = self.store.new_id()
         try:
-            argv, preset_name, n = command(task, data, preset, steps, hub_id, self.store.output(job_id),
+            argv, preset_name, n = command(recipe, data, preset, steps, hub_id, self.store.output(job_id),
                                            self.store.data(job_id), self.data_root, hf, trackio)
             label = data.name if isinstance(data, Path) else str(data)
-            job = Job(job_id, task, label, preset_name, n, hub_id, argv, owner=user)
+            job = Job(job_id, recipe, label, preset_name, n, hub_id, argv, owner=user)
             with self._lock:  # checked again with the job saved under the lock: starts that raced count
                 self._check_room(user)
                 self.store.save(job)

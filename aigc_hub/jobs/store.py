@@ -21,7 +21,7 @@ JOB_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{6}")
 @dataclass
 class Job:
     id: str
-    task: str  # gan | diffusion | text | translation
+    recipe: str  # a key of aigc_hub.recipes.RECIPES: gan | diffusion | text | translation
     data: str  # what the user named: an uploaded file's name, a dataset name, a file of the data folder
     preset: str
     steps: int
@@ -76,7 +76,10 @@ class JobStore:
     def load(self, job_id: str) -> Job:
         path = self.folder(job_id) / "job.json"
         try:
-            return Job(**json.loads(path.read_text(encoding="utf-8")))
+            fields = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(fields, dict) and "task" in fields:  # written before recipes had their name
+                fields["recipe"] = fields.pop("task")
+            return Job(**fields)
         except (OSError, ValueError, TypeError) as e:
             raise KeyError(job_id) from e
 

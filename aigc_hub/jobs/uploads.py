@@ -1,5 +1,6 @@
 """Training data for a job: an uploaded file, a file of the server's data folder, or a Hugging Face dataset name,
-checked and turned into the data options of the task's training script.
+checked and turned into the data options of the recipe's training script (each recipe names its kind of data:
+aigc_hub/recipes.py).
 
 Uploads are bounded and checked before any training starts: archive bombs (the unpacked size is counted while
 unpacking, whatever the archive claims), entries that would land outside the job's folder, links, wrong formats,
@@ -26,6 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import UserError
+from ..recipes import DATA_KINDS, RECIPES
 
 MAX_UPLOAD = 512 << 20
 MAX_UNPACKED = 2 << 30
@@ -39,19 +41,16 @@ MAX_ARRAYS = 64  # members of an .npz
 CHUNK = 1 << 20
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 HF_DATASET = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}|[A-Za-z0-9][\w.-]{0,95}")
-KINDS = {"gan": "image", "diffusion": "image", "text": "text", "translation": "pairs"}
-ACCEPTS = {"image": "a .zip of an image folder (class sub-folders become labels) or an .npz",
-           "text": "a UTF-8 .txt or a .jsonl with a text field", "pairs": "a .jsonl or .csv of sentence pairs"}
 
 
-def data_options(task: str, data: object, out: Path, data_root: Path | None = None) -> list[str]:
-    """The script options for `data`: a Path (an upload), a name in `data_root`, or a Hugging Face dataset name.
-    Files the job needs are unpacked into `out`."""
-    kind = KINDS[task]
+def data_options(recipe: str, data: object, out: Path, data_root: Path | None = None) -> list[str]:
+    """The script options for `data` given to `recipe`: a Path (an upload), a name in `data_root`, or a Hugging
+    Face dataset name. Files the job needs are unpacked into `out`."""
+    kind = RECIPES[recipe].data
     if isinstance(data, Path):
         return _file_options(kind, data, out, upload=True)
     if not isinstance(data, str) or not data.strip():
-        raise UserError(f"no training data: upload {ACCEPTS[kind]}, or name a dataset")
+        raise UserError(f"no training data: upload {DATA_KINDS[kind]}, or name a dataset")
     name = data.strip()
     if data_root is not None:
         inside = _in_data_root(data_root, name)
@@ -90,7 +89,7 @@ def _file_options(kind: str, path: Path, out: Path, upload: bool) -> list[str]:
     if kind == "pairs" and suffix in (".jsonl", ".csv"):
         source, target = _pair_columns(path)
         return ["--dataset", str(path), "--source_lang", source, "--target_lang", target, "--bidirectional"]
-    raise UserError(f"{path.name}: this task takes {ACCEPTS[kind]}")
+    raise UserError(f"{path.name}: this recipe takes {DATA_KINDS[kind]}")
 
 
 def _image_zip(path: Path, out: Path) -> list[str]:

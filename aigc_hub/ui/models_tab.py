@@ -27,7 +27,7 @@ def table(ctx: AppContext) -> list[list[str]]:
 def device_markdown(ctx: AppContext) -> str:
     """The devices, and on which of them a training job runs now (beside the models served there)."""
     training = ctx.jobs.running_on() if "train" in ctx.config.tabs else {}
-    parts = [d.describe() + (f" — training job {training[d.name].id} ({training[d.name].task})"
+    parts = [d.describe() + (f" — training job {training[d.name].id} ({training[d.name].recipe})"
                              if d.name in training else "") for d in devices.inventory()]
     return "**Devices:** " + " · ".join(parts)
 

@@ -1,9 +1,9 @@
-"""The Train tab: pick a task, data, a preset and a step count; Start runs the project's own training script as a job
+"""The Train tab: pick a recipe (what to train: aigc_hub/recipes.py), data, a preset and a step count; Start runs the project's own training script as a job
 (aigc_hub.jobs, a subprocess, never in the server); watch it learn (loss curve, latest samples, step, speed, time
 left, evaluation figures, its log); Stop and Resume it; when it ends well it is published to the hub and listed in
 the Image / Text / Translation tab. The job list lives on disk: it survives a page reload and a server restart.
 
-Its API endpoints (gradio_client): /start_training(task, data, preset, steps, hub_id) → job id, /training_status(job_id),
+Its API endpoints (gradio_client): /start_training(recipe, data, preset, steps, hub_id) → job id, /training_status(job_id),
 /stop_training(job_id), /resume_training(job_id), /list_jobs(). Starts run one at a time (their data checks are
 bounded in memory, and do not stack); an uploaded file is consumed by the start that names it (the job keeps its own
 copy; a refused one is deleted).
@@ -21,13 +21,11 @@ from gradio.data_classes import FileData
 
 from ..errors import UserError
 from ..jobs import Job, read
-from ..jobs.recipes import PRESETS
-from ..jobs.uploads import ACCEPTS, KINDS
-from .common import AppContext, user_errors
+from ..recipes import DATA_KINDS, RECIPES
+from .common import AppContext, shared_args, user_errors
 
-TITLES = {"gan": "GAN (images)", "diffusion": "Diffusion (images)", "text": "Text LM", "translation": "Translation"}
 DATA_SUFFIXES = [".zip", ".npz", ".txt", ".jsonl", ".csv"]
-HEADERS = ["job", "task", "data", "state", "steps", "publish as", "message"]
+HEADERS = ["job", "recipe", "data", "state", "steps", "publish as", "message"]
 # Starting a job checks its data in the server (bounded, but not free): one start at a time, from the tab or the API.
 STARTS = dict(concurrency_id="training-start", concurrency_limit=1)
 
@@ -35,13 +33,15 @@ STARTS = dict(concurrency_id="training-start", concurrency_limit=1)
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     jobs = ctx.jobs
     with gr.Row():
-        task = gr.Radio([(t, k) for k, t in TITLES.items()], value="gan", label="Task", elem_id="train-task")
-        preset = gr.Dropdown(list(PRESETS["gan"]), value=next(iter(PRESETS["gan"])), label="Preset",
+        first = next(iter(RECIPES.values()))
+        recipe = gr.Radio([(r.title, k) for k, r in RECIPES.items()], value=first.key, label="What to train",
+                          elem_id="train-recipe")
+        preset = gr.Dropdown(list(first.presets), value=next(iter(first.presets)), label="Preset",
                              elem_id="train-preset")
         steps = gr.Number(1000, precision=0, minimum=1, label="Steps", elem_id="train-steps")
-        hub_id = gr.Textbox("me/my-gan", label="Publish as (owner/name)", elem_id="train-hub-id")
+        hub_id = gr.Textbox(f"me/my-{first.key}", label="Publish as (owner/name)", elem_id="train-hub-id")
     with gr.Row():
-        upload = gr.File(label=f"Upload data: {ACCEPTS['image']}", file_types=DATA_SUFFIXES, type="filepath",
+        upload = gr.File(label=f"Upload data: {DATA_KINDS[first.data]}", file_types=DATA_SUFFIXES, type="filepath",
                          elem_id="train-upload")
         dataset = gr.Dropdown(_data_files(ctx), value=None, allow_custom_value=True, elem_id="train-dataset",
                               label="… or a dataset: a file of the server's data folder, or a Hugging Face dataset")
@@ -88,10 +88,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 gr.Timer(active=live))
 
     @user_errors
-    def on_start(task_key: str, uploaded: str | None, name: str | None, preset_name: str, n: float, hub: str,
+    def on_start(recipe_key: str, uploaded: str | None, name: str | None, preset_name: str, n: float, hub: str,
                  hf: bool, with_trackio: bool, replace: bool, request: gr.Request):
         data: Any = Path(uploaded) if uploaded else name
-        started = jobs.start(task_key, data, preset_name, n, hub, hf=bool(hf), trackio=bool(with_trackio),
+        started = jobs.start(recipe_key, data, preset_name, n, hub, hf=bool(hf), trackio=bool(with_trackio),
                              overwrite=bool(replace), user=_user(request))
         return gr.update(choices=_choices(jobs.jobs()), value=started.id), *view(started.id)
 
@@ -105,14 +105,15 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         jobs.resume(_selected(job_id))
         return view(job_id)
 
-    def on_task(task_key: str):
-        presets = list(PRESETS[task_key])
-        return (gr.update(choices=presets, value=presets[0]), gr.update(label=f"Upload data: "
-                f"{ACCEPTS[KINDS[task_key]]}"), gr.update(value=f"me/my-{task_key}"))
+    def on_recipe(recipe_key: str):
+        r = RECIPES[recipe_key]
+        presets = list(r.presets)
+        return (gr.update(choices=presets, value=presets[0]), gr.update(label=f"Upload data: {DATA_KINDS[r.data]}"),
+                gr.update(value=f"me/my-{recipe_key}"))
 
     outputs = [status, curve, sample, texts, log, table, timer]
-    task.change(on_task, task, [preset, upload, hub_id], api_visibility="private")
-    start.click(on_start, [task, upload, dataset, preset, steps, hub_id, to_hf, trackio, overwrite], [job, *outputs],
+    recipe.change(on_recipe, recipe, [preset, upload, hub_id], api_visibility="private")
+    start.click(on_start, [recipe, upload, dataset, preset, steps, hub_id, to_hf, trackio, overwrite], [job, *outputs],
                 api_visibility="private", **STARTS)
     stop.click(on_stop, job, outputs, api_visibility="private")
     resume.click(on_resume, job, outputs, api_visibility="private")
@@ -128,17 +129,16 @@ def _api(ctx: AppContext) -> None:
     jobs = ctx.jobs
 
     @user_errors
-    def start_training(task: str, data: FileData | str, preset: str, steps: int, hub_id: str, hf: bool = False,
+    @shared_args("preset: the model size; " + "; ".join(f"{k}: {', '.join(r.presets)}" for k, r in RECIPES.items()))
+    def start_training(recipe: str, data: FileData | str, preset: str, steps: int, hub_id: str, hf: bool = False,
                        trackio: bool = False, overwrite: bool = False, request: gr.Request = None) -> str:
         """Start training a model on a dataset; it is published to the hub as hub_id when it ends. Returns the job
         id (one job per device runs at a time; the others wait, queued).
 
         Args:
-            task: gan, diffusion, text or translation
+            recipe: what to train: gan, diffusion, text or translation
             data: an uploaded file (a .zip of an image folder, an .npz, a .txt, a .jsonl or .csv of pairs), the
                 name of a file in the server's data folder, or a Hugging Face dataset name
-            preset: the model size; gan: small, tiny, base; diffusion: tiny, small, base; text: nano, micro, mini,
-                small; translation: tiny, small, base
             steps: optimizer steps
             hub_id: owner/name to publish the model as; one the hub has already, or another job's, is refused
                 unless overwrite is set (a starter's always)
@@ -149,7 +149,7 @@ def _api(ctx: AppContext) -> None:
         """
         path = _data(data)
         try:
-            return jobs.start(task, path, preset or None, steps, hub_id, hf=bool(hf), trackio=bool(trackio),
+            return jobs.start(recipe, path, preset or None, steps, hub_id, hf=bool(hf), trackio=bool(trackio),
                               overwrite=bool(overwrite), user=_user(request)).id
         finally:
             if isinstance(path, Path):  # consumed: the job copied what it needs, and a refused file is junk
@@ -225,7 +225,7 @@ def _known(jobs: Any, job_id: str) -> Job:
 
 def _status_dict(jobs: Any, job: Job) -> dict:
     p = read(jobs.store.log(job.id), jobs.store.output(job.id), job.steps)
-    return {"job_id": job.id, "task": job.task, "state": job.state, "step": p.step, "total_steps": job.steps,
+    return {"job_id": job.id, "recipe": job.recipe, "state": job.state, "step": p.step, "total_steps": job.steps,
             "figures": p.figures, "device": job.device, "hub_id": job.hub_id, "published": job.published,
             "message": job.message, "data": job.data, "preset": job.preset}
 
@@ -237,11 +237,11 @@ def _selected(job_id: str | None) -> str:
 
 
 def _choices(listing: list[Job]) -> list[tuple[str, str]]:
-    return [(f"{j.id} · {j.task} → {j.hub_id}", j.id) for j in listing]
+    return [(f"{j.id} · {j.recipe} → {j.hub_id}", j.id) for j in listing]
 
 
 def _table(listing: list[Job]) -> list[list[Any]]:
-    return [[j.id, j.task, j.data, j.state, j.steps, j.hub_id, j.message] for j in listing]
+    return [[j.id, j.recipe, j.data, j.state, j.steps, j.hub_id, j.message] for j in listing]
 
 
 def _status(job: Job, p: Any) -> str:
