@@ -89,6 +89,15 @@ def test_api_keys_and_mcp_come_from_the_environment_or_the_command_line():
             AppConfig.of(api_keys=bad)
 
 
+def test_a_share_link_or_another_address_without_a_key_is_warned_of():
+    from aigc_hub.ui.app import exposure_warning
+
+    assert exposure_warning(AppConfig.of()) is None
+    assert "on a public share link without an API key" in exposure_warning(AppConfig.of(share=True))
+    assert "on 0.0.0.0 without an API key" in exposure_warning(AppConfig.of(host="0.0.0.0"))
+    assert exposure_warning(AppConfig.of(share=True, api_keys=["key-one-123"])) is None
+
+
 def test_serving_beyond_loopback_without_a_key_warns(launched, capsys):
     launched(host="0.0.0.0", tabs=["models"], preload=False)
     assert "without an API key" in capsys.readouterr().err

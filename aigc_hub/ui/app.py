@@ -59,12 +59,12 @@ def launch(demo: gr.Blocks, config: AppConfig, **options) -> None:
     /v1 routes on the same port, API keys, MCP. `options` go to Gradio's launch (quiet, ...)."""
     from starlette.middleware import Middleware
 
-    from ..api import LOOPBACK, LoginGate, McpKeys, Throttle, gradio_auth, openai_routes, timeouts
+    from ..api import LoginGate, McpKeys, Throttle, gradio_auth, openai_routes, timeouts
 
     keys = config.api_keys
-    if not keys and config.host not in LOOPBACK:
-        print(f"warning: serving on {config.host} without an API key: anyone who can reach it can use it "
-              "(--api-key KEY, or AIGC_HUB_API_KEYS)", file=sys.stderr)
+    warning = exposure_warning(config)
+    if warning:
+        print(warning, file=sys.stderr)
     throttle = Throttle()  # failed keys and logins per client address, /v1, MCP and the login page together
     app_kwargs: dict = {"routes": openai_routes(demo.aigc_context, keys, throttle), "middleware": []}
     if keys:
@@ -79,6 +79,17 @@ def launch(demo: gr.Blocks, config: AppConfig, **options) -> None:
                 **options)
     if keys and config.mcp:
         _log_in_mcp(demo, keys[0])
+
+
+def exposure_warning(config: AppConfig) -> str | None:
+    """What to say when the app is served beyond this machine (another address, a share link) without a key."""
+    from ..api import LOOPBACK
+
+    if config.api_keys or (config.host in LOOPBACK and not config.share):
+        return None
+    where = "a public share link" if config.share else config.host
+    return (f"warning: serving on {where} without an API key: anyone who can reach it can use it (--api-key KEY, "
+            "or AIGC_HUB_API_KEYS; README: Deploying publicly)")
 
 
 def _log_in_mcp(demo: gr.Blocks, key: str) -> None:
