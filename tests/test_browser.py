@@ -305,7 +305,7 @@ def test_train_tab_trains_a_gan_from_an_uploaded_folder_and_the_image_tab_uses_i
     page.click("#tab-train-button")
     page.locator("#train-upload input[type=file]").set_input_files(str(folder))
     pick(page, "train-preset", "tiny")
-    set_number(page, "train-steps", 40)
+    set_number(page, "train-steps", 200)  # long enough to be watched: 40 tiny steps could end within one tick
     page.locator("#train-hub-id textarea, #train-hub-id input").first.fill("me/browser-gan")
     page.click("#train-start")
     points = []
