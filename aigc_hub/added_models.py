@@ -24,6 +24,7 @@ from . import hub, remote
 from .cards import render_card
 from .errors import HubError
 from .families import checked_folder
+from .paths import within
 
 FILE_NAME = ".added-models.json"
 _lock = threading.Lock()
@@ -68,10 +69,9 @@ def add(ref: str, folder_roots: list[Path] | None = None, max_download_bytes: in
     ref = canonical(ref)
     source, folder = hub.locate(ref)
     if source == "folder" and folder_roots is not None:
-        resolved = folder.resolve()
-        if any(r.resolve() == resolved or r.resolve() in resolved.parents for r in never_under):
+        if within(folder, never_under):
             raise HubError("a folder uploaded to this server cannot be added as a model")
-        if not any(r.resolve() == resolved or r.resolve() in resolved.parents for r in folder_roots):
+        if not within(folder, folder_roots):
             raise HubError("a model folder can be added from here only under the folders the operator configured "
                            "(model_dirs)" + ("" if folder_roots else ": none are") + "; an HF id or a local hub id "
                            "can be added as it is")

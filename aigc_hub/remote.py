@@ -12,8 +12,9 @@ variable that holds it.
 Who may make one: only the operator. An entry makes this server connect where it says, with the key of the
 variable it names, so it is honoured only in the local hub's own folder, where `python -m aigc_hub remote add`
 (added_models.add_remote) writes it; a remote `config.json` anywhere else (a folder a web client uploaded and
-added, the Hugging Face cache, a model folder named by path) is refused before any connection. What a remote server answers is relayed as its status and
-the status's standard reason only: its body may echo the request's credentials, or be an internal page.
+added, the Hugging Face cache, a model folder named by path) is refused before any connection. What a remote server
+answers is relayed as its status and the status's standard reason only: its body may echo the request's
+credentials, or be an internal page.
 """
 
 from __future__ import annotations
@@ -156,19 +157,19 @@ def failure_message(base_url: str, error: Exception) -> str:
         except ValueError:
             reason = "an unknown status"
         return f"{where} answered {status} ({reason})"
-    cause = error.__cause__ or error.__context__
-    kind = "it timed out" if "timeout" in type(error).__name__.lower() or "timeout" in type(cause).__name__.lower() \
-        else "the connection failed"
-    return f"{where} cannot be reached: {kind}"
+    import httpx
+    import openai
+
+    timed_out = isinstance(error, (openai.APITimeoutError, httpx.TimeoutException))
+    return f"{where} cannot be reached: {'it timed out' if timed_out else 'the connection failed'}"
 
 
 def check_operator_made(path: Path) -> None:
     """Refuse a remote entry that is not in the local hub's own folder (only `remote add` writes one there): one that
     came in any other way would make this server connect, with a key, where a stranger chose."""
-    from .paths import hub_home
+    from .paths import hub_home, within
 
-    root = hub_home().resolve()
-    if root not in Path(path).resolve().parents:
+    if not within(path, [hub_home()]):
         raise ModelLoadError(f"{Path(path).name}: a remote entry is honoured only in the local hub, where the "
                              "operator's `python -m aigc_hub remote add` writes it; this one is elsewhere and is "
                              "refused")

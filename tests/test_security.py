@@ -300,3 +300,11 @@ def test_a_config_that_declares_far_more_than_its_weights_is_refused_before_allo
         with pytest.raises(ModelLoadError, match=f"could not be loaded: config.json declares {declared} of weights"):
             ModelRegistry().get(str(folder))
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 << 10  # KiB: nothing near a GiB
+
+
+def test_an_npz_of_too_many_arrays_is_refused_as_such(tmp_path):
+    many = tmp_path / "many.npz"
+    np.savez(many, **{f"a{i}": np.zeros(1, np.uint8) for i in range(uploads.MAX_ARRAYS + 1)})
+    with pytest.raises(UserError, match=f"holds {uploads.MAX_ARRAYS + 1} arrays; at most {uploads.MAX_ARRAYS}") as e:
+        uploads.data_options("gan", many, tmp_path / "out")
+    assert "not a readable" not in str(e.value)

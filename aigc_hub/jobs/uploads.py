@@ -27,6 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import UserError
+from ..paths import within
 from ..recipes import DATA_KINDS, RECIPES
 
 MAX_UPLOAD = 512 << 20
@@ -62,10 +63,9 @@ def data_options(recipe: str, data: object, out: Path, data_root: Path | None = 
 
 
 def _in_data_root(root: Path, name: str) -> Path | None:
-    root = root.resolve()
     try:
         candidate = (root / name).resolve()
-        if root not in candidate.parents or not candidate.is_file():
+        if not within(candidate, [root]) or not candidate.is_file():
             return None  # outside the folder, or not there: maybe a hub dataset name
     except (OSError, ValueError):  # a name too long for a path, a NUL byte: not a file of the folder
         return None
@@ -163,21 +163,26 @@ def _check_images(folder: Path) -> None:
 
 def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Each array's shape and dtype from its .npy header: nothing is loaded, whatever size the arrays declare."""
-    shapes = {}
+    unreadable = (ValueError, OSError, zipfile.BadZipFile, EOFError)
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            if len(members) > MAX_ARRAYS:
-                raise UserError(f"{path.name} holds {len(members)} arrays; at most {MAX_ARRAYS} are read")
-            for info in members:
+        archive = zipfile.ZipFile(path)
+    except unreadable as e:
+        raise UserError(f"{path.name} is not a readable .npz of arrays ({str(e)[:100]})") from None
+    shapes = {}
+    with archive:
+        members = archive.infolist()
+        if len(members) > MAX_ARRAYS:
+            raise UserError(f"{path.name} holds {len(members)} arrays; at most {MAX_ARRAYS} are read")
+        for info in members:
+            try:
                 with archive.open(info) as f:
                     version = np.lib.format.read_magic(f)
                     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
                         np.lib.format.read_array_header_2_0
                     shape, _, dtype = read(f)
-                shapes[info.filename.removesuffix(".npy")] = (tuple(shape), dtype)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise UserError(f"{path.name} is not a readable .npz of arrays ({str(e)[:100]})") from None
+            except unreadable as e:
+                raise UserError(f"{path.name} is not a readable .npz of arrays ({str(e)[:100]})") from None
+            shapes[info.filename.removesuffix(".npy")] = (tuple(shape), dtype)
     return shapes
 
 

@@ -1,12 +1,13 @@
-"""The Train tab: pick a recipe (what to train: aigc_hub/recipes.py), data, a preset and a step count; Start runs the project's own training script as a job
-(aigc_hub.jobs, a subprocess, never in the server); watch it learn (loss curve, latest samples, step, speed, time
-left, evaluation figures, its log); Stop and Resume it; when it ends well it is published to the hub and listed in
-the Image / Text / Translation tab. The job list lives on disk: it survives a page reload and a server restart.
+"""The Train tab: pick a recipe (what to train: aigc_hub/recipes.py), data, a preset and a step count; Start runs the
+project's own training script as a job (aigc_hub.jobs, a subprocess, never in the server); watch it learn (loss
+curve, latest samples, step, speed, time left, evaluation figures, its log); Stop and Resume it; when it ends well it
+is published to the hub and listed in the Image / Text / Translation tab. The job list lives on disk: it survives a
+page reload and a server restart.
 
-Its API endpoints (gradio_client): /start_training(recipe, data, preset, steps, hub_id) → job id, /training_status(job_id),
-/stop_training(job_id), /resume_training(job_id), /list_jobs(). Starts run one at a time (their data checks are
-bounded in memory, and do not stack); an uploaded file is consumed by the start that names it (the job keeps its own
-copy; a refused one is deleted).
+Its API endpoints (gradio_client): /start_training(recipe, data, preset, steps, hub_id) → job id,
+/training_status(job_id), /stop_training(job_id), /resume_training(job_id), /list_jobs(). Starts run one at a time
+(their data checks are bounded in memory, and do not stack); an uploaded file is consumed by the start that names it
+(the job keeps its own copy; a refused one is deleted).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gradio.data_classes import FileData
 
 from ..errors import UserError
 from ..jobs import Job, read
+from ..paths import within
 from ..recipes import DATA_KINDS, RECIPES
 from .common import AppContext, shared_args, user_errors
 
@@ -203,10 +205,9 @@ def _data(data: Any) -> Any:
     """An uploaded file (a FileData the client sent; only files Gradio itself received) or a name."""
     if isinstance(data, (dict, FileData)):
         raw = data.get("path") if isinstance(data, dict) else data.path
-        uploads = Path(gr.utils.get_upload_folder()).resolve()
         try:
             path = Path(raw).resolve() if isinstance(raw, str) else None
-            inside = path is not None and uploads in path.parents and path.is_file()
+            inside = path is not None and within(path, [Path(gr.utils.get_upload_folder())]) and path.is_file()
         except (OSError, ValueError):  # a name too long, a NUL byte
             inside = False
         if not inside:
