@@ -44,8 +44,7 @@ def check_declared_size(path: Path, build: Callable[[], Any], bytes_per_param: f
     except (TypeError, ValueError, RuntimeError, OverflowError, KeyError, AttributeError) as e:
         raise ModelLoadError(f"{path.name}: config.json does not describe a model of its family ({str(e)[:200]})"
                              ) from None
-    seen = {id(t): t.numel() for t in [*model.parameters(), *model.buffers()]}
-    declared = sum(seen.values()) * bytes_per_param
+    declared = sum(t.numel() for t in [*model.parameters(), *model.buffers()]) * bytes_per_param
     stored = sum(f.stat().st_size for f in (weights or path).glob("*.safetensors"))
     if declared > stored:
         raise ModelLoadError(f"{path.name}: the weights could not be loaded: config.json declares "
@@ -77,8 +76,7 @@ def transformers_loader(auto_class: str) -> Loader:
         check_declared_size(path, lambda: auto.from_config(transformers.AutoConfig.from_pretrained(
             str(path), trust_remote_code=False)), 1)
         # Safetensors only, never remote code: a folder that asks for either is refused by the loader.
-        model = getattr(transformers, auto_class).from_pretrained(str(path), dtype=dtype, use_safetensors=True,
-                                                                  trust_remote_code=False)
+        model = auto.from_pretrained(str(path), dtype=dtype, use_safetensors=True, trust_remote_code=False)
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
         return Loaded(model.to(device).eval().requires_grad_(False), tokenizer)
 

@@ -89,7 +89,6 @@ class TextRequest:
     prompts: list[str] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
     system: str | None = None
-    stops: list[str] = field(default_factory=list)
 
 
 def parse(data: dict, chat: bool) -> TextRequest:
@@ -123,7 +122,7 @@ def parse(data: dict, chat: bool) -> TextRequest:
     if base + n - 1 > MAX_SEED:
         raise ApiError(400, f"seed + n must stay ≤ {MAX_SEED}", param="seed")
     settings = SamplingSettings(max_tokens, temperature, top_k, top_p, penalty, stops).checked()
-    return TextRequest(ref, chat, settings, base, n, stream, include_usage, prompts, messages, system, stops)
+    return TextRequest(ref, chat, settings, base, n, stream, include_usage, prompts, messages, system)
 
 
 def _messages(items: list) -> tuple[list[dict], str | None]:

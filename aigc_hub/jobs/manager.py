@@ -108,7 +108,8 @@ class JobManager:
         source, _ = hub.locate(repo_id)
         if source == "local":
             raise UserError(f"{repo_id} is in the hub already: choose another id, or ask to overwrite it")
-        pending = [j for j in self.store.all() if j.hub_id == repo_id and j.state != "finished" and "--hf" not in j.argv]
+        pending = [j for j in self.store.all()
+                   if j.hub_id == repo_id and j.state != "finished" and "--hf" not in j.argv]
         if pending:
             raise UserError(f"job {pending[0].id} ({pending[0].state}) publishes as {repo_id} already: choose "
                             "another id, or ask to overwrite it")

@@ -15,7 +15,7 @@ import gradio as gr
 
 from .. import hub
 from ..config import AppConfig
-from ..core import AppContext, UnknownModel, WrongTask
+from ..core import AppContext
 from ..errors import UserError, report_internal
 from ..families import TASKS
 from ..services import ModelRegistry
@@ -95,14 +95,6 @@ def on_gpu(fn: Callable) -> Callable:
         return fn
     gpu = getattr(spaces, "GPU", None)  # (this repository's own spaces/ folder is importable from its root)
     return gpu(fn) if callable(gpu) else fn
-
-
-def known_model(ctx: AppContext, ref: object, task: str) -> str:
-    """`ref` if the hub lists it for this task now (models pushed while the app runs count); else a clear error."""
-    try:
-        return ctx.check(ref, task)
-    except (UnknownModel, WrongTask):
-        raise gr.Error(str(UnknownModel(ref, task)), print_exception=False) from None
 
 
 def card_markdown(entry: hub.ModelEntry | None, task: str | None = None) -> str:

@@ -12,7 +12,7 @@ from ..imaging import make_grid, png_bytes, to_pil
 from ..models.diffusion import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLER_TITLES
 from ..models.text_to_image import DEFAULT_GUIDANCE, MAX_GUIDANCE, SIZE_MULTIPLE
 from ..services.image import GenerationStopped, ImageFacts
-from .common import WORK, AppContext, SessionStops, card_markdown, known_model, on_gpu, shared_args, user_errors
+from .common import WORK, AppContext, SessionStops, card_markdown, on_gpu, shared_args, user_errors
 from .inputs import Dropdown, Number, Slider
 
 TASK = "image"
@@ -125,7 +125,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             strip = gr.Gallery(label="Frames", columns=8, format="png", elem_id="interp-frames-gallery")
 
     def known(ref: str) -> str:
-        return known_model(ctx, ref, TASK)
+        return ctx.check(ref, TASK)  # UnknownModel / WrongTask: the user's errors, shown by user_errors
 
     @user_errors
     def on_model(ref: str):

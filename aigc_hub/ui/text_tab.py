@@ -10,7 +10,7 @@ from ..services import SamplingSettings
 from ..services.params import TEXT
 from ..errors import UserError
 from . import chat_view as chat_view_ui
-from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, card_markdown, known_model, on_gpu,
+from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, card_markdown, on_gpu,
                      shared_args, streamed, user_errors)
 from .inputs import Dropdown, Number, spec_slider
 
@@ -98,7 +98,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     def on_model(ref: str):
-        ref = known_model(ctx, ref, TASK)
+        ref = ctx.check(ref, TASK)
         chat = has_chat(ref)  # the chat view for chat models, the text view for the others; a new model: a new chat
         return (card_markdown(ctx.entry(ref, TASK)), gr.update(visible=chat), gr.update(visible=not chat),
                 gr.update(value=[]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..models.translation_conventions import language_name
-from .common import WORK, AppContext, card_markdown, known_model, on_gpu, user_errors
+from .common import WORK, AppContext, card_markdown, on_gpu, user_errors
 from .inputs import Dropdown, Slider
 
 TASK = "translation"
@@ -74,7 +74,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     def on_model(ref: str):
-        ref = known_model(ctx, ref, TASK)
+        ref = ctx.check(ref, TASK)
         conv = service.convention(ref)
         a, b = conv.default()
         return (card_markdown(ctx.entry(ref, TASK)), gr.update(choices=named(conv.sources), value=a),
