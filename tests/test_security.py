@@ -39,19 +39,21 @@ def remote_folder(folder: Path, base_url: str = "http://127.0.0.1:9/v1", env: st
 
 def test_a_remote_entry_outside_the_local_hub_is_refused_before_any_connection(tmp_hub, tmp_path, monkeypatch,
                                                                               hf_cache):
+    """The real client throughout: a refused entry says so before connecting; the operator's entry tries to connect
+    (and, with nothing listening on the port, says it cannot be reached)."""
+    from conftest import free_port
+
     monkeypatch.setenv("AIGC_TEST_SECRET", SECRET)
-    connected = []
-    monkeypatch.setattr("aigc_hub.remote.RemoteLM.connect", classmethod(lambda cls, s: connected.append(s)))
-    stranger = remote_folder(tmp_path / "uploaded" / "abc123")
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    stranger = remote_folder(tmp_path / "uploaded" / "abc123", closed)
     with pytest.raises(ModelLoadError, match="honoured only in the local hub"):
         ModelRegistry().get(str(stranger))
-    snapshot = hf_cache("someone/remote", remote_folder(tmp_path / "from-hf"))  # as a download leaves it
+    snapshot = hf_cache("someone/remote", remote_folder(tmp_path / "from-hf", closed))  # as a download leaves it
     with pytest.raises(ModelLoadError, match="honoured only in the local hub"):
         ModelRegistry().get(str(snapshot))
-    assert connected == []
-    add("me/operators", "http://127.0.0.1:9/v1", "x", api_key_env="AIGC_TEST_SECRET")  # the operator's CLI
-    ModelRegistry().get("me/operators")
-    assert [s["api_key_env"] for s in connected] == ["AIGC_TEST_SECRET"]  # the one that is honoured
+    add("me/operators", closed, "x", api_key_env="AIGC_TEST_SECRET")  # the operator's CLI
+    with pytest.raises(ModelLoadError, match="cannot be reached: the connection failed"):
+        ModelRegistry().get("me/operators")  # the one that is honoured: it connects
 
 
 def test_a_web_client_adds_folders_only_under_the_operators_roots_and_never_a_remote(tmp_hub, tmp_path, tiny_gan):
