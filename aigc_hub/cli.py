@@ -25,7 +25,7 @@ def _generate_image(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from .imaging import make_grid, png_bytes, to_pil
-    from .services import ImageService, ModelRegistry
+    from .services import ImageRequest, ImageService, ModelRegistry
 
     service = ImageService(ModelRegistry({args.model: args.device} if args.device else None))
     out = Path(args.out)
@@ -40,9 +40,9 @@ def _generate_image(args: argparse.Namespace) -> None:
 
     with tqdm(total=max(args.num, 0), unit="step" if iterative else "img", disable=args.num < 256 and not iterative,
               file=sys.stderr) as bar:
-        result = service.generate(args.model, args.num, args.seed, args.label, progress=progress, steps=args.steps,
-                                  sampler=args.sampler, prompt=args.prompt, negative_prompt=args.negative_prompt,
-                                  guidance_scale=args.guidance, width=args.width, height=args.height)
+        result = service.run(ImageRequest(args.model, args.num, args.seed, args.label, args.steps, args.sampler,
+                                          args.prompt, args.negative_prompt, args.guidance, args.width, args.height),
+                             progress=progress)
     if out.suffix == ".npz":
         labels = np.array([-1 if lab is None else lab for lab in result.labels], dtype=np.int64)
         np.savez_compressed(out, images=result.images, seeds=np.array(result.seeds, dtype=np.int64), labels=labels)
@@ -58,17 +58,22 @@ def _generate_image(args: argparse.Namespace) -> None:
 
 
 def _generate_text(args: argparse.Namespace) -> None:
-    from .services import ModelRegistry, SamplingSettings, TextService
+    from .services import ModelRegistry, TextRequest, TextService
 
     service = TextService(ModelRegistry({args.model: args.device} if args.device else None))
-    settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
-                                args.repetition_penalty, args.stop or [])
-    stream = service.stream(args.model, args.prompt, settings, args.seed)
+    stream, = service.run(TextRequest(args.model, prompt=args.prompt, settings=_settings(args), seed=args.seed))
     _print_stream(stream, args.prompt)
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    from .services import SamplingSettings
+
+    return SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.repetition_penalty,
+                            args.stop or [])
+
+
 def _generate_chat(args: argparse.Namespace) -> None:
-    from .services import ModelRegistry, SamplingSettings, TextService
+    from .services import ModelRegistry, TextRequest, TextService
 
     history = []
     if args.history:
@@ -79,10 +84,10 @@ def _generate_chat(args: argparse.Namespace) -> None:
     if not isinstance(history, list):
         raise UserError("--history: a JSON list of {\"role\", \"content\"} messages is needed")
     service = TextService(ModelRegistry({args.model: args.device} if args.device else None))
-    settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
-                                args.repetition_penalty, args.stop or [])
     messages = [*history, {"role": "user", "content": args.message}]
-    _print_stream(service.chat(args.model, messages, settings, args.seed, system=args.system), "")
+    stream, = service.run(TextRequest(args.model, messages=messages, system=args.system, settings=_settings(args),
+                                      seed=args.seed))
+    _print_stream(stream, "")
 
 
 def _print_stream(stream: Any, head: str) -> None:
@@ -103,7 +108,7 @@ def _print_stream(stream: Any, head: str) -> None:
 def _translate(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
-    from .services import ModelRegistry, TranslationService
+    from .services import ModelRegistry, TranslationRequest, TranslationService
     from .services.translation import MAX_LINES
 
     service = TranslationService(ModelRegistry({args.model: args.device} if args.device else None))
@@ -119,7 +124,7 @@ def _translate(args: argparse.Namespace) -> None:
         for start in range(0, len(lines), MAX_LINES):  # files of any length, MAX_LINES per service call
             chunk = lines[start : start + MAX_LINES]
             if any(line.strip() for line in chunk):
-                result = service.translate(args.model, chunk, args.src, args.tgt, args.beams)
+                result = service.run(TranslationRequest(args.model, chunk, args.src, args.tgt, args.beams))
                 out.extend(line.text for line in result.lines)
                 for notice in result.notices:
                     print(f"note: {notice}", file=sys.stderr)
@@ -221,33 +226,40 @@ def _sampling_options(parser: argparse.ArgumentParser) -> None:
     from .services.params import TEXT
 
     for name in ("max_new_tokens", "seed", "temperature", "top_k", "top_p", "repetition_penalty"):
-        spec = TEXT[name]
-        parser.add_argument(f"--{name.replace('_', '-')}", type=spec.kind, default=spec.default, help=spec.help)
+        _spec_option(parser, TEXT[name], f"--{name.replace('_', '-')}")
     parser.add_argument("--stop", action="append",
                         help="end the text just before this string, when it comes (repeatable)")
     parser.add_argument("--device", default=None)
 
 
+def _spec_option(parser: argparse.ArgumentParser, spec: Any, flag: str, default: Any = "spec") -> None:
+    """An option of a request parameter, from its one spec (services/params.py): type, default and help. The
+    service checks the value, with the refusal the tabs and /v1 give. `default` None: the model's own."""
+    parser.add_argument(flag, type=spec.kind, default=spec.default if default == "spec" else default,
+                        help=spec.help)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .services.params import IMAGE, TRANSLATION
+
     parser = argparse.ArgumentParser(prog="python -m aigc_hub", description="AIGC Hub command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate with a model").add_subparsers(dest="modality", required=True)
     img = gen.add_parser("image", help="images from a GAN, a diffusion model or a text-to-image pipeline")
     img.add_argument("--model", required=True, help="local folder, owner/name, or owner/name@rev on the HF Hub")
-    img.add_argument("--num", type=int, default=16)
-    img.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
+    image = IMAGE
+    img.add_argument("--num", type=int, default=16, help=image["n"].help)
+    _spec_option(img, image["seed"], "--seed")
     img.add_argument("--label", default=None, help="class of a conditional model: its id, or its name when the model has names")
-    img.add_argument("--steps", type=int, default=None, help="diffusion models: sampling steps (default 25)")
+    _spec_option(img, image["steps"], "--steps", default=None)
     img.add_argument("--sampler", default=None, help="diffusion models: dpm-solver (default), ddim, euler, euler-a, "
                      "ddpm")
     img.add_argument("--prompt", default=None, help="text-to-image pipelines (Stable Diffusion): what to draw")
     img.add_argument("--negative-prompt", default=None, help="text-to-image pipelines: what to steer away from")
-    img.add_argument("--guidance", type=float, default=None, help="text-to-image pipelines: guidance scale "
-                     "(default 7.5)")
-    img.add_argument("--width", type=int, default=None, help="text-to-image pipelines: a multiple of 8 (default: "
-                     "the model's size)")
-    img.add_argument("--height", type=int, default=None, help="text-to-image pipelines: as --width")
+    _spec_option(img, image["guidance_scale"], "--guidance", default=None)
+    _spec_option(img, image["width"], "--width", default=None)
+    _spec_option(img, image["height"], "--height", default=None)
     img.add_argument("--out", required=True, help="grid.png | samples.npz | DIR (one PNG per image)")
     img.add_argument("--nrow", type=int, default=8, help="images per row of a grid")
     img.add_argument("--device", default=None, help="auto (default), cpu, cuda:N")
@@ -271,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model", required=True)
     tr.add_argument("--src", required=True, help="source language code, e.g. en")
     tr.add_argument("--tgt", required=True, help="target language code, e.g. zh")
-    tr.add_argument("--beams", type=int, default=4)
+    _spec_option(tr, TRANSLATION["beams"], "--beams")
     tr.add_argument("--input", default=None, help="UTF-8 text file, one sentence per line (default: stdin)")
     tr.add_argument("--output", default=None, help="default: stdout")
     tr.add_argument("--device", default=None)

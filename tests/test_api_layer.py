@@ -30,15 +30,20 @@ def refusal(data: dict, chat: bool = False) -> ApiError:
 def test_a_completions_body_becomes_one_typed_request():
     r = parse({"model": "me/lm", "prompt": ["a", "b"], "n": 2, "seed": 5, "stop": "\n", "top_k": 40,
                "stream": True, "stream_options": {"include_usage": True}, "user": "u1", "logprobs": False}, False)
-    assert (r.ref, r.prompts, r.n, r.seed, r.stream, r.include_usage) == ("me/lm", ["a", "b"], 2, 5, True, True)
-    assert r.settings.stop == ["\n"] and r.settings.top_k == 40
-    assert r.settings.max_new_tokens == COMPLETION_MAX_TOKENS and r.settings.temperature == 1.0  # OpenAI's defaults
+    assert (r.ref, r.stream, r.include_usage) == ("me/lm", True, True)
+    assert [(q.model, q.prompt, q.n, q.seed, q.chat) for q in r.requests] == [("me/lm", "a", 2, 5, False),
+                                                                              ("me/lm", "b", 2, 5, False)]
+    settings = r.requests[0].settings
+    assert settings.stop == ["\n"] and settings.top_k == 40
+    assert settings.max_new_tokens == COMPLETION_MAX_TOKENS and settings.temperature == 1.0  # OpenAI's defaults
     chat = parse({"model": "me/chat", "max_completion_tokens": 9, "messages": [
         {"role": "developer", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]}]}, True)
-    assert chat.system == "Be brief." and chat.messages == [{"role": "user", "content": "Hi there"}]
-    assert chat.settings.max_new_tokens == 9
-    assert parse({"model": "m", "messages": []}, True).settings.max_new_tokens == CHAT_MAX_TOKENS
+    [asked] = chat.requests
+    assert asked.system == "Be brief." and asked.messages == [{"role": "user", "content": "Hi there"}]
+    assert asked.chat and asked.settings.max_new_tokens == 9
+    hello = [{"role": "user", "content": "hello"}]
+    assert parse({"model": "m", "messages": hello}, True).requests[0].settings.max_new_tokens == CHAT_MAX_TOKENS
 
 
 @pytest.mark.parametrize("body, param, words", [
@@ -48,7 +53,6 @@ def test_a_completions_body_becomes_one_typed_request():
     ({"model": "m", "prompt": "a", "max_tokens": 0}, "max_tokens", "max_new_tokens must be between 1 and 2048"),
     ({"model": "m", "prompt": "a", "n": 17}, "n", "n must be between 1 and 16, got 17"),
     ({"model": "m", "prompt": ["a"] * 4, "n": 5}, "n", "4 prompts × n=5 choices; the limit is 16"),
-    ({"model": "m", "prompt": "a", "seed": 2**32 - 1, "n": 2}, "seed", "seed + n must stay"),
     ({"model": "m", "prompt": "a", "temperature": "hot"}, "temperature", "must be a number, got a string"),
     ({"model": "m", "prompt": "a", "stream_options": {"x": 1}}, "stream_options", "only include_usage"),
     ({"model": "m", "prompt": "a", "frequency_penalty": 0.5}, "frequency_penalty", "not supported"),
@@ -63,7 +67,7 @@ def test_a_chat_body_refuses_what_the_chat_service_cannot_take():
     for messages, words in [([{"role": "tool", "content": "x"}], "not supported"),
                             ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}], "before"),
                             ([{"role": "user", "content": [{"type": "image_url"}]}], "only text"),
-                            (["hi"], "must be an object")]:
+                            (["hi"], "message 1: expected"), ([], "no messages")]:
         assert words in refusal({"model": "m", "messages": messages}, chat=True).message
 
 

@@ -174,7 +174,7 @@ def test_the_catalogue_catches_an_internal_error(hostile_app, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(ImageService, "generate", broken)
+    monkeypatch.setattr(ImageService, "run", broken)
     kind, message = call(hostile_app, "generate_image", GOOD["generate_image"])
     assert kind == "error" and not is_user_error(message) and "log id" in message, message
 

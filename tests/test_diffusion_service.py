@@ -66,9 +66,9 @@ def test_stop_ends_the_denoising_loop_between_steps(service, tiny_ddpm):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"steps": 0}, "sampling steps"),
-    ({"steps": 10**6}, "sampling steps"),
-    ({"steps": "many"}, "sampling steps"),
+    ({"steps": 0}, "steps must be between 1 and 1000, got 0"),
+    ({"steps": 10**6}, "steps must be between 1 and 1000"),
+    ({"steps": "many"}, "steps must be an integer"),
     ({"sampler": "nope"}, "unknown sampler"),
     ({"label": 10}, "label must be between 0 and 9"),
     ({"label": "x"}, "label"),

@@ -78,7 +78,7 @@ def test_tiny_run_is_a_diffusers_folder_that_pushes_samples_and_serves(digits_np
         assert npz["images"].shape == (4, 32, 32, 1) and list(npz["seeds"]) == [7, 8, 9, 10]
     proc = run([sys.executable, "-m", "aigc_hub", "generate", "image", "--model", "me/tiny-ddpm", "--num", "1",
                 "--steps", "0", "--out", str(tmp_path / "x.png")], env=env)
-    assert proc.returncode == 2 and "sampling steps" in proc.stderr
+    assert proc.returncode == 2 and "steps must be between 1 and 1000, got 0" in proc.stderr
 
     # The app's API: the pushed model is listed, and generates with the asked sampler and steps.
     from gradio_client import Client

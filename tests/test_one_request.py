@@ -118,3 +118,61 @@ def test_an_out_of_range_value_gets_the_same_refusal_from_every_front_end(served
     with pytest.raises(openai.BadRequestError) as too_many:
         api.completions.create(model="me/long-lm", prompt="x", n=17)
     assert too_many.value.body["message"] == "n must be between 1 and 16, got 17"
+
+
+IMAGE_CASES = [("n", 0), ("n", 65), ("seed", -2), ("seed", 2**32), ("steps", 0), ("steps", 5000),
+               ("guidance_scale", 31.0)]  # width and height: /v1 takes a size (a text-to-image test checks it)
+TRANSLATION_CASES = [("beams", 0), ("beams", 9), ("n_best", 9), ("n_best", 5)]  # n_best 5 with 4 beams
+
+
+def test_image_and_translation_values_get_one_refusal_from_every_front_end(launched, tmp_hub, tiny_gan, tiny_mt,
+                                                                          tmp_path):
+    """The image and translation specs (params.IMAGE, params.TRANSLATION) are the one check too: the service, the
+    tab's endpoint, /v1 and (for what it takes) the CLI give one refusal per value. The count's bound is the app's
+    max_images (64) in the app and on /v1; the CLI has no such setting, so only its other values are compared."""
+    import httpx
+
+    from aigc_hub.errors import UserError
+    from aigc_hub.services import ImageService, TranslationService
+
+    hub.push(tiny_gan, "me/gan")
+    hub.push(tiny_mt, "me/mt")
+    url, _ = launched(image_model="me/gan", translation_model="me/mt", tabs=["image", "translation"],
+                      preload=False)
+    tab = Client(url, verbose=False)
+    (tmp_path / "in.txt").write_text("Hi.\n", encoding="utf-8")
+    answers = {}
+    for name, value in IMAGE_CASES:
+        asked = {"n": 1, "seed": 0, name: value}
+        with pytest.raises(UserError) as by_service:
+            ImageService(ModelRegistry(), max_images=64).generate("me/gan", asked.pop("n"), **asked)
+        asked = {"n": 1, "seed": 0, name: value}
+        tab_args = {"num_images" if k == "n" else k: v for k, v in asked.items()}
+        with pytest.raises(Exception) as by_tab:
+            tab.predict(model="me/gan", label="any", **tab_args, api_name="/generate_image")
+        v1 = httpx.post(f"{url}v1/images/generations", json={"model": "me/gan", **asked}, timeout=60)
+        got = {"service": str(by_service.value), "tab": str(by_tab.value), "/v1": v1.json()["error"]["message"]}
+        if name != "n":
+            flag = {"guidance_scale": "guidance"}.get(name, name)
+            proc = run([sys.executable, "-m", "aigc_hub", "generate", "image", "--model", "me/gan",
+                        f"--{flag}={value}", "--out", str(tmp_path / "x.png")])
+            got["cli"] = proc.stderr.strip().removeprefix("error: ")
+        answers[(name, value)] = got
+    for name, value in TRANSLATION_CASES:
+        asked = {"beams": 4, "n_best": 1, name: value}
+        with pytest.raises(UserError) as by_service:
+            TranslationService(ModelRegistry()).translate("me/mt", "Hi.", "en", "zh", **asked)
+        with pytest.raises(Exception) as by_tab:
+            tab.predict("me/mt", "Hi.", "en", "zh", asked["beams"], asked["n_best"], api_name="/translate")
+        v1 = httpx.post(f"{url}v1/translations", json={"model": "me/mt", "input": "Hi.", "source_language": "en",
+                                                       "target_language": "zh", **asked}, timeout=60)
+        got = {"service": str(by_service.value), "tab": str(by_tab.value), "/v1": v1.json()["error"]["message"]}
+        if name == "beams":
+            proc = run([sys.executable, "-m", "aigc_hub", "translate", "--model", "me/mt", "--src", "en", "--tgt",
+                        "zh", f"--beams={value}", "--input", str(tmp_path / "in.txt")])
+            got["cli"] = proc.stderr.strip().removeprefix("error: ")
+        answers[(name, value)] = got
+    wrong = {case: got for case, got in answers.items() if len(set(got.values())) != 1}
+    assert not wrong, wrong
+    assert answers[("n", 65)]["/v1"] == "n must be between 1 and 64, got 65"
+    assert answers[("n_best", 5)]["tab"] == "n_best must be at most the beam size (4), got 5"

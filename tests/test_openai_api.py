@@ -140,14 +140,14 @@ def test_a_client_that_goes_away_stops_its_generation(app):
     url, demo = app
     ctx = demo.aigc_context
     service = ctx.service("text")
-    started, real = [], service.stream
+    started, real = [], service.run
 
-    def recorded(*args, **kwargs):  # the real stream, kept to read its token count afterwards
-        stream = real(*args, **kwargs)
-        started.append(stream)
-        return stream
+    def recorded(*args, **kwargs):  # the real streams, kept to read their token count afterwards
+        streams = real(*args, **kwargs)
+        started.extend(streams)
+        return streams
 
-    service.stream = recorded
+    service.run = recorded
     with client(url).completions.create(model="me/long-lm", prompt="x", max_tokens=2048, seed=0,
                                         stream=True) as events:
         for i, _ in enumerate(events):

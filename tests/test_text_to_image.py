@@ -90,11 +90,11 @@ def test_stop_ends_the_pipeline_loop_between_steps(service):
 def test_bad_input_is_refused_clearly(service):
     cases = [
         (dict(width=30), "width must be a multiple of 8"), (dict(height=4096), "height must be a multiple of 8"),
-        (dict(guidance_scale=50), "guidance scale must be between 0 and 30"),
-        (dict(guidance_scale=float("nan")), "guidance scale must be finite"),
+        (dict(guidance_scale=50), "guidance_scale must be between 0 and 30"),
+        (dict(guidance_scale=float("nan")), "guidance_scale must be finite"),
         (dict(prompt="x" * 3000), "the prompt has 3000 characters"),
         (dict(prompt="a\x00cat"), "control characters"), (dict(label=3), "unconditional"),
-        (dict(steps=0), "sampling steps"), (dict(sampler="plms"), "unknown sampler"),
+        (dict(steps=0), "steps must be between 1 and 1000"), (dict(sampler="plms"), "unknown sampler"),
     ]
     for kwargs, message in cases:
         with pytest.raises(GenerationError, match=message):

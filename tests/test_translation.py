@@ -108,10 +108,10 @@ def test_long_lines_are_split_into_sentences(tiny_mt):
     ("x" * 100_000, {}, "characters"),
     ("Hi.", {"src": "en", "tgt": "fr"}, "does not translate"),
     ("Hi.", {"src": "../../etc", "tgt": "zh"}, "does not translate"),
-    ("Hi.", {"beams": 0}, "beam size"),
-    ("Hi.", {"beams": 1000}, "beam size"),
+    ("Hi.", {"beams": 0}, "beams must be between 1 and 8, got 0"),
+    ("Hi.", {"beams": 1000}, "beams must be between 1 and 8"),
     ("Hi.", {"beams": "four"}, "integer"),
-    ("Hi.", {"beams": 2, "n_best": 3}, "n-best"),
+    ("Hi.", {"beams": 2, "n_best": 3}, r"n_best must be at most the beam size \(2\), got 3"),
     ("Hi.\x00", {}, "control"),
     (12345, {}, "text"),
 ])

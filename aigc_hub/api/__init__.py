@@ -7,9 +7,10 @@ streams do not take the threads Gradio's handlers run on.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import anyio
 from starlette.requests import Request
@@ -59,6 +60,14 @@ class Api:
         except UnknownModel:
             raise ApiError(404, f"the hub lists no {task} model {ref[:100]!r} (GET /v1/models lists them)",
                            param="model", code="model_not_found") from None
+
+    @contextlib.contextmanager
+    def admit(self, ref: object, task: str) -> Iterator[str]:
+        """The core's admit (listing check, then a slot on the model's lane for the block), its refusal in OpenAI's
+        words (blocking: in a thread)."""
+        checked = self.model(ref, task)
+        with self.ctx.admit(checked, task) as admitted:
+            yield admitted
 
     def authorize(self, request: Request) -> None:
         if not self.keys:

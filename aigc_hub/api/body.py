@@ -94,9 +94,12 @@ class Fields:
     def param(self, spec: Any, name: str | None = None, default: Any = REQUIRED, aliases: tuple[str, ...] = ()
               ) -> Any:
         """A request parameter of the one spec every front end reads (services/params.py), checked by it: an
-        out-of-range value gets the refusal the tabs and the CLI give. `name`: this route's name for it."""
+        out-of-range value gets the refusal the tabs and the CLI give. `name`: this route's name for it; a default of
+        None: absent means the service's default (the model's own)."""
         name = name or spec.name
         value = self.get(name, spec.kind, spec.default if default is REQUIRED else default, aliases=aliases)
+        if value is None:
+            return None
         try:
             return spec.check(value)
         except UserError as e:

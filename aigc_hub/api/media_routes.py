@@ -1,5 +1,6 @@
 """GET /v1/models, POST /v1/images/generations and POST /v1/translations (an extra route in the same style: OpenAI
-has none for text-to-text translation)."""
+has none for text-to-text translation). A body becomes the service's typed request (services/requests.py), its
+values checked by the one spec (services/params.py) the tabs and the CLI read."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..services.translation import MAX_BEAMS, MAX_LINE_CHARS, MAX_LINES
-from ..validation import MAX_SEED
+from ..services.params import TRANSLATION
+from ..services.requests import ImageRequest, TranslationRequest
+from ..services.translation import MAX_LINE_CHARS, MAX_LINES
 from .body import Fields, anything, only, read_json
 from .errors import ApiError
 
@@ -47,46 +49,43 @@ async def get_model(api: Any, request: Request) -> Response:
 
 
 async def images(api: Any, request: Request) -> Response:
+    service = api.ctx.service("image")
+    spec = service.params  # its count bounded by the app's max_images
     f = Fields(await read_json(request), {"user": anything, "quality": only("auto", "standard"),
                                            "style": only("natural", "vivid"), "moderation": anything})
     ref = f.get("model", str, api.ctx.config.model_for("image"))
     prompt = f.get("prompt", str, "")
-    n = f.get("n", int, 1, lo=1, hi=api.ctx.config.max_images)
+    n = f.param(spec["n"])
     size = f.get("size", str, "auto")
     if f.get("response_format", str, "b64_json") != "b64_json":
         raise ApiError(400, "response_format must be b64_json: this server keeps no image URLs",
                        param="response_format")
-    extras = dict(seed=f.get("seed", int, -1, lo=-1, hi=MAX_SEED), label=f.get("label", (int, str), None),
-                  steps=f.get("steps", int, None, lo=1, hi=1000), sampler=f.get("sampler", str, None),
-                  negative_prompt=f.get("negative_prompt", str, None),
-                  guidance_scale=f.get("guidance_scale", float, None, lo=0, hi=100))
+    asked = ImageRequest(ref, n, f.param(spec["seed"]), f.get("label", (int, str), None),
+                         f.param(spec["steps"], default=None), f.get("sampler", str, None),
+                         negative_prompt=f.get("negative_prompt", str, None),
+                         guidance_scale=f.param(spec["guidance_scale"], default=None))
     f.done()
 
     def work() -> dict:
         checked = api.model(ref, "image")
-        service = api.ctx.service("image")
         facts = service.facts(checked)
-        width = height = None
+        asked.model = checked
         if facts.prompted:
+            asked.prompt = prompt
             if size != "auto":
-                width, height = _size(size)
-            kwargs = dict(prompt=prompt, width=width, height=height)
+                asked.width, asked.height = _size(size)
         else:
             if size not in ("auto", f"{facts.resolution}x{facts.resolution}"):
                 raise ApiError(400, f"{checked} draws {facts.resolution}x{facts.resolution} images: size must be "
                                "that or auto", param="size")
-            label = extras["label"]
             if prompt.strip():  # the prompt of a class-conditional model names the class ("7", "Flags")
-                if label is not None:
+                if asked.label is not None:
                     raise ApiError(400, "give the class as the prompt or as label, not both", param="label")
                 if not facts.num_classes:
                     raise ApiError(400, f"{checked} is unconditional: send an empty prompt", param="prompt")
-                label = prompt
-            kwargs = dict(label=label)
-        with api.ctx.lane(checked):
-            result = service.generate(checked, n, extras["seed"], steps=extras["steps"], sampler=extras["sampler"],
-                                      negative_prompt=extras["negative_prompt"],
-                                      guidance_scale=extras["guidance_scale"], **kwargs)
+                asked.label = prompt
+        with api.admit(checked, "image"):
+            result = service.run(asked)
         data = [{"b64_json": base64.b64encode(result.png(i)).decode(), "revised_prompt": None}
                 for i in range(len(result.seeds))]  # encoded after the lane is free: the device serves the next
         return {"created": int(time.time()), "data": data, "model": checked, "seed": result.seed,
@@ -110,14 +109,13 @@ async def translations(api: Any, request: Request) -> Response:
         texts = f.strings("input", most=MAX_LINES, longest=MAX_LINE_CHARS)
     src = f.get("source_language", str)
     tgt = f.get("target_language", str)
-    beams = f.get("beams", int, 4, lo=1, hi=MAX_BEAMS)
-    n_best = f.get("n_best", int, 1, lo=1, hi=MAX_BEAMS)
+    beams = f.param(TRANSLATION["beams"])
+    n_best = f.param(TRANSLATION["n_best"])  # and against the beam size, by the service
     f.done()
 
     def work() -> dict:
-        checked = api.model(ref, "translation")
-        with api.ctx.lane(checked):
-            result = api.ctx.service("translation").translate(checked, texts, src, tgt, beams, n_best)
+        with api.admit(ref, "translation") as checked:
+            result = api.ctx.service("translation").run(TranslationRequest(checked, texts, src, tgt, beams, n_best))
         data = [{"index": i, "text": line.text,
                  "alternatives": [{"text": c.text, "score": c.score} for c in line.alternatives]}
                 for i, line in enumerate(result.lines)]

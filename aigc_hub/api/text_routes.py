@@ -1,9 +1,9 @@
 """POST /v1/completions and /v1/chat/completions: TextService's streams behind OpenAI's request and response shapes.
 
-`n` choices (and a list of prompts) are streams of one request, decoded together by the model's decode loop, choice
-`i` of a prompt with seed `seed + i`. Stop strings end a choice and are left out of its text, as OpenAI does: the
-text service cuts them (services/stops.py) for every front end alike, and says each stream's finish reason. A client
-that goes away stops every stream of its request (EventStream's `on_close`).
+The body becomes the text service's typed request (services/requests.TextRequest), one per prompt; the service owns
+what it means, as for every other front end: `n` choices decoded together, choice `i` with seed `seed + i`; stop
+strings end a choice and are left out of its text (as OpenAI does); each stream's finish reason; the normalisation
+of chat messages. A client that goes away stops every stream of its request (EventStream's `on_close`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Any, AsyncIterator, Iterator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..services.chat import MAX_MESSAGES
+from ..errors import UserError
+from ..services.chat import check_messages
 from ..services.params import MAX_CHOICES, TEXT
-from ..services.text import MAX_PROMPT_CHARS, SamplingSettings, TextStream
-from ..validation import MAX_SEED, resolve_seed
+from ..services.requests import SamplingSettings, TextRequest
+from ..services.text import MAX_PROMPT_CHARS, TextStream
 from .body import Fields, anything, only, read_json
 from .errors import ApiError, api_error
 from .sse import EventStream, event
@@ -78,28 +79,30 @@ class Generation:
 
 
 @dataclass
-class TextRequest:
-    ref: str
+class Body:
+    """A /v1 text body: the service's requests (one per prompt) and how the answer is sent."""
+
     chat: bool
-    settings: SamplingSettings
-    seed: int
-    n: int
+    requests: list[TextRequest]
     stream: bool
     include_usage: bool
-    prompts: list[str] = field(default_factory=list)
-    messages: list[dict] = field(default_factory=list)
-    system: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.requests[0].model
 
 
-def parse(data: dict, chat: bool) -> TextRequest:
+def parse(data: dict, chat: bool) -> Body:
     f = Fields(data, IGNORED)
     ref = f.get("model", str)
+    messages, system, prompts = None, None, [None]
     if chat:
-        messages, system = _messages(f.get("messages", list))
-        prompts = [""]
+        try:  # the service's one normalisation (system and developer messages, text parts); refused here already
+            messages, system = check_messages(f.get("messages", list))
+        except UserError as e:
+            raise ApiError(400, str(e), param="messages") from None
     else:
         prompts = f.strings("prompt", most=MAX_CHOICES, longest=MAX_PROMPT_CHARS)
-        messages, system = [], None
     # The bounds are the spec's (services/params.py), as the tabs and the CLI have them; the defaults OpenAI's.
     max_tokens = f.param(TEXT["max_new_tokens"], "max_tokens", CHAT_MAX_TOKENS if chat else COMPLETION_MAX_TOKENS,
                          aliases=("max_completion_tokens",) if chat else ())
@@ -118,65 +121,32 @@ def parse(data: dict, chat: bool) -> TextRequest:
     if set(options) - {"include_usage"} or not isinstance(include_usage, bool):
         raise ApiError(400, "stream_options takes only include_usage (true or false)", param="stream_options")
     f.done()
-    base = resolve_seed(seed)
-    if base + n - 1 > MAX_SEED:
-        raise ApiError(400, f"seed + n must stay ≤ {MAX_SEED}", param="seed")
-    settings = SamplingSettings(max_tokens, temperature, top_k, top_p, penalty, stops).checked()
-    return TextRequest(ref, chat, settings, base, n, stream, include_usage, prompts, messages, system)
+    settings = SamplingSettings(max_tokens, temperature, top_k, top_p, penalty, stops)
+    requests = [TextRequest(ref, prompt, messages, system, settings, seed, n) for prompt in prompts]
+    return Body(chat, requests, stream, include_usage)
 
 
-def _messages(items: list) -> tuple[list[dict], str | None]:
-    """OpenAI messages → the chat service's user / assistant turns and a system prompt (system or developer
-    messages, at the start)."""
-    if len(items) > MAX_MESSAGES:
-        raise ApiError(400, f"{len(items)} messages; the limit is {MAX_MESSAGES}", param="messages")
-    system, turns = [], []
-    for i, m in enumerate(items):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise ApiError(400, f"messages[{i}] must be an object with a role and a content", param="messages")
-        content = m.get("content")
-        if isinstance(content, list):  # content parts: text only
-            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-                       for p in content):
-                raise ApiError(400, f"messages[{i}]: only text content parts are supported", param="messages")
-            content = "".join(p["text"] for p in content)
-        if not isinstance(content, str):
-            raise ApiError(400, f"messages[{i}].content must be text", param="messages")
-        role = m["role"]
-        if role in ("system", "developer"):
-            if turns:
-                raise ApiError(400, f"messages[{i}]: a system message must come before the conversation",
-                               param="messages")
-            system.append(content)
-        elif role in ("user", "assistant"):
-            turns.append({"role": role, "content": content})
-        else:
-            raise ApiError(400, f"messages[{i}]: role {role[:30]!r} is not supported (system, user, assistant)",
-                           param="messages")
-    return turns, "\n\n".join(system) or None
-
-
-def start(api: Any, r: TextRequest) -> Generation:
-    """Hold a slot on the model's lane and start every choice's stream (blocking: in a thread)."""
-    ref, service = r.ref, api.ctx.service("text")  # ref: checked by api.model
-    if r.chat and not service.has_chat(ref):
+def start(api: Any, body: Body) -> Generation:
+    """Hold a slot on the model's lane and start every request's streams (blocking: in a thread)."""
+    ref, service = body.ref, api.ctx.service("text")  # ref: checked by api.model
+    if body.chat and not service.has_chat(ref):
         raise ApiError(400, f"{ref} has no chat template: use /v1/completions", param="model",
                        code="model_not_chat")
     lane = contextlib.ExitStack()
-    streams, events = [], []
+    streams: list[TextStream] = []
+    events: list[threading.Event] = []
     try:
-        lane.enter_context(api.ctx.lane(ref))
-        for prompt in r.prompts:
-            for i in range(r.n):
-                events.append(threading.Event())
-                if r.chat:
-                    streams.append(service.chat(ref, r.messages, r.settings, r.seed + i, r.system, events[-1]))
-                else:
-                    streams.append(service.stream(ref, prompt, r.settings, r.seed + i, events[-1]))
+        lane.enter_context(api.admit(ref, "text"))
+        for request in body.requests:
+            if streams:  # every prompt with the same seeds: -1 is resolved once, by the first request
+                request.seed = streams[0].seed
+            mine = [threading.Event() for _ in range(int(request.n))]  # type: ignore[call-overload]
+            events += mine
+            streams += service.run(request, mine)
     except BaseException:
-        Generation(streams, events, lane, r.seed).close()
+        Generation(streams, events, lane, 0).close()
         raise
-    return Generation(streams, events, lane, r.seed)
+    return Generation(streams, events, lane, streams[0].seed)
 
 
 async def completions(api: Any, request: Request) -> Response:
@@ -187,8 +157,10 @@ async def chat_completions(api: Any, request: Request) -> Response:
     return await _serve(api, parse(await read_json(request), chat=True))
 
 
-async def _serve(api: Any, r: TextRequest) -> Response:
-    r.ref = await api.work(api.model, r.ref, "text")
+async def _serve(api: Any, r: Body) -> Response:
+    ref = await api.work(api.model, r.ref, "text")
+    for request in r.requests:
+        request.model = ref
     gen = await api.work(start, api, r)
     shape = _Shape(r, gen)
     if r.stream:
@@ -198,11 +170,11 @@ async def _serve(api: Any, r: TextRequest) -> Response:
     finally:
         await api.work(gen.close)
     choices = [shape.choice(i, t, gen.finish_reason(i)) for i, t in enumerate(texts)]
-    return JSONResponse({**shape.head(final=True), "choices": choices, "usage": gen.usage(len(r.prompts)),
+    return JSONResponse({**shape.head(final=True), "choices": choices, "usage": gen.usage(len(r.requests)),
                          "seed": gen.seed, "notices": sorted({n for s in gen.streams for n in s.notices})})
 
 
-async def _events(api: Any, gen: Generation, shape: "_Shape", r: TextRequest) -> AsyncIterator[str]:
+async def _events(api: Any, gen: Generation, shape: "_Shape", r: Body) -> AsyncIterator[str]:
     pieces = gen.pieces()
     try:
         if r.chat:
@@ -218,7 +190,7 @@ async def _events(api: Any, gen: Generation, shape: "_Shape", r: TextRequest) ->
             elif piece:
                 yield event(shape.chunk(i, piece))
         if r.include_usage:
-            yield event({**shape.head(), "choices": [], "usage": gen.usage(len(r.prompts))})
+            yield event({**shape.head(), "choices": [], "usage": gen.usage(len(r.requests))})
         yield "data: [DONE]\n\n"
     except Exception as e:  # after the first byte the status is sent: the error goes as an event, as OpenAI does
         yield event(api_error(e, "streamed completion").body())
@@ -229,7 +201,7 @@ async def _events(api: Any, gen: Generation, shape: "_Shape", r: TextRequest) ->
 class _Shape:
     """The JSON of completion objects and chunks (text_completion or chat.completion)."""
 
-    def __init__(self, r: TextRequest, gen: Generation) -> None:
+    def __init__(self, r: Body, gen: Generation) -> None:
         self.chat, self.ref, self.created = r.chat, r.ref, gen.created
         self.id = ("chatcmpl-" if r.chat else "cmpl-") + uuid.uuid4().hex[:24]
 

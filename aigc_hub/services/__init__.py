@@ -4,12 +4,13 @@ from ..errors import GenerationError, ModelLoadError
 from .image import ImageResult, ImageService
 from .lanes import Lanes, QueueFull
 from .registry import LoadedModel, ModelRegistry
-from .text import SamplingSettings, TextService, TextStream
+from .requests import ImageRequest, SamplingSettings, TextRequest, TranslationRequest
+from .text import TextService, TextStream
 from .translation import TranslatedLine, TranslationResult, TranslationService
 
-__all__ = ["GenerationError", "ImageResult", "ImageService", "Lanes", "LoadedModel", "ModelLoadError",
-           "ModelRegistry", "QueueFull", "SamplingSettings", "TextService", "TextStream", "TranslatedLine",
-           "TranslationResult", "TranslationService"]
+__all__ = ["GenerationError", "ImageRequest", "ImageResult", "ImageService", "Lanes", "LoadedModel", "ModelLoadError",
+           "ModelRegistry", "QueueFull", "SamplingSettings", "TextRequest", "TextService", "TextStream",
+           "TranslatedLine", "TranslationRequest", "TranslationResult", "TranslationService"]
 
 
 def service_for(task: str, registry: ModelRegistry, **settings):

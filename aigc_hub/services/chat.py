@@ -30,23 +30,49 @@ def template_in_folder(path: Path) -> bool:
 
 
 def check_messages(messages: object, system: object = None) -> tuple[list[dict], str | None]:
-    """`messages` as [{"role": "user" | "assistant", "content": str}], the last one the user's; `system` as text or
-    None. Clear GenerationErrors for anything else."""
+    """Messages as OpenAI writes them (system or developer messages first, then user and assistant turns; content
+    as text or a list of text parts) → [{"role": "user" | "assistant", "content": str}], the last one the user's,
+    and the system prompt: `system` and the system messages, joined (None when there is none). The one
+    normalisation of chat messages, for every front end; clear GenerationErrors for anything else. Idempotent."""
     if not isinstance(messages, list) or not messages:
         raise GenerationError("no messages: the chat needs at least the user's message")
     if len(messages) > MAX_MESSAGES:
         raise GenerationError(f"{len(messages)} messages; the limit is {MAX_MESSAGES} (clear the chat)")
-    checked = []
+    if system is not None and not isinstance(system, str):
+        raise GenerationError("the system prompt must be text")
+    head = [system] if system and system.strip() else []
+    checked: list[dict] = []
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            raise GenerationError(f"message {i + 1}: expected {{'role': 'user' | 'assistant', 'content': text}}")
-        checked.append({"role": m["role"], "content": check_text(m.get("content"), f"message {i + 1}",
-                                                                 MAX_MESSAGE_CHARS)})
-    if checked[-1]["role"] != "user":
+        where = f"message {i + 1}"
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise GenerationError(f"{where}: expected {{'role': 'user' | 'assistant', 'content': text}}")
+        role, content = m["role"], _text(m.get("content"), where)
+        if role in ("system", "developer"):
+            if checked:
+                raise GenerationError(f"{where}: a system message must come before the conversation")
+            if content.strip():
+                head.append(content)
+        elif role in ROLES:
+            checked.append({"role": role, "content": check_text(content, where, MAX_MESSAGE_CHARS)})
+        else:
+            raise GenerationError(f"{where}: role {role[:30]!r} is not supported (system, user, assistant)")
+    if not checked or checked[-1]["role"] != "user":
         raise GenerationError("the last message must be the user's")
-    if system is None or (isinstance(system, str) and not system.strip()):
-        return checked, None
-    return checked, check_text(system, "system prompt", MAX_MESSAGE_CHARS)
+    return checked, check_text("\n\n".join(head), "system prompt", MAX_MESSAGE_CHARS) if head else None
+
+
+def _text(content: object, where: str) -> str:
+    """A message's content: text, or text parts ({"type": "text", "text": …}) joined; none is empty."""
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                   for p in content):
+            raise GenerationError(f"{where}: only text content parts are supported")
+        return "".join(p["text"] for p in content)
+    if not isinstance(content, str):
+        raise GenerationError(f"{where}: the content must be text")
+    return content
 
 
 def chat_prompt(tokenizer, messages: object, system: object, room: int, ref: str) -> tuple[torch.Tensor, list[str]]:

@@ -4,6 +4,9 @@ Seeds: −1 becomes a concrete random seed before anything runs and is returned.
 drawn from `seed + i` alone (for diffusion: its initial noise and whatever a stochastic sampler adds at each step),
 so image *i* is the same whatever the batch size, and any single image can be made again from its own seed with
 `num=1`. Diffusion models also take a sampler and a number of steps, report each step, and stop between steps.
+
+Every front end hands a typed ImageRequest (requests.py) to `run`; its values are checked here against the one
+parameter spec (params.IMAGE, the count bounded by the app's `max_images`), so a value gets one refusal everywhere.
 """
 
 from __future__ import annotations
@@ -23,15 +26,15 @@ from ..errors import GenerationError, UserError
 from ..imaging import png_bytes, to_pil, to_uint8
 from ..models import diffusion, text_to_image
 from ..models.text_to_image import PromptRequest
-from ..validation import MAX_SEED, as_int, as_number, check_text, count, resolve_seed
+from ..validation import MAX_SEED, as_int, check_text, resolve_seed
+from .params import IMAGE, MAX_IMAGES, Param
 from .registry import LoadedModel, ModelRegistry
+from .requests import ImageRequest
 
 TASK = "image"
-MAX_IMAGES = 100_000  # per call; the UI and API allow far fewer
 BATCH = 256  # generator forward size; bounds memory for large requests
 DIFFUSION_BATCH = 64  # UNet batch: activations of every block, at every step
 PIPELINE_BATCH = 4  # text-to-image pipelines: a batch of 4 at 512 px is already GiBs of activations
-MAX_SIZE = 2048
 Progress = Callable[[int, int], None]  # (done, total): images for a GAN, image-steps for diffusion
 
 
@@ -124,6 +127,8 @@ class ImageService:
     def __init__(self, registry: ModelRegistry | None = None, max_images: int = MAX_IMAGES) -> None:
         self.registry = registry or ModelRegistry()
         self.max_images = max_images
+        # The spec with the app's bound on the count: what the tab's controls, /v1 and the checks here read.
+        self.params: dict[str, Param] = {**IMAGE, "n": IMAGE["n"].up_to(max_images)}
 
     def facts(self, ref: str) -> ImageFacts:
         """The model's classes, size and kind, without loading its weights."""
@@ -238,7 +243,12 @@ class ImageService:
 
     def _prompt(self, entry: LoadedModel, facts: ImageFacts, prompt: object, negative: object, guidance: object,
                 width: object, height: object) -> PromptRequest | None:
-        """The checked prompt request of a text-to-image model; None for other models (which take no prompt)."""
+        """The checked prompt request of a text-to-image model; None for other models (which take no prompt). A
+        value given is checked against the spec whatever the model, so it gets the same answer from every front
+        end (a tab leaves out what its model does not take)."""
+        scale = IMAGE["guidance_scale"].default if guidance is None else IMAGE["guidance_scale"].check(guidance)
+        sizes = [facts.resolution if value is None else IMAGE[name].check(value)
+                 for value, name in ((width, "width"), (height, "height"))]
         if not facts.prompted:
             if isinstance(prompt, str) and prompt.strip() or isinstance(negative, str) and negative.strip():
                 raise GenerationError(f"{entry.ref} is a {entry.kind} model: it takes no prompt")
@@ -246,24 +256,14 @@ class ImageService:
         texts = ["" if t is None or isinstance(t, str) and not t.strip()
                  else check_text(t, what, text_to_image.MAX_PROMPT_CHARS)  # an empty prompt: unconditioned
                  for t, what in ((prompt, "prompt"), (negative, "negative prompt"))]
-        scale = text_to_image.DEFAULT_GUIDANCE if guidance is None else as_number(guidance, "guidance scale")
-        if not 0 <= scale <= text_to_image.MAX_GUIDANCE:
-            raise GenerationError(f"guidance scale must be between 0 and {text_to_image.MAX_GUIDANCE:g}, got {scale:g}")
-        sizes = []
-        for value, what in ((width, "width"), (height, "height")):
-            size = facts.resolution if value is None else as_int(value, what)
-            step = text_to_image.SIZE_MULTIPLE
-            if not (step <= size <= MAX_SIZE and size % step == 0):
-                raise GenerationError(f"{what} must be a multiple of {step} between {step} and {MAX_SIZE}, "
-                                      f"got {size}")
-            sizes.append(size)
         return PromptRequest(texts[0], texts[1], scale, sizes[0], sizes[1])
 
     @staticmethod
     def _sampling(entry: LoadedModel, steps: object, sampler: object) -> tuple[int, str]:
+        # Checked for any model, as _prompt's values are: one answer from every front end.
+        n = IMAGE["steps"].default if steps is None else IMAGE["steps"].check(steps)
         if entry.kind not in ("diffusion", "text-to-image"):
             return 1, "DCGAN"
-        n = count(diffusion.DEFAULT_STEPS if steps is None else steps, diffusion.MAX_STEPS, "sampling steps")
         name = diffusion.DEFAULT_SAMPLER if sampler in (None, "") else str(sampler)[:40]
         if name not in diffusion.SAMPLERS:
             raise GenerationError(f"unknown sampler {name!r}: choose one of {', '.join(diffusion.SAMPLERS)}")
@@ -285,23 +285,31 @@ class ImageService:
         width: int | None = None,
         height: int | None = None,
     ) -> ImageResult:
-        """`num` images; with a conditional model and no label, item i shows class i mod num_classes. `steps` and
-        `sampler` apply to diffusion models (GANs take one step); `stop` ends a diffusion run between steps. Prompt,
-        negative prompt, guidance scale and size apply to text-to-image pipelines (default size: the model's)."""
-        n = count(num, self.max_images, "number of images")
-        base = resolve_seed(seed)
+        """`run` with the request's fields as arguments (scripts, tests)."""
+        return self.run(ImageRequest(ref, num, seed, label, steps, sampler, prompt, negative_prompt, guidance_scale,
+                                     width, height), progress, stop)
+
+    def run(self, request: ImageRequest, progress: Progress | None = None,
+            stop: threading.Event | None = None) -> ImageResult:
+        """`request.n` images; with a conditional model and no label, item i shows class i mod num_classes. Steps
+        and sampler apply to diffusion models (GANs take one step); `stop` ends a diffusion run between steps.
+        Prompt, negative prompt, guidance scale and size apply to text-to-image pipelines (default size: the
+        model's)."""
+        ref, n = request.model, self.params["n"].check(request.n)
+        base = resolve_seed(request.seed)
         if base + n - 1 > MAX_SEED:
-            raise GenerationError(f"seed + count must stay ≤ {MAX_SEED}")
+            raise GenerationError(f"seed + n - 1 must be at most {MAX_SEED}, got {base} + {n - 1}")
         entry = self.registry.get_for(ref, TASK)
-        n_steps, sampler_name = self._sampling(entry, steps, sampler)
+        n_steps, sampler_name = self._sampling(entry, request.steps, request.sampler)
         facts = self._facts(entry)
-        fixed = self._label(entry, label)
-        request = self._prompt(entry, facts, prompt, negative_prompt, guidance_scale, width, height)
+        fixed = self._label(entry, request.label)
+        prompted = self._prompt(entry, facts, request.prompt, request.negative_prompt, request.guidance_scale,
+                                request.width, request.height)
         classes = facts.num_classes
         seeds = list(range(base, base + n))
         labels = [fixed if fixed is not None else (i % classes if classes else None) for i in range(n)]
         chunks = []
-        size = PIPELINE_BATCH if request else DIFFUSION_BATCH if facts.iterative else BATCH
+        size = PIPELINE_BATCH if prompted else DIFFUSION_BATCH if facts.iterative else BATCH
         for start in range(0, n, size):
             part = slice(start, start + size)
             if facts.iterative:
@@ -309,8 +317,8 @@ class ImageService:
                     if progress:
                         progress(done * n_steps + k * len(seeds[part]), n * n_steps)
 
-                if request:
-                    chunks.append(self._run_pipeline(entry, seeds[part], request, n_steps, sampler_name,
+                if prompted:
+                    chunks.append(self._run_pipeline(entry, seeds[part], prompted, n_steps, sampler_name,
                                                      on_step=on_step, stop=stop))
                     continue
                 chunks.append(self._denoise(entry, seeds[part], labels[part], n_steps, sampler_name,
@@ -322,9 +330,9 @@ class ImageService:
                     progress(min(start + size, n), n)
         images = np.concatenate(chunks)
         title = diffusion.SAMPLER_TITLES.get(sampler_name, sampler_name)
-        params = [parameters_text(ref, s, lab, images.shape[2], n_steps, title, request, images.shape[1])
+        params = [parameters_text(ref, s, lab, images.shape[2], n_steps, title, prompted, images.shape[1])
                   for s, lab in zip(seeds, labels)]
-        return ImageResult(images, seeds, labels, ref, base, params, n_steps, title, request)
+        return ImageResult(images, seeds, labels, ref, base, params, n_steps, title, prompted)
 
     def interpolate(
         self, ref: str, seed_a: int, seed_b: int, frames: int = 16, label: int | None = None,
@@ -336,7 +344,7 @@ class ImageService:
         Diffusion models interpolate their initial noise (a deterministic sampler gives the smoothest path);
         text-to-image pipelines their initial latents, under one prompt."""
         a, b = resolve_seed(seed_a), resolve_seed(seed_b)
-        frames = count(frames, 120, "number of frames")
+        frames = IMAGE["frames"].check(frames)
         entry = self.registry.get_for(ref, TASK)
         n_steps, sampler_name = self._sampling(entry, steps, sampler)
         facts = self._facts(entry)

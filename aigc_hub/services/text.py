@@ -11,7 +11,10 @@
   last half and goes on, as llama.cpp's context shift does: nanoGPT crops to the last `context` tokens before every
   token, which with a KV cache would mean a full re-read per token; half a window re-read per half a window of new
   tokens costs one extra forward pass per token on average and the model always sees at least half its context.
-- Seeds: −1 becomes a concrete seed, returned; the same seed and settings give the same text.
+- Seeds: −1 becomes a concrete seed, returned; the same seed and settings give the same text. A request of `n`
+  choices (`run`) gives choice i the seed + i, and starts them together so that the decode loop batches them.
+- Chat messages are normalised here (chat.check_messages: OpenAI's system / developer messages and text parts
+  included), for the chat view and /v1 alike.
 - Stop strings end the generation and are cut from its text here (stops.py), streaming included, so the tabs, the
   CLI, /v1 and MCP show the same text; `finish_reason` says how a stream ended ("stop" or "length").
 """
@@ -23,7 +26,7 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
@@ -31,10 +34,12 @@ from transformers import StopStringCriteria
 
 from ..errors import GenerationError
 from ..remote import KEY
-from ..validation import check_text, check_unicode, resolve_seed
+from ..validation import MAX_SEED, check_text, check_unicode, resolve_seed
+from .chat import chat_prompt, check_messages, template_in_folder
 from .decoding import DecodeJob, DecodeLoop
 from .params import TEXT
 from .registry import ModelRegistry
+from .requests import SamplingSettings, TextRequest
 from .stops import StopTrim, trimmed
 
 TASK = "text"
@@ -93,23 +98,6 @@ def _ends_in_byte_token(tokenizer, ids: list[int]) -> bool:
     whole, and as one `\ufffd` per byte if the run is not valid UTF-8, so a byte that printed as "r" on its own could
     become "\ufffd" once the next bytes arrive: the run is decoded only once it has ended."""
     return bool(ids) and bool(BYTE_TOKEN.fullmatch(str(tokenizer.convert_ids_to_tokens(ids[-1]))))
-
-
-@dataclass
-class SamplingSettings:
-    max_new_tokens: int = TEXT["max_new_tokens"].default  # type: ignore[assignment]
-    temperature: float = TEXT["temperature"].default
-    top_k: int = TEXT["top_k"].default  # type: ignore[assignment]
-    top_p: float = TEXT["top_p"].default
-    repetition_penalty: float = TEXT["repetition_penalty"].default
-    stop: list[str] = field(default_factory=list)
-
-    def checked(self) -> "SamplingSettings":
-        """Each setting checked against the spec (params.TEXT): the same refusal from every front end."""
-        values = [TEXT[name].check(getattr(self, name))
-                  for name in ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty")]
-        stop = [s for s in (self.stop or []) if isinstance(s, str) and s]
-        return SamplingSettings(*values, stop)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -172,12 +160,49 @@ class TextService:
         self._loops: dict[tuple, DecodeLoop] = {}  # (device, ref, model id) → its streams' decode loop
         self._lock = threading.Lock()
 
+    def run(self, request: TextRequest, stop_events: list[threading.Event] | None = None) -> list[TextStream]:
+        """The streams of a request, one per choice (choice i with seed + i), each with its own stop flag (one
+        choice's end must not end the others; `stop_events`: the caller's, one per choice). Everything is checked
+        before any work; a failure closes the streams already started."""
+        n = TEXT["n"].check(request.n)
+        settings = request.settings.checked()
+        base = resolve_seed(request.seed)
+        if base + n - 1 > MAX_SEED:
+            raise GenerationError(f"seed + n - 1 must be at most {MAX_SEED}, got {base} + {n - 1}")
+        if request.chat:
+            messages, system = check_messages(request.messages, request.system)
+        else:
+            check_text(request.prompt, "prompt", MAX_PROMPT_CHARS)
+        events = list(stop_events) if stop_events else [threading.Event() for _ in range(n)]
+        streams: list[TextStream] = []
+        try:
+            for i in range(n):
+                if request.chat:
+                    streams.append(self._chat(request.model, messages, system, settings, base + i, events[i]))
+                else:
+                    streams.append(self._continue(request.model, request.prompt, settings, base + i, events[i]))
+        except BaseException:
+            for stream in streams:
+                stream.close()
+            raise
+        return streams
+
     def stream(self, ref: str, prompt: str, settings: SamplingSettings | None = None, seed: object = -1,
                stop_event: threading.Event | None = None) -> TextStream:
-        """Start generating; the returned stream yields text pieces as tokens arrive."""
-        check_text(prompt, "prompt", MAX_PROMPT_CHARS)
-        s = (settings or SamplingSettings()).checked()
-        seed = resolve_seed(seed)
+        """Start generating; the returned stream yields text pieces as tokens arrive (a request of one choice)."""
+        request = TextRequest(ref, prompt=prompt, settings=settings or SamplingSettings(), seed=seed)
+        return self.run(request, [stop_event] if stop_event else None)[0]
+
+    def chat(self, ref: str, messages: list[dict], settings: SamplingSettings | None = None, seed: object = -1,
+             system: str | None = None, stop_event: threading.Event | None = None) -> TextStream:
+        """The assistant's next message after `messages` (user / assistant turns, the last one the user's), with the
+        model's own chat template; the oldest turns are left out when the history outgrows the context."""
+        request = TextRequest(ref, messages=messages, system=system, settings=settings or SamplingSettings(),
+                              seed=seed)
+        return self.run(request, [stop_event] if stop_event else None)[0]
+
+    def _continue(self, ref: str, prompt: str, s: SamplingSettings, seed: int,
+                  stop_event: threading.Event) -> TextStream:
         entry = self.registry.get_for(ref, TASK)
         if entry.family.remote:
             return _remote_stream(entry, s, seed, stop_event, prompt=prompt)
@@ -189,18 +214,10 @@ class TextService:
             ids = ids[:, -keep:]
         return self._start(entry, ids, s, seed, notices, stop_event)
 
-    def chat(self, ref: str, messages: list[dict], settings: SamplingSettings | None = None, seed: object = -1,
-             system: str | None = None, stop_event: threading.Event | None = None) -> TextStream:
-        """The assistant's next message after `messages` (user / assistant turns, the last one the user's), with the
-        model's own chat template; the oldest turns are left out when the history outgrows the context."""
-        from .chat import chat_prompt, check_messages
-
-        check_messages(messages, system)  # before any loading
-        s = (settings or SamplingSettings()).checked()
-        seed = resolve_seed(seed)
+    def _chat(self, ref: str, messages: list[dict], system: str | None, s: SamplingSettings, seed: int,
+              stop_event: threading.Event) -> TextStream:
         entry = self.registry.get_for(ref, TASK)
         if entry.family.remote:  # the server applies its model's own template
-            messages, system = check_messages(messages, system)
             head = [{"role": "system", "content": system}] if system else []
             return _remote_stream(entry, s, seed, stop_event, messages=head + messages)
         context = context_length(entry.config)
@@ -229,8 +246,6 @@ class TextService:
 
     def has_chat(self, ref: str) -> bool:
         """Whether `ref`'s tokenizer ships a chat template (read from its folder, without loading the model)."""
-        from .chat import template_in_folder
-
         family, path, config = self.registry.folder_of(ref)
         if family.remote:
             return bool(config[KEY].get("chat", True))

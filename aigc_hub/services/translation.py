@@ -22,14 +22,15 @@ from ..models.translation import Candidate, translate_batch
 from ..models.translation_conventions import Convention
 from ..models.translation_conventions import detect as detect_convention
 from ..errors import GenerationError
-from ..validation import as_int, check_unicode
+from ..validation import check_unicode
+from .params import TRANSLATION
 from .registry import ModelRegistry
+from .requests import TranslationRequest
 
 TASK = "translation"
 
 MAX_LINES = 1000
 MAX_LINE_CHARS = 2000
-MAX_BEAMS = 8
 BATCH = 32
 UNSPACED = {"zh", "ja", "ko", "th", "zho", "jpn", "kor", "tha", "yue", "cmn"}  # joined without spaces
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
@@ -100,7 +101,13 @@ class TranslationService:
 
     def translate(self, ref: str, text: str | list[str], src: str, tgt: str, beams: object = 4, n_best: object = 1,
                   progress: Progress | None = None) -> TranslationResult:
-        lines = split_lines(text)
+        """`run` with the request's fields as arguments (scripts, tests)."""
+        return self.run(TranslationRequest(ref, text, src, tgt, beams, n_best), progress)
+
+    def run(self, request: TranslationRequest, progress: Progress | None = None) -> TranslationResult:
+        """Every line of the request translated (checked against params.TRANSLATION first), in order."""
+        ref, src, tgt = request.model, request.src, request.tgt
+        lines = split_lines(request.lines)
         if len(lines) > MAX_LINES:
             raise GenerationError(f"{len(lines)} lines; the limit is {MAX_LINES} per request (the CLI takes "
                                   "files of any length)")
@@ -113,12 +120,10 @@ class TranslationService:
             if any(ord(c) < 32 and c != "\t" for c in line):
                 raise GenerationError(f"line {i + 1} holds control characters")
             check_unicode(line, f"line {i + 1}")
-        beams = as_int(beams, "beam size")
-        if not 1 <= beams <= MAX_BEAMS:
-            raise GenerationError(f"beam size must be between 1 and {MAX_BEAMS}, got {beams}")
-        n_best = as_int(n_best, "n-best")
-        if not 1 <= n_best <= beams:
-            raise GenerationError(f"n-best must be between 1 and the beam size ({beams}), got {n_best}")
+        beams = TRANSLATION["beams"].check(request.beams)
+        n_best = TRANSLATION["n_best"].check(request.n_best)
+        if n_best > beams:
+            raise GenerationError(f"n_best must be at most the beam size ({beams}), got {n_best}")
         conv = self.convention(ref)
         if not conv.supports(src, tgt):
             raise GenerationError(f"{ref} does not translate {str(src)[:20]}→{str(tgt)[:20]}; {known(conv)}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..errors import GenerationError
-from ..services import SamplingSettings
+from ..services import SamplingSettings, TextRequest
 from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, cleared, on_gpu, shared_args,
                      streamed, user_errors)
 from .inputs import Chatbot
@@ -98,7 +98,8 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
         keep = gr.update() if box is None else box  # Send clears the message box; Regenerate leaves it
         with sessions.running(request) as event:
             with ctx.admit(ref, TASK) as ref:
-                stream = service.chat(ref, messages, settings, seed_value, system=system_prompt, stop_event=event)
+                asked = TextRequest(ref, messages=messages, system=system_prompt, settings=settings, seed=seed_value)
+                stream, = service.run(asked, [event])
                 for answer, note in streamed(stream, event):
                     yield [*messages, {"role": "assistant", "content": answer}], keep, stream.seed, note
                 if cleared(event):  # its last update agrees with Clear's, whichever the page gets last

@@ -10,13 +10,14 @@ import gradio as gr
 
 from ..imaging import make_grid, png_bytes, to_pil
 from ..models.diffusion import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLER_TITLES
-from ..models.text_to_image import DEFAULT_GUIDANCE, MAX_GUIDANCE, SIZE_MULTIPLE
+from ..models.text_to_image import DEFAULT_GUIDANCE, SIZE_MULTIPLE
+from ..services import ImageRequest
 from ..services.image import GenerationStopped, ImageFacts
+from ..services.params import IMAGE
 from .common import WORK, AppContext, SessionStops, card_markdown, on_gpu, shared_args, user_errors
-from .inputs import Dropdown, Number, Slider
+from .inputs import Dropdown, Number, spec_slider
 
 TASK = "image"
-MAX_UI_STEPS = 200
 SAMPLER_CHOICES = [(title, key) for key, title in SAMPLER_TITLES.items()]
 
 
@@ -24,15 +25,14 @@ def _facts(ctx: AppContext, ref: str | None) -> ImageFacts | None:
     return ctx.service(TASK).facts(ref) if ref else None
 
 
-MAX_UI_SIZE = 1024
-MODEL_ARGS = (  # the controls that apply to some image models only (generate_image and interpolate)
-    "steps: diffusion models only: sampling steps (GANs take one)",
+MODEL_ARGS = (  # the controls that apply to some image models only (generate_image and interpolate), from the spec
+    f"steps: {IMAGE['steps'].help}",
     "sampler: diffusion models only: dpm-solver, ddim, euler, euler-a or ddpm",
     "prompt: text-to-image pipelines only: what to draw",
     "negative_prompt: text-to-image pipelines only: what to steer away from",
-    "guidance_scale: text-to-image pipelines only: how strongly to follow the prompt",
-    "width: text-to-image pipelines only: a multiple of 8 (empty: the model's size)",
-    "height: text-to-image pipelines only: as width",
+    f"guidance_scale: {IMAGE['guidance_scale'].help}",
+    f"width: {IMAGE['width'].help}",
+    f"height: {IMAGE['height'].help}",
 )
 
 
@@ -75,6 +75,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     iterative = bool(facts and facts.iterative)
     prompted = bool(facts and facts.prompted)
     active = SessionStops()  # session → the stop flag of its running image run
+    spec = service.params  # the one spec of image parameters, its count bounded by the app's max_images
 
     with gr.Row():
         # Custom values are allowed so a model pushed while the app runs can be used; each call checks the hub.
@@ -86,23 +87,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         prompt = gr.Textbox("", label="Prompt", lines=2, max_lines=6, elem_id="image-prompt")
         negative = gr.Textbox("", label="Negative prompt", lines=1, max_lines=4, elem_id="image-negative-prompt")
         with gr.Row():
-            guidance = Slider(0, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale",
-                              elem_id="image-guidance")
+            guidance = spec_slider(spec["guidance_scale"], "Guidance scale", 0.5, elem_id="image-guidance")
             size = facts.resolution if prompted else 512
-            width = Slider(SIZE_MULTIPLE, MAX_UI_SIZE, value=size, step=SIZE_MULTIPLE, label="Width",
-                           elem_id="image-width")
-            height = Slider(SIZE_MULTIPLE, MAX_UI_SIZE, value=size, step=SIZE_MULTIPLE, label="Height",
-                            elem_id="image-height")
+            width = spec_slider(spec["width"], "Width", SIZE_MULTIPLE, value=size, elem_id="image-width")
+            height = spec_slider(spec["height"], "Height", SIZE_MULTIPLE, value=size, elem_id="image-height")
     with gr.Row():
         seed = Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
-        count = Slider(1, ctx.config.max_images, value=16, step=1, label="Images", elem_id="image-count")
+        count = spec_slider(spec["n"], "Images", 1, value=min(16, spec["n"].hi), elem_id="image-count")
         label = Dropdown(label_choices(facts), value="any", label="Label",
                          visible=bool(classes), elem_id="image-label")
     with gr.Row():
         sampler = Dropdown(SAMPLER_CHOICES, value=DEFAULT_SAMPLER, label="Sampler", visible=iterative,
                            elem_id="image-sampler")
-        steps = Slider(1, MAX_UI_STEPS, value=DEFAULT_STEPS, step=1, label="Sampling steps", visible=iterative,
-                       elem_id="image-steps")
+        steps = spec_slider(spec["steps"], "Sampling steps", 1, visible=iterative, elem_id="image-steps")
     with gr.Row():
         button = gr.Button("Generate", variant="primary", elem_id="image-generate")
         stop = gr.Button("Stop", variant="stop", visible=iterative, elem_id="image-stop")
@@ -118,7 +115,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         with gr.Row():
             seed_a = Number(0, label="From seed", precision=0, elem_id="interp-seed-a")
             seed_b = Number(1, label="To seed", precision=0, elem_id="interp-seed-b")
-            frames = Slider(2, 60, value=16, step=1, label="Frames", elem_id="interp-frames")
+            frames = spec_slider(spec["frames"], "Frames", 1, elem_id="interp-frames")
         interp_button = gr.Button("Interpolate", elem_id="interp-run")
         with gr.Row():
             gif = gr.Image(label="Animation", type="filepath", elem_id="interp-gif")
@@ -149,20 +146,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         Args:
             model: the model's hub id, e.g. aigc-hub/dcgan-mnist
             seed: -1 for a random seed; image i uses seed + i
-            num_images: how many images, 1 to the app's limit (64 by default)
+            num_images: how many images, 1 to the app's limit (max_images, 64 by default); image i uses seed + i
             label: the class of a class-conditional model (its id or name), or "any" for one of each in turn
         """
         ref = known(model)
+        asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
+                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height))
         try:
             with active.running(request) as event:  # a session's new run replaces its old one
                 progress(0, desc="waiting for the device")
-                with ctx.lane(ref):
+                with ctx.admit(ref, TASK):
                     progress(0, desc="generating")
-                    result = service.generate(ref, num_images, seed, None if label in (None, "any") else label,
-                                              progress=lambda done, total: progress(done / total, desc="generating"),
-                                              steps=steps, sampler=sampler, stop=event,
-                                              **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale,
-                                                             width, height))
+                    result = service.run(asked, lambda done, total: progress(done / total, desc="generating"),
+                                         stop=event)
         except GenerationStopped:  # Stop's own answer says so in the notice
             return [], None, None
         out = ctx.scratch("image-")
@@ -193,12 +189,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             model: the model's hub id, e.g. aigc-hub/dcgan-mnist
             seed_a: the seed of the first frame
             seed_b: the seed of the last frame
-            frames: how many frames (at most 120)
+            frames: how many frames (2 to 120)
             label: the class of a class-conditional model (its id or name), or "any"
         """
         ref = known(model)
         try:
-            with active.running(request) as event, ctx.lane(ref):
+            with active.running(request) as event, ctx.admit(ref, TASK):
                 images, gif_data = service.interpolate(ref, seed_a, seed_b, frames,
                                                        None if label in (None, "any") else label,
                                                        steps=steps, sampler=sampler, stop=event,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..services import SamplingSettings
+from ..services import SamplingSettings, TextRequest
 from ..services.params import TEXT
 from ..errors import UserError
 from . import chat_view as chat_view_ui
@@ -88,7 +88,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                                     [s for s in (stop_strings or "").splitlines() if s])
         with stops_of_sessions.running(request) as event:
             with ctx.admit(model, TASK) as ref:  # the lane is held while the stream runs
-                stream = service.stream(ref, prompt, settings, seed, stop_event=event)
+                stream, = service.run(TextRequest(ref, prompt=prompt, settings=settings, seed=seed), [event])
                 for out, note in streamed(stream, event):
                     yield out, stream.seed, note
 

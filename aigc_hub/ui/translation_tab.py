@@ -5,8 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 from ..models.translation_conventions import language_name
-from .common import WORK, AppContext, card_markdown, on_gpu, user_errors
-from .inputs import Dropdown, Slider
+from ..services import TranslationRequest
+from ..services.params import TRANSLATION
+from .common import WORK, AppContext, card_markdown, on_gpu, shared_args, user_errors
+from .inputs import Dropdown, spec_slider
 
 TASK = "translation"
 
@@ -39,8 +41,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         swap = gr.Button("⇄", scale=0, min_width=40, elem_id="translation-swap")
         tgt = Dropdown(named(conv.targets if conv else []), value=first[1], label="To", elem_id="translation-tgt",
                        allow_custom_value=True)
-        beams = Slider(1, 8, value=4, step=1, label="Beam size", elem_id="translation-beams")
-        n_best = Slider(1, 8, value=1, step=1, label="Alternatives (n-best)", elem_id="translation-n-best")
+        beams = spec_slider(TRANSLATION["beams"], "Beam size", 1, elem_id="translation-beams")
+        n_best = spec_slider(TRANSLATION["n_best"], "Alternatives (n-best)", 1, elem_id="translation-n-best")
     with gr.Row():
         source = gr.Textbox("Hello.\nHow are you?", label="Input (one sentence per line)", lines=8,
                             elem_id="translation-input")
@@ -52,6 +54,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     @on_gpu
+    @shared_args(f"beam_size: {TRANSLATION['beams'].help}", f"n_best: {TRANSLATION['n_best'].help}")
     def translate(model, text, source_language, target_language, beam_size, n_best, progress=gr.Progress()):
         """Translate text, one sentence per line, with a translation model of the hub. Returns the translation
         (line by line), a table of the alternatives with their scores, and a notice.
@@ -61,12 +64,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             text: the text to translate, one sentence per line (at most 1000 lines)
             source_language: the language code of the text, e.g. en
             target_language: the language code to translate into, e.g. zh
-            beam_size: beam search width, 1 (greedy) to 8
-            n_best: how many alternatives per line, 1 to the beam size
         """
         with ctx.admit(model, TASK) as ref:
-            result = service.translate(ref, text, source_language, target_language, beam_size, n_best,
-                                       progress=lambda done, total: progress((done, total), unit="sentences"))
+            asked = TranslationRequest(ref, text, source_language, target_language, beam_size, n_best)
+            result = service.run(asked, lambda done, total: progress((done, total), unit="sentences"))
         table = [[i + 1, k + 1, c.text, None if c.score is None else round(c.score, 4)]
                  for i, line in enumerate(result.lines)
                  for k, c in enumerate(line.alternatives)]
