@@ -7,4 +7,5 @@ if sys.argv[1:2] == ["serve"]:
 
 from .cli import main  # noqa: E402
 
-main()
+if __name__ == "__main__":  # (an engine process, spawned, imports this module again under another name)
+    main()

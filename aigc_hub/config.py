@@ -30,6 +30,9 @@ GRADIO_ENV = {"GRADIO_SERVER_NAME": "host", "GRADIO_SERVER_PORT": "port", "GRADI
               "GRADIO_SHARE": "share"}
 
 
+ENGINES = ("inline", "process")
+
+
 def _model_setting(task: str) -> str:
     return f"{task}_model"
 
@@ -52,6 +55,9 @@ class AppConfig:
     max_batch: int = 64  # rows (images, lines) in one batched call
     batch_window_ms: int = 0  # wait this long for company before a batch runs (0: batches form while the device works)
     max_images: int = 64  # per UI/API request; the CLI allows more
+    # Where model work runs: "inline" in the server's own process (the CLI always), or "process": one engine process
+    # per device (aigc_hub/engine), so the web server never waits on the decode loop's interpreter lock.
+    engine: str = "inline"
     preload: bool = True  # load each tab's model at start-up so the first request is fast
     tabs: list[str] = field(default_factory=tab_keys)
     share: bool = False  # a public *.gradio.live link (needs the internet)
@@ -137,6 +143,8 @@ class AppConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100_000:
                 raise ConfigError(f"{name} must be an integer between 1 and 100000, got {value!r}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if not isinstance(self.tabs, list) or not self.tabs:
             raise ConfigError(f"tabs must be a non-empty list, got {self.tabs!r}")
         unknown = [t for t in self.tabs if t not in tab_keys()]
@@ -204,6 +212,9 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="requests in flight per device lane (default 2)")
     parser.add_argument("--no-batching", dest="batching", action="store_false", default=None,
                         help="serve each request alone (default: concurrent requests for a model run as one batch)")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="where model work runs: inline (default: the server's own process) or process (one "
+                             "engine process per device, apart from the web server)")
     parser.add_argument("--max-batch", dest="max_batch", type=int, default=None,
                         help="images or lines in one batched call (default 64)")
     parser.add_argument("--batch-window-ms", dest="batch_window_ms", type=int, default=None,

@@ -75,7 +75,12 @@ class AppContext:
     scratch_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigc-hub-")))
 
     def __post_init__(self) -> None:
-        self.services = {task: service_for(task, self.registry, **vars(self.config)) for task in TASKS}
+        if self.config.engine == "process":  # model work in one engine process per device (aigc_hub/engine)
+            from .engine.services import engine_services
+
+            self.registry, self.services = engine_services(self.registry, self.config)
+        else:
+            self.services = {task: service_for(task, self.registry, **vars(self.config)) for task in TASKS}
         self.capacity = Capacity.of(self.config)
         self.lanes = Lanes(self.capacity.in_flight, self.capacity.waiting)
 
@@ -102,6 +107,13 @@ class AppContext:
 
     def remove_scratch(self) -> None:
         shutil.rmtree(self.scratch_root, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the engine processes (if any) and remove the scratch folders."""
+        close = getattr(self.registry, "close", None)
+        if close is not None:
+            close()
+        self.remove_scratch()
 
     def models(self, task: str | None = None) -> list[hub.ModelEntry]:
         """The hub's models (cached listing), those of one task when `task` is given. The tabs' configured models

@@ -2,8 +2,9 @@
 (image grid, streamed text, batch translation), bounded in time.
 
 Users fetch an image result's gallery images as a browser does (one kept-alive connection per user), not every
-file of the result. The same load runs twice, each on a fresh server: with dynamic batching off (`--no-batching`) and on (the default),
-so the gain is a same-run ratio. Printed per run: throughput, per-endpoint p50 / p95 latency, failures (target 0),
+file of the result. The same load runs three times, each on a fresh server: in one process with dynamic batching off
+(`--no-batching`) and on (the default), and with model work in an engine process (`--engine process`), so the gains
+are same-run ratios. Printed per run: throughput, per-endpoint p50 / p95 latency, failures (target 0),
 peak RSS of the server, and the CPU time the server and the users took (they share the machine). Then many users (`--many-users` × 2 requests, batching on), and a last phase with the queue
 bound set small on purpose (and batches of `--small-batch`), where the requests beyond what the lane admits must be
 refused at once ("queue full") rather than wait or crash.
@@ -153,8 +154,16 @@ def run_users(url: str, users: int, per_user: int, deadline_s: float) -> tuple[d
 
 
 def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """CPU time of a process and of its children alive now (a server's engine processes)."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -208,10 +217,14 @@ def main() -> None:
     off = load("batching off", args.users, args.requests, args.deadline, "--queue-size", str(args.queue_size), *served,
                "--no-batching")
     on = load("batching on", args.users, args.requests, args.deadline, "--queue-size", str(args.queue_size), *served)
-    print(f"batching on / off: {on / off:.2f}× the throughput (target >= 3)")
+    print(f"batching on / off: {on / off:.2f}× the throughput")
+    apart = load("engine process, batching on", args.users, args.requests, args.deadline, "--queue-size",
+                 str(args.queue_size), *served, "--engine", "process")
+    print(f"engine process / inline without batching: {apart / off:.2f}× the throughput (target >= 3); "
+          f"/ inline with batching: {apart / on:.2f}×")
     if args.many_users:
-        load("batching on, many users", args.many_users, 2, args.deadline, "--queue-size", str(args.queue_size),
-             *served)
+        load("engine process, many users", args.many_users, 2, args.deadline, "--queue-size", str(args.queue_size),
+             *served, "--engine", "process")
 
     small = Server("--queue-size", str(args.small_queue), "--max-batch", str(args.small_batch), *served)
     try:

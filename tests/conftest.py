@@ -226,6 +226,7 @@ def launched(tmp_hub):
     yield start
     for demo in demos:
         demo.close()
+        demo.aigc_context.close()  # its engine processes, if any
 
 
 def make_char_gpt2(out, context: int):

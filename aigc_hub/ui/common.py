@@ -30,7 +30,7 @@ def ui_context(config: AppConfig, registry: ModelRegistry) -> AppContext:
     random names and live an hour, as cached files do (delete_cache in app.py), and go when the app exits."""
     ctx = AppContext(config, registry)
     gr.set_static_paths([ctx.scratch_root])
-    atexit.register(ctx.remove_scratch)
+    atexit.register(ctx.close)
     return ctx
 
 

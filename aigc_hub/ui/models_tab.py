@@ -29,6 +29,9 @@ def device_markdown(ctx: AppContext) -> str:
     training = ctx.jobs.running_on() if "train" in ctx.config.tabs else {}
     parts = [d.describe() + (f" — training job {training[d.name].id} ({training[d.name].recipe})"
                              if d.name in training else "") for d in devices.inventory()]
+    engines = getattr(ctx.registry, "engines", lambda: [])()  # `engine: process`: each device's engine process
+    if engines:
+        parts.append("engines: " + ", ".join(e.describe() for e in engines))
     return "**Devices:** " + " · ".join(parts)
 
 
