@@ -77,10 +77,14 @@ class EngineRegistry:
         return self.local.folder_of(ref)
 
     def planned_device(self, ref: str, device: str | None = None) -> str:
+        """Where `ref` is, or goes: planned once (reading its folder costs milliseconds a request), then kept
+        until it is loaded elsewhere or unloaded."""
+        if device not in (None, "auto"):
+            return self.local.planned_device(ref, device)
         placed = self._placed.get(ref)
-        if placed is not None and device in (None, "auto") and self.engine(placed).alive:
-            return placed
-        return self.local.planned_device(ref, device)
+        if placed is None:
+            placed = self._placed[ref] = self.local.planned_device(ref)
+        return placed
 
     def ask(self, op: str, ref: str, *args: Any, device: str | None = None) -> Any:
         """A call about `ref` that answers once ("result"), waited for."""
