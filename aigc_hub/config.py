@@ -58,6 +58,7 @@ class AppConfig:
     # Where model work runs: "inline" in the server's own process (the CLI always), or "process": one engine process
     # per device (aigc_hub/engine), so the web server never waits on the decode loop's interpreter lock.
     engine: str = "inline"
+    engines: int = 1  # engine processes per device (replicas, each with its own copy of the models), for --engine process
     preload: bool = True  # load each tab's model at start-up so the first request is fast
     tabs: list[str] = field(default_factory=tab_keys)
     share: bool = False  # a public *.gradio.live link (needs the internet)
@@ -138,6 +139,8 @@ class AppConfig:
         if not isinstance(self.batch_window_ms, int) or isinstance(self.batch_window_ms, bool) or not (
                 0 <= self.batch_window_ms <= 10_000):
             raise ConfigError(f"batch_window_ms must be an integer between 0 and 10000, got {self.batch_window_ms!r}")
+        if not isinstance(self.engines, int) or isinstance(self.engines, bool) or not 1 <= self.engines <= 64:
+            raise ConfigError(f"engines must be an integer between 1 and 64, got {self.engines!r}")
         for name in ("queue_size", "max_images", "lane_concurrency", "max_batch", "max_download_mb", "max_upload_mb",
                      "max_queued_jobs", "max_queued_jobs_per_user"):
             value = getattr(self, name)
@@ -215,6 +218,9 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=ENGINES, default=None,
                         help="where model work runs: inline (default: the server's own process) or process (one "
                              "engine process per device, apart from the web server)")
+    parser.add_argument("--engines", type=int, default=None,
+                        help="with --engine process: engine processes per device, requests spread over them "
+                             "(default 1; more only helps with more cores than one engine uses)")
     parser.add_argument("--max-batch", dest="max_batch", type=int, default=None,
                         help="images or lines in one batched call (default 64)")
     parser.add_argument("--batch-window-ms", dest="batch_window_ms", type=int, default=None,

@@ -70,7 +70,7 @@ def main() -> None:
             print(f"{name:15s} inline {here[name]:8.1f}   engine process {there[name]:8.1f}   "
                   f"({100 * worse:+.1f} % for the process)")
         registry = apart.registry
-        trip = timed(lambda: registry.ask("loaded", "", device="cpu"), 50)
+        trip = timed(lambda: registry.ask(registry.engine("cpu"), "loaded", ""), 50)
         print(f"pipe round trip of a call without model work: {1000 * trip:.2f} ms (median of 50)")
     finally:
         apart.close()

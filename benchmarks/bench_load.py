@@ -204,6 +204,7 @@ def main() -> None:
                         help="last phase: the lane admits this many in flight plus --small-queue waiting")
     parser.add_argument("--deadline", type=float, default=600, help="seconds for a phase, in all")
     parser.add_argument("--lane-concurrency", type=int, default=None, help="the app's setting (default: its own)")
+    parser.add_argument("--engines", type=int, default=1, help="engine processes per device in the engine runs")
     for kind, ref in MODELS.items():
         parser.add_argument(f"--{kind}-model", default=ref)
     args = parser.parse_args()
@@ -219,12 +220,12 @@ def main() -> None:
     on = load("batching on", args.users, args.requests, args.deadline, "--queue-size", str(args.queue_size), *served)
     print(f"batching on / off: {on / off:.2f}× the throughput")
     apart = load("engine process, batching on", args.users, args.requests, args.deadline, "--queue-size",
-                 str(args.queue_size), *served, "--engine", "process")
+                 str(args.queue_size), *served, "--engine", "process", "--engines", str(args.engines))
     print(f"engine process / inline without batching: {apart / off:.2f}× the throughput (target >= 3); "
           f"/ inline with batching: {apart / on:.2f}×")
     if args.many_users:
         load("engine process, many users", args.many_users, 2, args.deadline, "--queue-size", str(args.queue_size),
-             *served, "--engine", "process")
+             *served, "--engine", "process", "--engines", str(args.engines))
 
     small = Server("--queue-size", str(args.small_queue), "--max-batch", str(args.small_batch), *served)
     try:

@@ -160,3 +160,34 @@ def test_the_app_serves_its_tabs_v1_and_models_tab_from_engines(launched, long_l
     assert "me/gan on cpu" in status and "engines: cpu pid" in devices
     assert {row[0]: row[2] for row in table["data"]}["me/lm"].startswith("cpu")
     demo.aigc_context.close()
+
+
+def test_replicas_share_a_device_and_outlive_each_other(tmp_hub, long_lm):
+    """`engines: 2`: two engine processes for the CPU, each with its own copy; requests in flight at once go to
+    different ones, and one killed leaves the other serving."""
+    hub.push(long_lm, "me/lm")
+    ctx = AppContext(AppConfig.of(engine="process", engines=2), ModelRegistry())
+    try:
+        loaded = ctx.registry.load("me/lm")
+        assert loaded.device == "cpu" and [m.describe() for m in ctx.registry.loaded()][0].endswith("× 2")
+        long = SamplingSettings(max_new_tokens=2000)
+        first, = ctx.service("text").run(TextRequest("me/lm", prompt="A", settings=long, seed=1))
+        second, = ctx.service("text").run(TextRequest("me/lm", prompt="A", settings=long, seed=1))
+        busy = [len(e.calls) for e in ctx.registry.engines()]
+        assert busy == [1, 1]  # one each
+        one, other = ctx.registry.engines()
+        os.kill(one.pid, signal.SIGKILL)
+        gone, lives = [], []
+        for stream, out in ((first, gone), (second, lives)):
+            try:
+                out.append(next(iter(stream.chunks)))
+            except EngineStopped:
+                out.append(None)
+        assert sorted(x is None for x in gone + lives) == [False, True]  # one stream died with its engine
+        for stream in (first, second):
+            stream.close()
+        wait_for(lambda: not one.alive)
+        text = _texts(ctx, TextRequest("me/lm", prompt="A", settings=SamplingSettings(max_new_tokens=5), seed=1))
+        assert text[0][0] and other.alive
+    finally:
+        ctx.close()

@@ -75,10 +75,11 @@ class Crash:
 
 
 class Engine:
-    """One engine process for `device`, started at once and again after a crash (at the next call)."""
+    """One engine process for `device` (replica `replica` of its engines), started at once and again after a crash
+    (at the next call)."""
 
-    def __init__(self, device: str, settings: dict) -> None:
-        self.device, self.settings = device, settings
+    def __init__(self, device: str, settings: dict, replica: int = 0) -> None:
+        self.device, self.settings, self.replica = device, settings, replica
         self.calls: dict[int, Call] = {}
         self.crashes: list[Crash] = []
         self.restarts = 0
@@ -104,7 +105,7 @@ class Engine:
         ctx = mp.get_context("spawn")  # a fresh interpreter: no threads, locks or CUDA state of the server's
         here, there = ctx.Pipe()
         process = ctx.Process(target=worker.main, args=(there, self.device, self.settings), daemon=True,
-                              name=f"aigc-engine-{self.device}")
+                              name=f"aigc-engine-{self.device}-{self.replica}")
         process.start()
         there.close()  # the engine holds the only other end: its death ends the pipe
         if not here.poll(START_TIMEOUT_S):
@@ -179,7 +180,8 @@ class Engine:
         state = f"pid {self.pid}" if self.alive else "stopped (starts again at the next request)"
         restarts = f", restarted {self.restarts}×" if self.restarts else ""
         last = f" (last exit code {self.crashes[-1].exitcode})" if self.crashes else ""
-        return f"{self.device} {state}{restarts}{last}"
+        name = f"{self.device}#{self.replica}" if self.replica else self.device
+        return f"{name} {state}{restarts}{last}"
 
     def stopped_message(self, exitcode: int | None) -> str:
         return (f"the {self.device} engine stopped (exit code {exitcode}) while it worked on this request; it starts "

@@ -53,25 +53,28 @@ class EngineRegistry:
     """ModelRegistry's face over engine processes: one per device, started when the app starts (or when a device is
     first asked for). `local` reads folders and plans placement, as the in-process registry does."""
 
-    def __init__(self, local: ModelRegistry, settings: dict, devices: list[str]) -> None:
-        self.local, self.settings = local, settings
+    def __init__(self, local: ModelRegistry, settings: dict, replicas: int = 1) -> None:
+        self.local, self.settings, self.replicas = local, settings, replicas
         self.batcher = local.batcher  # (unused here: engines batch; kept for code that reads the flag)
         self.device_overrides = local.device_overrides
-        self._engines: dict[str, Engine] = {}
-        self._placed: dict[str, str] = {}  # ref → the device whose engine holds it
+        self._engines: dict[str, list[Engine]] = {}  # device → its engine processes (replicas)
+        self._placed: dict[str, str] = {}  # ref → the device it is (or goes) on
         self._lock = threading.Lock()
-        for device in devices:
-            self.engine(device)
 
-    def engine(self, device: str) -> Engine:
+    def of(self, device: str) -> list[Engine]:
+        """The engines of `device`, started the first time it is asked for."""
         with self._lock:
             if device not in self._engines:
-                self._engines[device] = Engine(device, self.settings)
+                self._engines[device] = [Engine(device, self.settings, k) for k in range(self.replicas)]
             return self._engines[device]
+
+    def engine(self, device: str) -> Engine:
+        """The engine of `device` with the fewest calls in flight: replicas share a device's requests."""
+        return min(self.of(device), key=lambda e: len(e.calls))
 
     def engines(self) -> list[Engine]:
         with self._lock:
-            return list(self._engines.values())
+            return [e for group in self._engines.values() for e in group]
 
     def folder_of(self, ref: str) -> Any:
         return self.local.folder_of(ref)
@@ -86,10 +89,10 @@ class EngineRegistry:
             placed = self._placed[ref] = self.local.planned_device(ref)
         return placed
 
-    def ask(self, op: str, ref: str, *args: Any, device: str | None = None) -> Any:
+    @staticmethod
+    def ask(engine: Engine, op: str, ref: str, *args: Any) -> Any:
         """A call about `ref` that answers once ("result"), waited for."""
-        device = device or self.planned_device(ref)
-        call = self.engine(device).call(op, ref, ref, *args)
+        call = engine.call(op, ref, ref, *args)
         try:
             message = call.next()
         finally:
@@ -99,32 +102,40 @@ class EngineRegistry:
         return message[2]
 
     def load(self, ref: str, device: str | None = None) -> Loaded:
+        """Load `ref` in every engine of its device (each replica holds its own copy); a model moved to another
+        device leaves the old one."""
         target = self.local.planned_device(ref, device)
         if target.startswith("remote:"):
             entry = self.local.load(ref, device)
             return Loaded(entry.ref, entry.device, entry.describe())
-        for other in self.engines():  # one copy: a model moved to another device leaves the old one
-            if other.device != target and self._placed.get(ref) == other.device and other.alive:
-                self.ask("unload", ref, device=other.device)
-        loaded = Loaded(*self.ask("load", ref, device=target))
+        for other in self.engines():
+            if other.device != target and other.alive:
+                self.ask(other, "unload", ref)
+        loaded = [Loaded(*self.ask(engine, "load", ref)) for engine in self.of(target)]
         self._placed[ref] = target
-        return loaded
+        return loaded[0]
 
     def get(self, ref: str, device: str | None = None) -> Loaded:
         return self.load(ref, device)
 
     def loaded(self) -> list[Loaded]:
-        out = [Loaded(m.ref, m.device, m.describe()) for m in self.local.loaded()]  # remote entries
+        """What each engine holds (a model in N replicas: listed once, "× N"), and the remote entries."""
+        out = [Loaded(m.ref, m.device, m.describe()) for m in self.local.loaded()]
+        copies: dict[tuple[str, str], list[Loaded]] = {}
         for engine in self.engines():
             if engine.alive:
-                out += [Loaded(*row) for row in self.ask("loaded", "", device=engine.device)]
+                for row in self.ask(engine, "loaded", ""):
+                    copies.setdefault((row[0], row[1]), []).append(Loaded(*row))
+        for same in copies.values():
+            first = same[0]
+            out.append(first if len(same) == 1 else Loaded(first.ref, first.device, f"{first.text} × {len(same)}"))
         return out
 
     def unload(self, ref: str) -> bool:
         if self.local.unload(ref):
             return True
         self._placed.pop(ref, None)
-        done = [self.ask("unload", ref, device=e.device) for e in self.engines() if e.alive]  # wherever it was loaded
+        done = [self.ask(e, "unload", ref) for e in self.engines() if e.alive]  # wherever it was loaded
         return any(done)
 
     def remote(self, ref: str) -> bool:
@@ -273,7 +284,7 @@ def engine_services(local: ModelRegistry, config: Any) -> tuple[EngineRegistry, 
     """The registry and the services of an app whose model work runs in engine processes."""
     settings = {"batching": config.batching, "batch_window_ms": config.batch_window_ms,
                 "max_batch": config.max_batch, "max_images": config.max_images}
-    registry = EngineRegistry(local, settings, [])
+    registry = EngineRegistry(local, settings, config.engines)
     return registry, {"image": EngineImageService(registry, config.max_images),  # type: ignore[arg-type]
                       "text": EngineTextService(registry),
                       "translation": EngineTranslationService(registry)}  # type: ignore[arg-type]
