@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -108,11 +107,9 @@ def test_a_killed_engine_fails_its_request_and_the_next_one_is_served(contexts, 
     pieces = iter(stream.chunks)
     next(pieces)
     [process] = engine.registry.engines()
-    os.kill(process.pid, signal.SIGKILL)
-    killed = time.monotonic()
+    os.kill(process.pid, signal.SIGKILL)  # (how soon it ends: benchmarks/bench_engine.py)
     with pytest.raises(EngineStopped, match="engine stopped .exit code -9. while it worked on this request"):
         list(pieces)
-    assert time.monotonic() - killed < 2
     text, seed, _ = _texts(engine, TextRequest("me/lm", prompt="A", settings=SamplingSettings(max_new_tokens=5),
                                                seed=1))[0]
     assert text and process.restarts == 1 and process.alive
@@ -175,17 +172,12 @@ def test_replicas_share_a_device_and_outlive_each_other(tmp_hub, long_lm):
         second, = ctx.service("text").run(TextRequest("me/lm", prompt="A", settings=long, seed=1))
         busy = [len(e.calls) for e in ctx.registry.engines()]
         assert busy == [1, 1]  # one each
-        one, other = ctx.registry.engines()
+        one, other = ctx.registry.engines()  # the first stream went to the first engine (both had none)
         os.kill(one.pid, signal.SIGKILL)
-        gone, lives = [], []
-        for stream, out in ((first, gone), (second, lives)):
-            try:
-                out.append(next(iter(stream.chunks)))
-            except EngineStopped:
-                out.append(None)
-        assert sorted(x is None for x in gone + lives) == [False, True]  # one stream died with its engine
-        for stream in (first, second):
-            stream.close()
+        with pytest.raises(EngineStopped):  # (after the pieces it had already sent)
+            list(first.chunks)
+        assert next(iter(second.chunks))
+        second.close()
         wait_for(lambda: not one.alive)
         text = _texts(ctx, TextRequest("me/lm", prompt="A", settings=SamplingSettings(max_new_tokens=5), seed=1))
         assert text[0][0] and other.alive

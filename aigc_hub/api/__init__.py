@@ -63,11 +63,11 @@ class Api:
 
     @contextlib.contextmanager
     def admit(self, ref: object, task: str) -> Iterator[str]:
-        """The core's admit (listing check, then a slot on the model's lane for the block), its refusal in OpenAI's
-        words (blocking: in a thread)."""
+        """The core's admit: the listing check (`model`, its refusal in OpenAI's words), then a slot on the model's
+        lane for the block (blocking: in a thread)."""
         checked = self.model(ref, task)
-        with self.ctx.admit(checked, task) as admitted:
-            yield admitted
+        with self.ctx.lane(checked):
+            yield checked
 
     def authorize(self, request: Request) -> None:
         if not self.keys:

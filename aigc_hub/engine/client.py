@@ -141,7 +141,7 @@ class Engine:
         with self._lock:
             try:
                 self._conn.send(message)
-            except (OSError, ValueError):  # it has died: its calls are told by the reader
+            except (OSError, ValueError, TypeError):  # it died, or was closed: its calls are told by the reader
                 pass
 
     def _check(self, ref: str) -> None:
@@ -170,7 +170,9 @@ class Engine:
             lost = [c for c in self.calls.values() if c.generation == generation]
             for call in lost:
                 self.calls.pop(call.id, None)
-        self.crashes.append(Crash(time.monotonic(), process.exitcode, {c.ref for c in lost}))
+        now = time.monotonic()  # (older deaths no longer count: only the window's are kept)
+        self.crashes = [c for c in self.crashes if c.at > now - CRASH_WINDOW_S] + [
+            Crash(now, process.exitcode, {c.ref for c in lost})]
         logger.error("the %s engine stopped (exit code %s) with %d request(s) in flight", self.device,
                      process.exitcode, len(lost))
         for call in lost:

@@ -50,13 +50,12 @@ class Loaded:
 
 
 class EngineRegistry:
-    """ModelRegistry's face over engine processes: one per device, started when the app starts (or when a device is
-    first asked for). `local` reads folders and plans placement, as the in-process registry does."""
+    """ModelRegistry's face over engine processes: `replicas` per device, started when the device is first asked
+    for (the tabs' preload asks at start-up). `local` reads folders and plans placement, as the in-process registry
+    does."""
 
     def __init__(self, local: ModelRegistry, settings: dict, replicas: int = 1) -> None:
         self.local, self.settings, self.replicas = local, settings, replicas
-        self.batcher = local.batcher  # (unused here: engines batch; kept for code that reads the flag)
-        self.device_overrides = local.device_overrides
         self._engines: dict[str, list[Engine]] = {}  # device → its engine processes (replicas)
         self._placed: dict[str, str] = {}  # ref → the device it is (or goes) on
         self._lock = threading.Lock()

@@ -44,7 +44,12 @@ class _Engine:
 
     def send(self, *message: Any) -> None:
         with self._send_lock:
-            self.conn.send(message)
+            try:
+                self.conn.send(message)
+            except (OSError, ValueError, TypeError):  # the server went away or closed its end: nobody to tell, and
+                for events in list(self.stops.values()):  # nobody to work for
+                    for event in events:
+                        event.set()
 
     def serve(self) -> None:
         while True:
