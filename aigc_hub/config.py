@@ -55,9 +55,9 @@ class AppConfig:
     max_batch: int = 64  # rows (images, lines) in one batched call
     batch_window_ms: int = 0  # wait this long for company before a batch runs (0: batches form while the device works)
     max_images: int = 64  # per UI/API request; the CLI allows more
-    # Where model work runs: "inline" in the server's own process (the CLI always), or "process": one engine process
-    # per device (aigc_hub/engine), so the web server never waits on the decode loop's interpreter lock.
-    engine: str = "inline"
+    # Where model work runs: "process": one engine process per device (aigc_hub/engine), so the web server never waits
+    # on the decode loop's interpreter lock; or "inline", in the server's own process (the CLI always works inline).
+    engine: str = "process"
     engines: int = 1  # engine processes per device (replicas, each with its own copy of the models), for --engine process
     preload: bool = True  # load each tab's model at start-up so the first request is fast
     tabs: list[str] = field(default_factory=tab_keys)
@@ -216,8 +216,8 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-batching", dest="batching", action="store_false", default=None,
                         help="serve each request alone (default: concurrent requests for a model run as one batch)")
     parser.add_argument("--engine", choices=ENGINES, default=None,
-                        help="where model work runs: inline (default: the server's own process) or process (one "
-                             "engine process per device, apart from the web server)")
+                        help="where model work runs: process (default: one engine process per device, apart from "
+                             "the web server) or inline (in the server's own process, for comparison)")
     parser.add_argument("--engines", type=int, default=None,
                         help="with --engine process: engine processes per device, requests spread over them "
                              "(default 1; more only helps with more cores than one engine uses)")

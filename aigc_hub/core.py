@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import shutil
 import tempfile
 import time
@@ -75,7 +76,9 @@ class AppContext:
     scratch_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigc-hub-")))
 
     def __post_init__(self) -> None:
-        if self.config.engine == "process":  # model work in one engine process per device (aigc_hub/engine)
+        # ZeroGPU Spaces attach a GPU only inside this process's @spaces.GPU functions: no engine process there.
+        zero_gpu = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+        if self.config.engine == "process" and not zero_gpu:  # one engine process per device (aigc_hub/engine)
             from .engine.services import engine_services
 
             self.registry, self.services = engine_services(self.registry, self.config)

@@ -216,8 +216,9 @@ def main() -> None:
         served += ["--lane-concurrency", str(args.lane_concurrency)]
 
     off = load("batching off", args.users, args.requests, args.deadline, "--queue-size", str(args.queue_size), *served,
-               "--no-batching")
-    on = load("batching on", args.users, args.requests, args.deadline, "--queue-size", str(args.queue_size), *served)
+               "--no-batching", "--engine", "inline")
+    on = load("batching on", args.users, args.requests, args.deadline, "--queue-size", str(args.queue_size), *served,
+              "--engine", "inline")
     print(f"batching on / off: {on / off:.2f}× the throughput")
     apart = load("engine process, batching on", args.users, args.requests, args.deadline, "--queue-size",
                  str(args.queue_size), *served, "--engine", "process", "--engines", str(args.engines))

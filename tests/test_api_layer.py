@@ -142,10 +142,11 @@ def v1(tmp_path_factory):
     env = pytest.MonkeyPatch()
     env.setenv("AIGC_HUB_HOME", str(tmp_path_factory.mktemp("hub")))
     env.setenv("HF_HUB_OFFLINE", "1")
-    config = AppConfig.of(preload=False, tabs=["image", "translation"], api_keys=["key-for-tests-1"])
-    api = Api(AppContext(config, ModelRegistry()), config.api_keys)
-    with TestClient(Starlette(routes=api.routes())) as client:
+    config = AppConfig.of(preload=False, tabs=["image", "translation"], api_keys=["key-for-tests-1"], engine="inline")
+    ctx = AppContext(config, ModelRegistry())
+    with TestClient(Starlette(routes=Api(ctx, config.api_keys).routes())) as client:
         yield client
+    ctx.close()
     env.undo()
 
 

@@ -169,12 +169,14 @@ def test_every_api_endpoint_refuses_hostile_input_and_keeps_serving(hostile_app,
 
 def test_the_catalogue_catches_an_internal_error(hostile_app, monkeypatch):
     """If a handler breaks on a case, the catalogue must say so: a bug shows as "internal error", not as a refusal."""
+    from aigc_hub.engine.services import EngineImageService
     from aigc_hub.services import ImageService
 
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(ImageService, "run", broken)
+    for served in (ImageService, EngineImageService):  # the app's, with model work inline or in an engine
+        monkeypatch.setattr(served, "run", broken)
     kind, message = call(hostile_app, "generate_image", GOOD["generate_image"])
     assert kind == "error" and not is_user_error(message) and "log id" in message, message
 

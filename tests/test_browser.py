@@ -42,7 +42,9 @@ def browser():
 @pytest.fixture
 def page(browser, launched, tmp_hub, long_lm):
     hub.push(long_lm, "me/long-lm")
-    url, _ = launched()  # the starters are the default models of the Image, Text and Translation tabs
+    # The starters are the default models of the Image, Text and Translation tabs. Model work inline: the Stop test
+    # counts denoising steps in this process (test_engine.py serves the tabs through an engine process).
+    url, _ = launched(engine="inline")
     pg = browser.new_page(viewport={"width": 1280, "height": 1400})
     pg.set_default_timeout(TIMEOUT_MS)
     pg.goto(url)

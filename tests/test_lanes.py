@@ -111,7 +111,7 @@ def test_moving_a_model_in_the_models_tab_moves_its_requests(fake_gpus, launched
 
     monkeypatch.setattr(Lanes, "hold", spy)
     hub.push(tiny_gan, "me/tiny")
-    url, _ = launched(image_model="me/tiny", tabs=["image", "models"])
+    url, _ = launched(image_model="me/tiny", tabs=["image", "models"], engine="inline")  # the fake GPUs are here
     client = Client(url, verbose=False)
     client.predict("me/tiny", 0, 1, "any", api_name="/generate_image")
     assert used == ["cuda:1"], "preloaded where the policy placed it: the GPU with the most free memory"

@@ -12,14 +12,16 @@ in flight at CRASH_LIMIT deaths within CRASH_WINDOW_S is refused from then on, r
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing as mp
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import ModelLoadError
 
@@ -28,6 +30,26 @@ START_TIMEOUT_S = 120
 POLL_S = 0.05  # how often a waiting caller looks at its stop flag
 CRASH_LIMIT = 3
 CRASH_WINDOW_S = 600
+
+
+_SPAWNING = threading.Lock()
+
+
+@contextlib.contextmanager
+def main_script_hidden() -> Iterator[None]:
+    """While an engine starts, the server's main *script* is hidden from multiprocessing's spawn, which would run it
+    again in the child (as `__mp_main__`): the engine's entry point is importable and needs nothing of it, and a
+    script that builds its app at import (a Space's app.py keeps `demo` at module level) would start a second app
+    there. A main *module* (`python -m aigc_hub`) is re-imported by name instead, under its `__main__` guard."""
+    main = sys.modules.get("__main__")
+    hide = main is not None and getattr(main, "__spec__", None) is None and "__file__" in vars(main)
+    with _SPAWNING:
+        saved = vars(main).pop("__file__") if hide else None
+        try:
+            yield
+        finally:
+            if hide:
+                main.__file__ = saved
 
 
 class EngineStopped(ModelLoadError):
@@ -106,7 +128,8 @@ class Engine:
         here, there = ctx.Pipe()
         process = ctx.Process(target=worker.main, args=(there, self.device, self.settings), daemon=True,
                               name=f"aigc-engine-{self.device}-{self.replica}")
-        process.start()
+        with main_script_hidden():
+            process.start()
         there.close()  # the engine holds the only other end: its death ends the pipe
         if not here.poll(START_TIMEOUT_S):
             process.kill()
@@ -193,7 +216,9 @@ class Engine:
         self._closing = True
         with self._lock:
             if self._conn is not None:
-                self._conn.close()
+                with contextlib.suppress(OSError, ValueError):
+                    self._conn.send(("close",))  # closing our end does not end the engine's recv while our
+                self._conn.close()  # reader thread is blocked in one on the same socket
             if self._process is not None:
                 self._process.join(5)
                 if self._process.is_alive():

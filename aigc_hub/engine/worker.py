@@ -4,6 +4,7 @@ aigc_hub.services, run as in the app's own process) and answers the web server o
 Messages (tuples, pickled by multiprocessing's Connection) — from the server:
   ("call", id, op, args)   op: "text" | "image" | "interpolate" | "translate" | "load" | "unload" | "loaded"
   ("stop", id, i)          stop choice i of call id (a text stream, or an image run: i = 0)
+  ("close",)               the server is closing: the engine ends
 and to it:
   ("started", id, streams) a text call's streams: [(seed, prompt tokens, max new tokens, notices)]
   ("piece", id, i, text, tokens)   new text of choice i, and its token count so far
@@ -57,6 +58,8 @@ class _Engine:
                 message = self.conn.recv()
             except (EOFError, OSError):  # the server went away: so does its engine
                 return
+            if message[0] == "close":  # the server closes its end: the pipe's end alone would not reach here
+                return  # while the server's reader thread still waits on it
             if message[0] == "stop":
                 _, cid, i = message
                 events = self.stops.get(cid)
