@@ -171,14 +171,14 @@ def _list(args: argparse.Namespace) -> None:
     entries = listed(args.extra_model or [])
     if args.json:
         print(json.dumps([{"ref": e.ref, "source": e.source, "path": str(e.path) if e.path else None,
-                           "task": e.task, "family": e.family, "pipeline_tag": e.card.pipeline_tag,
+                           "task": e.task, "family": e.family, "base": e.base, "pipeline_tag": e.card.pipeline_tag,
                            "datasets": e.card.datasets,
                            "figures": {f.name: f.value for f in e.card.figures}} for e in entries], indent=2))
         return
     if not entries:
         print(f"no models yet: the local hub is {hub.hub_home()}")
     for e in entries:
-        print(f"{e.ref:40s} {e.source:8s} {e.card.summary()}")
+        print(f"{e.ref:40s} {e.source:8s} {e.card.summary()}" + (f" · adapter of {e.base}" if e.base else ""))
 
 
 def _add(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import ModelLoadError
-from .loaders import Loader, load_dcgan, load_diffusion, load_text_to_image, transformers_loader
+from .loaders import Loader, load_adapter, load_dcgan, load_diffusion, load_text_to_image, transformers_loader
 from .remote import is_remote, load_remote
 
 
@@ -45,6 +45,7 @@ class Family:
     config_file: str = "config.json"
     weights: str = "*.safetensors"  # glob, under the folder, of the weights it loads (sizes the device placement)
     remote: bool = False  # served elsewhere (remote.py): no weights here, its own lane instead of a device's
+    base_family: str | None = None  # an adapter (models/adapters.py), served on a loaded base of this family
 
 
 TASKS: dict[str, Task] = {t.key: t for t in [
@@ -82,6 +83,12 @@ def _is_text_to_image(config: dict) -> bool:
     return _is_diffusion(config) and all(config.get(k) for k in ("text_encoder", "unet", "vae"))
 
 
+def _is_adapter_of(task_type: str) -> Callable[[dict], bool]:
+    """A PEFT adapter folder's adapter_config.json for a base of this peft task type (LoRA is what is served: the
+    others are refused by name when the folder is checked)."""
+    return lambda config: "peft_type" in config and config.get("task_type") == task_type
+
+
 def _is_diffusion(config: dict) -> bool:
     """A diffusers pipeline folder (model_index.json): which pipelines load is the loader's to say."""
     name = config.get("_class_name")
@@ -89,6 +96,12 @@ def _is_diffusion(config: dict) -> bool:
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in [
+    # Adapters first: a PEFT folder may keep a copy of its base's config.json beside adapter_config.json.
+    Family("causal-lm-lora", "text", "text-generation", ("lora", "peft"), _is_adapter_of("CAUSAL_LM"), load_adapter,
+           config_file="adapter_config.json", weights="adapter_model.safetensors", base_family="causal-lm"),
+    Family("seq2seq-lora", "translation", "translation", ("lora", "peft"), _is_adapter_of("SEQ_2_SEQ_LM"),
+           load_adapter, config_file="adapter_config.json", weights="adapter_model.safetensors",
+           base_family="seq2seq"),
     Family("dcgan", "image", "unconditional-image-generation", ("dcgan", "gan"), _is_dcgan, load_dcgan),
     Family("text-to-image", "image", "text-to-image", ("diffusers", "text-to-image"), _is_text_to_image,
            load_text_to_image, config_file="model_index.json", weights="*/*.safetensors"),
@@ -123,6 +136,10 @@ def detect(config: dict, where: str = "the model") -> Family:
     for family in FAMILIES.values():
         if family.recognise(config):
             return family
+    if "peft_type" in config:  # an adapter of a kind or for a task not served: say which
+        from .models.adapters import check_adapter_config
+
+        check_adapter_config(config, where)
     kinds = ", ".join(FAMILIES)
     raise ModelLoadError(f"{where}: unsupported model type {str(config.get('model_type', 'unknown'))[:60]!r} "
                          f"(AIGC Hub serves: {kinds})")
@@ -141,6 +158,10 @@ def inspect_folder(path: Path, where: str) -> tuple[Family, dict]:
         for family in FAMILIES.values():
             if family.config_file == name and family.recognise(config):
                 _refuse_remote_code(config, where)
+                if family.base_family:
+                    from .models.adapters import check_adapter_config
+
+                    check_adapter_config(config, where)
                 return family, config
     return detect(config, where), config  # raises, naming what is supported
 

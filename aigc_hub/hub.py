@@ -31,11 +31,12 @@ from huggingface_hub.utils import HFValidationError
 from huggingface_hub.utils import validate_repo_id as _hf_validate
 
 from .cards import CardInfo, read_card
-from .errors import HubError
+from .errors import HubError, UserError
 from .paths import STARTERS_ROOT, hub_home
 
 # What a model folder may hold when pushed: weights as safetensors, configs, tokenizers, the card, a sample image.
-PUSH_IGNORE = ["checkpoints/**", "logs/**", "samples/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt", ".*"]
+PUSH_IGNORE = ["checkpoints/**", "logs/**", "samples/**", "merged/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt",
+               ".*"]
 # What is downloaded from the HF Hub: configs, weights, tokenizers (tokenizer.json, vocab / merges, sentencepiece models
 # as OPUS-MT, M2M100, mBART and T5 ship them), the card and a sample image; never pickles.
 HF_ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "README.md", "*.png"]
@@ -64,6 +65,19 @@ class ModelEntry:
 
         return FAMILIES[self.family].task if self.family else None
 
+    @property
+    def base(self) -> str | None:
+        """For an adapter: the base model it is served on (its adapter_config.json's), else None."""
+        from .families import FAMILIES, read_config
+
+        if self.path is None or not self.family or not FAMILIES[self.family].base_family:
+            return None
+        try:
+            ref = read_config(self.path, "adapter_config.json").get("base_model_name_or_path")
+        except UserError:
+            return None
+        return ref if isinstance(ref, str) else None
+
 
 def validate_repo_id(repo_id: str) -> str:
     """Return `repo_id` if it is a safe `owner/name`; raise HubError otherwise (no `..`, no absolute paths)."""
@@ -88,7 +102,7 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
 
 
 # A model folder holds one of these: a transformers / DCGAN config, or a diffusers pipeline's index.
-MODEL_MARKERS = ("config.json", "model_index.json")
+MODEL_MARKERS = ("config.json", "model_index.json", "adapter_config.json")
 
 
 def is_model_folder(path: Path) -> bool:
@@ -108,7 +122,7 @@ def locate(ref: str) -> tuple[str, Path | None]:
     if _is_path_ref(ref):
         path = Path(ref).expanduser()
         if not is_model_folder(path):
-            raise HubError(f"{ref}: not a model folder (no config.json or model_index.json)")
+            raise HubError(f"{ref}: not a model folder (no config.json, model_index.json or adapter_config.json)")
         return "folder", path
     repo_id, revision = parse_ref(ref)
     for source, root in (("local", hub_home()), ("starter", STARTERS_ROOT)):
@@ -185,7 +199,7 @@ def push(folder: str | Path, repo_id: str, *, hf: bool = False, private: bool = 
     validate_repo_id(repo_id)
     folder = Path(folder)
     if not is_model_folder(folder):
-        raise HubError(f"{folder}: not a model folder (no config.json or model_index.json)")
+        raise HubError(f"{folder}: not a model folder (no config.json, model_index.json or adapter_config.json)")
     if weights and not any(folder.glob("*.safetensors")) and not any(folder.glob("*/*.safetensors")):
         raise HubError(f"{folder}: no .safetensors weights to push")
     if hf:

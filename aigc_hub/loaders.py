@@ -84,6 +84,11 @@ def transformers_loader(auto_class: str) -> Loader:
     return load
 
 
+def load_adapter(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
+    """Adapters are not loaded alone: the registry adds them to their loaded base (models/adapters.py)."""
+    raise ModelLoadError(f"{path.name}: a LoRA adapter loads on its base model, through the model registry")
+
+
 def diffusion_parts(path: Path, index: dict) -> tuple[dict, dict]:
     """The UNet config and scheduler config of a diffusers pipeline folder, checked against what it may hold:
     stock diffusers classes only (a component from another library or module would be remote code)."""

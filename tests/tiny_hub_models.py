@@ -284,3 +284,20 @@ def make_ddpm_pipeline(out: Path) -> Path:
     DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(
         str(out), safe_serialization=True)
     return out
+
+
+def make_lora(base: Path, out: Path, base_ref: str, seed: int = 0, task_type: str = "CAUSAL_LM") -> Path:
+    """A LoRA adapter of `base` as peft saves one (adapter_config.json naming `base_ref`, adapter_model.safetensors),
+    with random (not zero) weights so that it changes what the base writes."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    auto = AutoModelForCausalLM if task_type == "CAUSAL_LM" else AutoModelForSeq2SeqLM
+    torch.manual_seed(seed)
+    model = get_peft_model(auto.from_pretrained(str(base)), LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type=task_type, init_lora_weights=False))
+    model.peft_config["default"].base_model_name_or_path = base_ref
+    model.save_pretrained(str(out))
+    (out / "README.md").write_text(f"---\nbase_model: {base_ref}\nlibrary_name: peft\n---\n# a tiny LoRA\n")
+    return out

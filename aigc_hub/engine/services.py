@@ -78,6 +78,9 @@ class EngineRegistry:
     def folder_of(self, ref: str) -> Any:
         return self.local.folder_of(ref)
 
+    def base_folder_of(self, ref: str) -> Any:
+        return self.local.base_folder_of(ref)
+
     def planned_device(self, ref: str, device: str | None = None) -> str:
         """Where `ref` is, or goes: planned once (reading its folder costs milliseconds a request), then kept
         until it is loaded elsewhere or unloaded."""

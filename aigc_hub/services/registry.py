@@ -23,6 +23,7 @@ from typing import Any, Callable, TypeVar
 import torch
 
 from .. import devices, hub, remote
+from ..models import adapters
 from ..errors import GenerationError, ModelLoadError, UserError
 from ..families import Family, checked_folder
 from .batching import Batcher
@@ -54,6 +55,9 @@ class LoadedModel:
         return self.family.task
 
     def describe(self) -> str:
+        if self.family.base_family:
+            return (f"{self.ref} on {self.device} (LoRA adapter, {self.bytes / 2**20:.1f} MiB, on "
+                    f"{self.extras['base']}: its weights shared, not loaded again)")
         if self.family.remote:
             return f"{self.ref} on {self.device} ({self.model.model}, served there)"
         return f"{self.ref} on {self.device} ({str(self.dtype).replace('torch.', '')}, {self.bytes / 2**20:.1f} MiB)"
@@ -132,9 +136,18 @@ class ModelRegistry:
         with self._lock:
             current = self._models.get(ref)
         if current:
-            return current.family, current.path, current.config
+            return current.family, current.path, current.extras.get("adapter_config", current.config)
         path = hub.resolve(ref)
         family, config = checked_folder(path, ref)
+        return family, path, config
+
+    def base_folder_of(self, ref: str) -> tuple[Family, Path, dict]:
+        """`folder_of(ref)`, or for an adapter its base's (what it is served as: its conventions, its context)."""
+        family, path, config = self.folder_of(ref)
+        if family.base_family:
+            base = adapters.base_ref(config, ref)
+            hub.resolve(base, offline=True)  # never a download for an adapter
+            return self.folder_of(base)
         return family, path, config
 
     def planned_device(self, ref: str, device: str | None = None) -> str:
@@ -145,11 +158,15 @@ class ModelRegistry:
             return current.device
         path = hub.resolve(ref)
         family, config = checked_folder(path, ref)
+        if family.base_family:  # an adapter goes where its base is
+            return self.planned_device(adapters.base_ref(config, ref), device or self.override(ref))
         return _placement(family, config, _weights_bytes(path, family), device or self.override(ref))
 
     def load(self, ref: str, device: str | None = None) -> LoadedModel:
         path = hub.resolve(ref)
         family, config = checked_folder(path, ref)
+        if family.base_family:
+            return self._add_adapter(ref, path, family, config, device)
         size = _weights_bytes(path, family)
         target = _placement(family, config, size, device or self.override(ref))
         dtype = devices.dtype_for("cpu" if family.remote else target)
@@ -164,15 +181,62 @@ class ModelRegistry:
         with self._lock:
             old = self._models.pop(ref, None)
             self._models[ref] = entry
+            for rider in [m for m in self._models.values() if m.extras.get("base") == ref]:
+                self._models.pop(rider.ref)  # adapters of the old copy: added to the new one when next asked for
         if old is not None:
             self.run(old.device, _free, old)
         return entry
 
+    def _add_adapter(self, ref: str, path: Path, family: Family, config: dict, device: str | None) -> LoadedModel:
+        """Add the adapter at `path` to its base, loading the base first if it is not (once, however many of its
+        adapters are asked for). The base must be here already (a local hub id, a folder, an HF id in the cache):
+        an adapter never makes the server download."""
+        name = adapters.base_ref(config, ref)
+        try:
+            hub.resolve(name, offline=True)
+        except (UserError, OSError) as e:
+            raise ModelLoadError(f"{ref}: its base model {name[:100]} is not here ({str(e)[:200]}); add the base "
+                                 "first (Models tab, or python -m aigc_hub add)") from None
+        base = self.get(name, device or self.override(ref))
+        if base.family.name != family.base_family or base.extras.get("base"):
+            raise ModelLoadError(f"{ref} is a LoRA adapter for {family.base_family} models; its base {name[:100]} is "
+                                 f"a {base.kind} model")
+        tokenizer = base.tokenizer
+        if (path / "tokenizer_config.json").is_file():  # an adapter may ship its own (an added chat template)
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+
+        def add() -> Any:
+            shared = base.extras.setdefault("adapters", adapters.Adapters(base.model))
+            with self._lock:
+                old = self._models.get(ref)
+            if old is not None and old.extras.get("base") == name:
+                shared.remove(ref)  # loaded again (a push replaced it): the new weights
+            return shared.add(ref, path)
+
+        view = self.run(base.device, add)
+        entry = LoadedModel(ref, family, path, view, base.device, base.dtype, _weights_bytes(path, family),
+                            base.config, tokenizer, {"base": name, "adapter_config": config})
+        with self._lock:
+            self._models[ref] = entry
+        return entry
+
     def unload(self, ref: str) -> bool:
+        """Free `ref`: an adapter leaves its base; a base takes its adapters with it."""
         with self._lock:
             entry = self._models.pop(ref, None)
+            riders = [m for m in self._models.values() if m.extras.get("base") == ref] if entry else []
+            for rider in riders:
+                self._models.pop(rider.ref, None)
         if entry is None:
             return False
+        if entry.extras.get("base"):
+            with self._lock:
+                base = self._models.get(entry.extras["base"])
+            if base is not None and "adapters" in base.extras:
+                self.run(entry.device, base.extras["adapters"].remove, ref)
+            return True
         self.run(entry.device, _free, entry)  # after the work queued before it: never under a running generation
         return True
 

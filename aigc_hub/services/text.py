@@ -32,7 +32,9 @@ from typing import Callable, Iterator
 import torch
 from transformers import StopStringCriteria
 
+from .. import hub
 from ..errors import GenerationError
+from ..models import adapters
 from ..remote import KEY
 from ..validation import MAX_SEED, check_text, check_unicode, resolve_seed
 from .chat import chat_prompt, check_messages, template_in_folder
@@ -249,6 +251,8 @@ class TextService:
         family, path, config = self.registry.folder_of(ref)
         if family.remote:
             return bool(config[KEY].get("chat", True))
+        if family.base_family and not (path / "tokenizer_config.json").is_file():  # an adapter without its own
+            path = hub.resolve(adapters.base_ref(config, ref), offline=True)  # tokenizer uses its base's
         return family.task == TASK and template_in_folder(path)
 
     def _start(self, entry, ids: torch.Tensor, s: SamplingSettings, seed: int, notices: list[str],

@@ -79,7 +79,7 @@ class TranslationService:
 
     def convention(self, ref: str) -> Convention:
         """How `ref` is asked for a direction, and which it can do: from its files (the weights are not loaded)."""
-        family, path, config = self.registry.folder_of(ref)
+        family, path, config = self.registry.base_folder_of(ref)  # an adapter is asked as its base is
         if family.task != TASK:
             raise GenerationError(f"{ref} is a {family.name} model for {family.task}, not for {TASK}")
         # Detection reads the vocabulary and card (an OPUS-MT vocab.json is megabytes): once per folder version, not

@@ -18,7 +18,8 @@ def table(ctx: AppContext) -> list[list[str]]:
     rows = []
     for e in ctx.models():
         figs = "; ".join(f"{f.name}: {f.value:.4g}" for f in e.card.figures) or "—"
-        task = f"{e.task} ({e.family})" if e.family else "not servable" if e.path else "not downloaded"
+        kind = f"{e.family}, on {e.base}" if e.base else e.family
+        task = f"{e.task} ({kind})" if e.family else "not servable" if e.path else "not downloaded"
         rows.append([e.ref, e.source, loaded.get(e.ref, ""), task,
                      ", ".join(e.card.datasets) or "?", figs])
     return rows
