@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 # What each kind of data is, as the Train tab asks for it; jobs/uploads.py checks each kind.
 DATA_KINDS = {"image": "a .zip of an image folder (class sub-folders become labels) or an .npz",
-              "text": "a UTF-8 .txt or a .jsonl with a text field", "pairs": "a .jsonl or .csv of sentence pairs"}
+              "text": "a UTF-8 .txt, or a .jsonl of text, prompt + completion, or chat messages rows",
+              "pairs": "a .jsonl or .csv of sentence pairs"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Recipe:
     data: str  # a key of DATA_KINDS
     presets: dict[str, tuple[str, ...]]  # preset → the script's options; the first is the default
     shows: str = "samples"  # "samples": --sample_steps (image grids); "evaluation": --eval_steps (figures, texts)
+    base_family: str | None = None  # its script adapts a model of this family (--base_model, training/adapt.py)
 
 
 SIZES = ("tiny", "small", "base")
@@ -35,7 +37,8 @@ RECIPES = {r.key: r for r in [
         "base": ()}),
     Recipe("diffusion", "Diffusion (images)", "train_diffusion.py", "image", {p: ("--preset", p) for p in SIZES}),
     Recipe("text", "Text LM", "train_text.py", "text",
-           {p: ("--preset", p) for p in ("nano", "micro", "mini", "small")}, shows="evaluation"),
+           {p: ("--preset", p) for p in ("nano", "micro", "mini", "small")}, shows="evaluation",
+           base_family="causal-lm"),
     Recipe("translation", "Translation", "train_translation.py", "pairs", {p: ("--preset", p) for p in SIZES},
            shows="evaluation"),
 ]}

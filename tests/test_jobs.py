@@ -103,8 +103,17 @@ def test_uploads_are_checked_before_anything_runs(tmp_path, monkeypatch):
     wrong.write_text("".join(json.dumps({"source": "a", "target": "b"}) + "\n" for _ in range(30)))
     with pytest.raises(UserError, match="language codes"):
         uploads.data_options("translation", wrong, out)
-    with pytest.raises(UserError, match="with a 'text' text field"):
+    with pytest.raises(UserError, match="line 1: rows with columns .* expected 'text', 'prompt' and 'completion'"):
         uploads.data_options("text", pairs, out)  # pairs for a language model
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(json.dumps({"prompt": "a" * 600, "completion": "b"}) + "\n" + json.dumps({"text": "c" * 600}))
+    with pytest.raises(UserError, match="line 2: every row must be of one format, prompt-completion"):
+        uploads.data_options("text", mixed, out)
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(json.dumps({"messages": [{"role": "user", "content": "Hi " * 20},
+                                                      {"role": "assistant", "content": "Hello"}]}) + "\n"
+                             for _ in range(20)))
+    assert uploads.data_options("text", chats, out) == ["--dataset", str(out / "upload.jsonl")]
     np.savez(tmp_path / "arrays.npz", x=np.zeros((20, 8, 8), dtype=np.uint8))
     with pytest.raises(UserError, match="this recipe takes"):
         uploads.data_options("text", tmp_path / "arrays.npz", out)

@@ -105,3 +105,60 @@ def test_a_killed_app_restarted_mid_job_shows_it_interrupted_and_resumes_it(tmp_
     finally:
         second.terminate()
         second.wait(timeout=60)
+
+
+@pytest.mark.slow  # an app and a training subprocess
+def test_a_job_adapts_a_listed_model_with_lora_and_the_text_tab_serves_it_at_once(launched, tmp_path, tmp_hub):
+    import json
+
+    from aigc_hub import hub
+    from tiny_hub_models import make_chat_llama
+
+    hub.push(make_chat_llama(tmp_path / "base"), "me/chat-base")
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Say {i}."},
+                                                      {"role": "assistant", "content": f"{i}, as you asked."}]}) + "\n"
+                             for i in range(40)))
+    url, _ = launched(tabs=["train", "text", "models"], preload=False)
+    client = Client(url, verbose=False)
+    for base, rank, words in [("me/nothing", 8, "unknown model"), ("aigc-hub/dcgan-mnist", 8, "adapts causal-lm"),
+                              ("me/chat-base", -1, "LoRA rank")]:
+        with pytest.raises(Exception, match=words):
+            client.predict("text", handle_file(str(chats)), "", 5, "me/x", False, False, False, base, rank,
+                           api_name="/start_training")
+    job = client.predict("text", handle_file(str(chats)), "", 6, "me/chat-lora", False, False, False, "me/chat-base",
+                         4, api_name="/start_training")
+    wait_for(lambda: client.predict(job, api_name="/training_status")["state"] in ("finished", "failed"))
+    status = client.predict(job, api_name="/training_status")
+    assert status["state"] == "finished" and status["preset"] == "me/chat-base, LoRA rank 4", status
+    assert (hub.resolve("me/chat-lora") / "adapter_config.json").is_file()
+    table, _, _ = client.predict(api_name="/list_models")
+    row = next(r for r in table["data"] if r[0] == "me/chat-lora")
+    assert "on me/chat-base" in row[3]
+    history, _, seed, _ = client.predict("me/chat-lora", "Say 3.", [], "", 8, 0.0, 50, 1.0, 1.0, "", 1,
+                                         api_name="/chat")
+    assert history[-1]["role"] == "assistant" and history[-1]["content"]
+
+
+def test_the_preview_shows_what_the_model_learns(tmp_path, tmp_hub):
+    import json
+
+    from aigc_hub import hub
+    from aigc_hub.config import AppConfig
+    from aigc_hub.services import ModelRegistry
+    from aigc_hub.ui.common import AppContext
+    from aigc_hub.ui.train_tab import data_preview
+    from tiny_hub_models import make_chat_llama
+
+    hub.push(make_chat_llama(tmp_path / "base"), "me/chat-base")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"},
+                                             {"role": "assistant", "content": "Hello"}]}) + "\n")
+    ctx = AppContext(AppConfig.of(engine="inline", preload=False), ModelRegistry())
+    shown = data_preview(ctx, "text", "me/chat-base", rows)
+    assert "**Hello" in shown and "Hi" in shown and "**Hi" not in shown
+    assert data_preview(ctx, "text", None, rows) == ""
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps({"text": "Some text."}) + "\n")
+    assert "every character" in data_preview(ctx, "text", "me/chat-base", plain)
+    ctx.close()

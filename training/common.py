@@ -82,8 +82,9 @@ def adamw(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.AdamW
 
     Fused (one kernel for all parameters, CPU and GPUs alike) instead of the default for-each: the update of the
     text starter's 0.8 M parameters drops from 2.8 ms to 0.6 ms, 4-5 % of a CPU training step."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
+    trained = [p for p in model.parameters() if p.requires_grad]  # a LoRA run: only the adapters
+    decay = [p for p in trained if p.dim() >= 2]
+    rest = [p for p in trained if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                               {"params": rest, "weight_decay": 0.0}],
                              lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), fused=True)

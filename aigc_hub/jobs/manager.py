@@ -65,16 +65,18 @@ class JobManager:
 
     # --- what the API calls ---------------------------------------------------------------------------------------
     def start(self, recipe: str, data: object, preset: str | None, steps: object, hub_id: str, hf: bool = False,
-              trackio: bool = False, overwrite: bool = False, user: str | None = None) -> Job:
+              trackio: bool = False, overwrite: bool = False, user: str | None = None, base: str | None = None,
+              lora_rank: object = 16) -> Job:
         """A new job (queued until its device is free): `hf` publishes to the Hugging Face Hub (HF_TOKEN) instead
         of the local hub, `trackio` logs to trackio beside tensorboard, `overwrite` may replace the model published
-        as `hub_id` (never a starter); `user` is the logged-in user, whose waiting jobs are counted."""
+        as `hub_id` (never a starter); `user` is the logged-in user, whose waiting jobs are counted; `base` adapts
+        that listed model (LoRA of `lora_rank`, 0 = every weight) instead of training from scratch."""
         self._check_target(hub_id, hf, overwrite)
         self._check_room(user)  # before the data is prepared: a full queue refuses at once
         job_id = self.store.new_id()
         try:
             argv, preset_name, n = command(recipe, data, preset, steps, hub_id, self.store.output(job_id),
-                                           self.store.data(job_id), self.data_root, hf, trackio)
+                                           self.store.data(job_id), self.data_root, hf, trackio, base, lora_rank)
             label = data.name if isinstance(data, Path) else str(data)
             job = Job(job_id, recipe, label, preset_name, n, hub_id, argv, owner=user)
             with self._lock:  # checked again with the job saved under the lock: starts that raced count

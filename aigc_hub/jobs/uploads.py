@@ -26,6 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .. import sft_rows
 from ..errors import UserError
 from ..paths import within
 from ..recipes import DATA_KINDS, RECIPES
@@ -62,6 +63,15 @@ def data_options(recipe: str, data: object, out: Path, data_root: Path | None = 
     return ["--dataset", name]
 
 
+def first_rows(data: object, data_root: object, limit: int) -> list | None:
+    """The first `limit` rows of a .jsonl upload or data-folder file (None for other data), read in bounded memory."""
+    path = data if isinstance(data, Path) else _in_data_root(Path(data_root), data) if data_root and isinstance(
+        data, str) else None
+    if path is None or path.suffix.lower() != ".jsonl":
+        return None
+    return [row for _, row in itertools.islice(_json_rows(path), limit)]
+
+
 def _in_data_root(root: Path, name: str) -> Path | None:
     try:
         candidate = (root / name).resolve()
@@ -84,7 +94,7 @@ def _file_options(kind: str, path: Path, out: Path, upload: bool) -> list[str]:
     if kind == "image" and suffix == ".npz":
         return _npz(path)
     if kind == "text" and suffix in (".txt", ".jsonl"):
-        _check_text(path, json_field="text" if suffix == ".jsonl" else None)
+        _check_text(path, rows=suffix == ".jsonl")
         return ["--dataset", str(path)]
     if kind == "pairs" and suffix in (".jsonl", ".csv"):
         source, target = _pair_columns(path)
@@ -251,16 +261,23 @@ def _json_rows(path: Path) -> Iterator[tuple[int, object]]:
                 raise UserError(f"{path.name}: line {number} is not JSON (or nests too deeply)") from None
 
 
-def _check_text(path: Path, json_field: str | None) -> None:
-    if json_field is None:
+def _check_text(path: Path, rows: bool) -> None:
+    """Plain UTF-8 text, or rows all of one format of sft_rows (text, prompt + completion, chat messages)."""
+    if not rows:
         chars = _text_chars(path)
     else:
-        chars = 0
+        chars, fmt = 0, None
         for number, row in _json_rows(path):
-            if not isinstance(row, dict) or not isinstance(row.get(json_field), str):
-                raise UserError(f"{path.name}: every line must be an object with a {json_field!r} text field "
-                                f"(line {number} is not)")
-            chars += len(row[json_field])
+            try:
+                fmt = fmt or sft_rows.row_format(row.keys() if isinstance(row, dict) else ())
+                if fmt != "text" and fmt != sft_rows.row_format(row.keys()):
+                    raise ValueError(f"every row must be of one format, {fmt}")
+                texts = sft_rows.texts_of(row) if fmt != "text" else [row["text"]]
+                if not texts or not all(isinstance(t, str) for t in texts):
+                    raise ValueError("its fields must hold text")
+            except (ValueError, KeyError) as e:
+                raise UserError(f"{path.name}: line {number}: {e}") from None
+            chars += sum(len(t) for t in texts)
     if chars < MIN_TEXT_CHARS:
         raise UserError(f"{path.name} holds {chars} characters; a language model needs at least "
                         f"{MIN_TEXT_CHARS}")

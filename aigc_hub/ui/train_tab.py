@@ -4,7 +4,11 @@ curve, latest samples, step, speed, time left, evaluation figures, its log); Sto
 is published to the hub and listed in the Image / Text / Translation tab. The job list lives on disk: it survives a
 page reload and a server restart.
 
-Its API endpoints (gradio_client): /start_training(recipe, data, preset, steps, hub_id) → job id,
+"Start from" adapts a model the hub lists (LoRA of a rank, or every weight) instead of training from scratch, for the
+recipes whose script can (aigc_hub/recipes.py); a preview shows the first rows of the data as the model will read
+them, with what it learns in bold (aigc_hub/sft_rows.py).
+
+Its API endpoints (gradio_client): /start_training(recipe, data, preset, steps, hub_id, ..., base, lora_rank) → job id,
 /training_status(job_id), /stop_training(job_id), /resume_training(job_id), /list_jobs(). Starts run one at a time
 (their data checks are bounded in memory, and do not stack); an uploaded file is consumed by the start that names it
 (the job keeps its own copy; a refused one is deleted).
@@ -43,6 +47,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         steps = gr.Number(1000, precision=0, minimum=1, label="Steps", elem_id="train-steps")
         hub_id = gr.Textbox(f"me/my-{first.key}", label="Publish as (owner/name)", elem_id="train-hub-id")
     with gr.Row():
+        base = gr.Dropdown(_bases(ctx, first.key), value=SCRATCH, label="Start from", elem_id="train-base",
+                           visible=first.base_family is not None)
+        lora_rank = gr.Number(16, precision=0, minimum=0, maximum=256, label="LoRA rank (0: every weight)",
+                              elem_id="train-lora-rank", visible=False)
+    with gr.Row():
         upload = gr.File(label=f"Upload data: {DATA_KINDS[first.data]}", file_types=DATA_SUFFIXES, type="filepath",
                          elem_id="train-upload")
         dataset = gr.Dropdown(_data_files(ctx), value=None, allow_custom_value=True, elem_id="train-dataset",
@@ -52,6 +61,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                             elem_id="train-hf")
         trackio = gr.Checkbox(False, label="Also log to trackio (beside tensorboard)", elem_id="train-trackio")
         overwrite = gr.Checkbox(False, label="Replace the model if the id is taken", elem_id="train-overwrite")
+    preview = gr.Markdown(elem_id="train-preview")
     start = gr.Button("Start training", variant="primary", elem_id="train-start")
     with gr.Row():
         job = gr.Dropdown(_choices(jobs.jobs()), value=None, label="Job", elem_id="train-job", scale=3)
@@ -91,11 +101,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     @user_errors
     def on_start(recipe_key: str, uploaded: str | None, name: str | None, preset_name: str, n: float, hub: str,
-                 hf: bool, with_trackio: bool, replace: bool, request: gr.Request):
+                 hf: bool, with_trackio: bool, replace: bool, start_from: str | None, rank: float,
+                 request: gr.Request):
         data: Any = Path(uploaded) if uploaded else name
         started = jobs.start(recipe_key, data, preset_name, n, hub, hf=bool(hf), trackio=bool(with_trackio),
-                             overwrite=bool(replace), user=_user(request))
+                             overwrite=bool(replace), user=_user(request), base=_base(start_from), lora_rank=rank)
         return gr.update(choices=_choices(jobs.jobs()), value=started.id), *view(started.id)
+
+    def on_base(start_from: str | None):
+        adapting = _base(start_from) is not None
+        return gr.update(visible=not adapting), gr.update(visible=adapting)
+
+    def on_data(recipe_key: str, start_from: str | None, uploaded: str | None, name: str | None) -> str:
+        return data_preview(ctx, recipe_key, _base(start_from), Path(uploaded) if uploaded else name)
 
     @user_errors
     def on_stop(job_id: str | None):
@@ -110,13 +128,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     def on_recipe(recipe_key: str):
         r = RECIPES[recipe_key]
         presets = list(r.presets)
-        return (gr.update(choices=presets, value=presets[0]), gr.update(label=f"Upload data: {DATA_KINDS[r.data]}"),
-                gr.update(value=f"me/my-{recipe_key}"))
+        return (gr.update(choices=presets, value=presets[0], visible=True),
+                gr.update(label=f"Upload data: {DATA_KINDS[r.data]}"), gr.update(value=f"me/my-{recipe_key}"),
+                gr.update(choices=_bases(ctx, recipe_key), value=SCRATCH, visible=r.base_family is not None),
+                gr.update(visible=False), "")
 
     outputs = [status, curve, sample, texts, log, table, timer]
-    recipe.change(on_recipe, recipe, [preset, upload, hub_id], api_visibility="private")
-    start.click(on_start, [recipe, upload, dataset, preset, steps, hub_id, to_hf, trackio, overwrite], [job, *outputs],
-                api_visibility="private", **STARTS)
+    recipe.change(on_recipe, recipe, [preset, upload, hub_id, base, lora_rank, preview], api_visibility="private")
+    base.change(on_base, base, [preset, lora_rank], api_visibility="private")
+    for source in (base, upload, dataset):
+        source.change(on_data, [recipe, base, upload, dataset], preview, api_visibility="private",
+                      show_progress="hidden")
+    start.click(on_start, [recipe, upload, dataset, preset, steps, hub_id, to_hf, trackio, overwrite, base, lora_rank],
+                [job, *outputs], api_visibility="private", **STARTS)
     stop.click(on_stop, job, outputs, api_visibility="private")
     resume.click(on_resume, job, outputs, api_visibility="private")
     job.change(view, job, outputs, api_visibility="private")
@@ -133,7 +157,8 @@ def _api(ctx: AppContext) -> None:
     @user_errors
     @shared_args("preset: the model size; " + "; ".join(f"{k}: {', '.join(r.presets)}" for k, r in RECIPES.items()))
     def start_training(recipe: str, data: FileData | str, preset: str, steps: int, hub_id: str, hf: bool = False,
-                       trackio: bool = False, overwrite: bool = False, request: gr.Request = None) -> str:
+                       trackio: bool = False, overwrite: bool = False, base: str = "", lora_rank: int = 16,
+                       request: gr.Request = None) -> str:
         """Start training a model on a dataset; it is published to the hub as hub_id when it ends. Returns the job
         id (one job per device runs at a time; the others wait, queued).
 
@@ -148,11 +173,15 @@ def _api(ctx: AppContext) -> None:
                 the owners its operator named)
             trackio: also log to trackio, beside tensorboard
             overwrite: replace the model published as hub_id
+            base: a model the hub lists to start from (adapt) instead of training from scratch: text recipe,
+                causal LMs; the preset does not apply then
+            lora_rank: with base, the LoRA rank (0: fine-tune every weight)
         """
         path = _data(data)
         try:
             return jobs.start(recipe, path, preset or None, steps, hub_id, hf=bool(hf), trackio=bool(trackio),
-                              overwrite=bool(overwrite), user=_user(request)).id
+                              overwrite=bool(overwrite), user=_user(request), base=_base(base),
+                              lora_rank=lora_rank).id
         finally:
             if isinstance(path, Path):  # consumed: the job copied what it needs, and a refused file is junk
                 with contextlib.suppress(OSError):
@@ -194,6 +223,44 @@ def _api(ctx: AppContext) -> None:
     gr.api(start_training, api_name="start_training", **STARTS)
     for fn in (training_status, stop_training, resume_training, list_jobs):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+
+
+SCRATCH = "from scratch"
+
+
+def _base(start_from: object) -> str | None:
+    """The model to start from (None: from scratch)."""
+    return start_from if isinstance(start_from, str) and start_from.strip() and start_from != SCRATCH else None
+
+
+def _bases(ctx: AppContext, recipe_key: str) -> list[str]:
+    """"from scratch", then every listed model the recipe's script can adapt."""
+    family = RECIPES[recipe_key].base_family
+    return [SCRATCH, *(e.ref for e in ctx.models() if family and e.family == family)]
+
+
+def data_preview(ctx: AppContext, recipe_key: str, base: str | None, data: object) -> str:
+    """The first rows of the data as the model will read them (what it learns in bold), when the data is a .jsonl
+    of prompt / completion or chat rows for a model to start from; a line saying what happens otherwise."""
+    from .. import hub, sft_rows
+    from ..jobs.uploads import first_rows
+
+    if base is None or RECIPES[recipe_key].base_family is None or data in (None, ""):
+        return ""
+    try:
+        rows = first_rows(data, ctx.config.data_dir, 3)
+        if rows is None:
+            return "_The preview shows a .jsonl file's first rows; this data is read when the job starts._"
+        fmt = sft_rows.row_format(rows[0].keys()) if rows and isinstance(rows[0], dict) else None
+        if fmt in (None, "text"):
+            return "_Text: every character is learned, packed into blocks of the model's context._"
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(hub.resolve(base, offline=True)), trust_remote_code=False)
+        return f"**Preview** ({fmt} rows through {base}; learned in bold):\n\n" + sft_rows.preview(rows, fmt,
+                                                                                                   tokenizer)
+    except (UserError, ValueError, OSError) as e:
+        return f"_No preview: {str(e)[:300]}_"
 
 
 def _user(request: gr.Request | None) -> str | None:

@@ -1,0 +1,124 @@
+"""Starting a training script from a shared model (`--base_model`): LoRA through `peft`, or a full fine-tune.
+
+The base is any reference the app resolves (a local hub id, a folder, an HF id, downloaded or in the offline cache)
+and must be of the script's family. A LoRA run trains low-rank adapters on the base's layers (peft's per-architecture
+target modules unless told) and writes a standard PEFT folder: `adapter_config.json` naming the base as it was given,
+`adapter_model.safetensors`, the base's tokenizer and a card with `base_model`. It loads with stock
+`PeftModel.from_pretrained` / `AutoPeftModelForCausalLM` and in this app. `--merge` also writes `merged/`, the base
+with the adapter folded in, an ordinary folder of the family. `--lora_rank 0` fine-tunes every weight and writes an
+ordinary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MERGED_DIR = "merged"  # under output_dir, beside the adapter; never pushed with it
+
+
+def add_adapt_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("start from a shared model")
+    g.add_argument("--base_model", default=None,
+                   help="adapt this model (a hub id, a folder, an HF id) instead of training from scratch")
+    g.add_argument("--lora_rank", type=int, default=16, help="with --base_model: LoRA rank (0 = full fine-tune)")
+    g.add_argument("--lora_alpha", type=float, default=None, help="LoRA scale numerator (default: 2 × rank)")
+    g.add_argument("--lora_dropout", type=float, default=0.05)
+    g.add_argument("--lora_target_modules", default=None,
+                   help="comma-separated module names, or 'all-linear' (default: peft's choice for the architecture)")
+    g.add_argument("--merge", action="store_true", help="also write merged/: the base with the adapter folded in")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.base_model is None:
+        if args.merge:
+            raise SystemExit("--merge needs --base_model (a LoRA adapter to fold into its base)")
+        return
+    if args.lora_rank < 0:
+        raise SystemExit(f"--lora_rank must be 0 (full fine-tune) or more, got {args.lora_rank}")
+    if args.merge and args.lora_rank == 0:
+        raise SystemExit("--merge folds a LoRA adapter into its base; a full fine-tune (--lora_rank 0) has none")
+    if not 0 <= args.lora_dropout < 1:
+        raise SystemExit(f"--lora_dropout must be in [0, 1), got {args.lora_dropout}")
+
+
+def base_folder(ref: str, family: str) -> Path:
+    """The folder of `ref`, checked to be a model of `family` (SystemExit with one line otherwise)."""
+    from aigc_hub import hub
+    from aigc_hub.errors import UserError
+    from aigc_hub.families import FAMILIES, checked_folder
+
+    try:
+        path = hub.resolve(ref)
+        found, _ = checked_folder(path, ref)
+    except UserError as e:
+        raise SystemExit(f"--base_model {ref}: {e}") from None
+    except OSError as e:  # not in the offline cache, no network
+        raise SystemExit(f"--base_model {ref}: cannot be found here ({type(e).__name__}: {str(e)[:200]})") from None
+    if found.name != family:
+        raise SystemExit(f"--base_model {ref} is a {found.name} model; this script adapts {family} models "
+                         f"({FAMILIES[family].pipeline_tag})")
+    return path
+
+
+def lora(model: torch.nn.Module, args: argparse.Namespace, task_type: str) -> torch.nn.Module:
+    """`model` with LoRA adapters on (only they train); said on stderr with the trainable share."""
+    from peft import LoraConfig, get_peft_model
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULT_TARGETS
+
+    targets: Any = args.lora_target_modules
+    if targets and targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    elif not targets and model.config.model_type not in DEFAULT_TARGETS:
+        targets = "all-linear"  # peft has no default for this architecture
+    config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha or 2 * args.lora_rank,
+                        lora_dropout=args.lora_dropout, target_modules=targets, task_type=task_type)
+    try:
+        model = get_peft_model(model, config)
+    except ValueError as e:  # a target module the model does not have
+        raise SystemExit(f"--lora_target_modules: {e}") from None
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"LoRA rank {args.lora_rank} on {sorted(model.peft_config['default'].target_modules)}: "
+          f"{trainable / 1e6:.3f} M of {total / 1e6:.2f} M parameters train ({100 * trainable / total:.2f} %)",
+          file=sys.stderr)
+    return model
+
+
+def is_lora(model: Any) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def save(model: Any, tokenizer: Any, out: Path, args: argparse.Namespace) -> Path | None:
+    """Write the trained model into `out`: an adapter folder (LoRA) or an ordinary one (full fine-tune); with
+    --merge, the merged model into out/merged too (returned). Merging folds the adapter into `model` itself: call
+    this last."""
+    model.save_pretrained(str(out))  # a LoRA run: adapter_config.json + adapter_model.safetensors
+    if is_lora(model):  # the base as given (a hub id), not the folder it was read from on this machine
+        config = json.loads((out / "adapter_config.json").read_text())
+        config["base_model_name_or_path"] = args.base_model
+        (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    tokenizer.save_pretrained(str(out))
+    if not (args.merge and is_lora(model)):
+        return None
+    merged = model.merge_and_unload()
+    merged.save_pretrained(str(out / MERGED_DIR))
+    tokenizer.save_pretrained(str(out / MERGED_DIR))
+    return out / MERGED_DIR
+
+
+def method(args: argparse.Namespace) -> str:
+    """How the model was made, for the card: "LoRA rank 16 (alpha 32) on X", "full fine-tune of X" or None."""
+    if args.base_model is None:
+        return ""
+    if args.lora_rank == 0:
+        return f"a full fine-tune of `{args.base_model}`"
+    alpha = args.lora_alpha or 2 * args.lora_rank
+    return f"a LoRA adapter (rank {args.lora_rank}, alpha {alpha:g}) for `{args.base_model}`"
