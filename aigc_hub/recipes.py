@@ -40,5 +40,5 @@ RECIPES = {r.key: r for r in [
            {p: ("--preset", p) for p in ("nano", "micro", "mini", "small")}, shows="evaluation",
            base_family="causal-lm"),
     Recipe("translation", "Translation", "train_translation.py", "pairs", {p: ("--preset", p) for p in SIZES},
-           shows="evaluation"),
+           shows="evaluation", base_family="seq2seq"),
 ]}

@@ -16,8 +16,8 @@ from aigc_hub.cards import read_card
 from conftest import REPO, make_char_gpt2, resume_from_kept_checkpoint, run
 from tiny_hub_models import make_chat_llama, make_opus_mt
 
-QUICK = ["--report_to", "none", "--eval_steps", "0", "--sample_tokens", "8", "--train_batch_size", "8",
-         "--checkpointing_steps", "0"]
+MT_QUICK = ["--report_to", "none", "--eval_steps", "0", "--train_batch_size", "8", "--checkpointing_steps", "0"]
+QUICK = [*MT_QUICK, "--sample_tokens", "8"]
 
 
 def sums(k: int = 60) -> list[tuple[str, str]]:
@@ -133,3 +133,46 @@ def test_what_cannot_be_adapted_is_refused_before_training(data, tmp_path):
             main([*args, "--output_dir", str(tmp_path / "out"), *QUICK, "--max_train_steps", "1"])
         message = str(e.value)
         assert words in message and "\n" not in message.strip(), (args, message)
+
+
+@pytest.mark.slow  # a subprocess
+def test_lora_on_a_shared_translator_asks_it_as_it_is_served_and_scores_it_beside_its_base(tmp_path, tmp_hub):
+    from tiny_hub_models import EN_WORDS, ZH_WORDS, sentences
+
+    hub.push(make_opus_mt(tmp_path / "opus-mt-en-zh"), "me/opus-mt-en-zh")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"en": e, "zh": z}) + "\n" for e, z in zip(
+        sentences(EN_WORDS, 200), sentences(ZH_WORDS, 200, joiner="", end="。"))))
+    out = tmp_path / "mt-lora"
+    proc = run([sys.executable, str(REPO / "training" / "train_translation.py"), "--output_dir", str(out), *MT_QUICK,
+                "--base_model", "me/opus-mt-en-zh", "--dataset", str(pairs), "--source_lang", "en", "--target_lang",
+                "zh", "--lora_rank", "4", "--max_train_steps", "6", "--num_beams", "1", "--validation_split_percentage",
+                "10", "--push_to_hub", "--hub_model_id", "me/mt-lora"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "base model en-zh: BLEU" in proc.stderr and "final en-zh: BLEU" in proc.stderr
+    assert json.loads((out / "adapter_config.json").read_text())["task_type"] == "SEQ_2_SEQ_LM"
+    assert {"BLEU en→zh", "base model: BLEU en→zh", "chrF en→zh", "base model: chrF en→zh"} <= set(figures(out))
+    assert "base_model: me/opus-mt-en-zh" in (out / "README.md").read_text()
+    from aigc_hub.services import ModelRegistry, TranslationService
+
+    full = run([sys.executable, str(REPO / "training" / "train_translation.py"), "--output_dir",
+                str(tmp_path / "mt-full"), *MT_QUICK, "--base_model", "me/opus-mt-en-zh", "--dataset", str(pairs),
+                "--source_lang", "en", "--target_lang", "zh", "--lora_rank", "0", "--max_train_steps", "3",
+                "--num_beams", "1", "--push_to_hub", "--hub_model_id", "me/mt-full"])
+    assert full.returncode == 0, full.stderr[-3000:]
+    service = TranslationService(ModelRegistry())
+    # The adapter is asked as its base is; the fine-tuned OPUS-MT keeps its convention (its card: source first).
+    assert service.directions("me/mt-lora") == service.directions("me/mt-full") == [("en", "zh")]
+    for ref in ("me/mt-lora", "me/mt-full"):
+        assert service.translate(ref, ["the cat runs."], "en", "zh", beams=2).lines[0].alternatives[0].text
+
+
+def test_a_direction_the_base_translator_does_not_do_is_refused(tmp_path, tmp_hub):
+    from training.train_translation import main
+
+    hub.push(make_opus_mt(tmp_path / "opus-mt-en-zh"), "me/opus-mt-en-zh")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"en": f"a cat {i}.", "zh": f"猫{i}。"}) + "\n" for i in range(40)))
+    with pytest.raises(SystemExit, match="does not translate zh→en"):
+        main(["--base_model", "me/opus-mt-en-zh", "--dataset", str(pairs), "--source_lang", "en", "--target_lang",
+              "zh", "--bidirectional", "--output_dir", str(tmp_path / "out"), *MT_QUICK, "--max_train_steps", "1"])

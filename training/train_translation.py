@@ -1,8 +1,16 @@
-"""Train a translation model from scratch: a shared tokenizer + a Marian-style encoder-decoder transformer.
+"""Train a translation model from scratch (a shared tokenizer + a Marian-style encoder-decoder transformer), or adapt
+a shared one (`--base_model`: an OPUS-MT / M2M100 / NLLB / mBART / T5 translator or this project's; LoRA, or every
+weight with `--lora_rank 0`; training/adapt.py).
 
     python training/train_translation.py --dataset ../shared/data/translation/en-zh/en-zh.jsonl \
         --source_lang en --target_lang zh --bidirectional --preset small --output_dir runs/en-zh
+    python training/train_translation.py --base_model Helsinki-NLP/opus-mt-en-zh --dataset my_domain.jsonl \
+        --source_lang en --target_lang zh --lora_rank 16 --output_dir runs/en-zh-domain
     accelerate launch training/train_translation.py ...
+
+A shared base is asked for a direction as the app asks it (its language tokens, task prefix, or nothing for a
+one-direction OPUS-MT: aigc_hub/models/translation_conventions.py), in training and in its evaluation; the card
+gives its BLEU / chrF beside the base's on the same held-out pairs.
 
 With `--bidirectional` one model learns both directions; the target language is asked for with a tag at the start
 of the source (`>>zh<< Hello.`). The output folder loads with stock `AutoModelForSeq2SeqLM.from_pretrained(folder)`
@@ -24,10 +32,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoModelForSeq2SeqLM, GenerationConfig, MarianConfig
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig, MarianConfig
 
 from aigc_hub.evaluation.translation_metrics import evaluate_translation
 from aigc_hub.models.translation import language_tag, with_tag
+from aigc_hub.models.translation_conventions import LANG_TOKEN_FAMILIES, Convention
+from aigc_hub.models.translation_conventions import detect as detect_convention
+from training import adapt
 from training.common import Trainer, adamw, add_common_args, add_optimizer_args
 from training.text_tokenizers import build_tokenizer, train_unigram_tokenizer
 from training.translation_card import write_card
@@ -57,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--max_source_length", type=int, default=64, help="tokens; longer sentences are truncated")
     g.add_argument("--max_target_length", type=int, default=64)
     g = parser.add_argument_group("tokenizer")
-    g.add_argument("--tokenizer", default="unigram", help="unigram (trained here) | an existing tokenizer")
+    g.add_argument("--tokenizer", default=None, help="unigram (trained here, the default) | an existing tokenizer; a "
+                   "--base_model brings its own")
     g.add_argument("--vocab_size", type=int, default=8000)
     g = parser.add_argument_group("model")
     g.add_argument("--preset", choices=list(PRESETS), default="small")
@@ -74,10 +86,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--eval_sentences", type=int, default=200, help="per direction in periodic evaluations "
                    "(greedy); the final evaluation uses the whole split and --num_beams")
     g.add_argument("--num_beams", type=int, default=4)
+    adapt.add_adapt_args(parser)
     add_common_args(parser)
-    parser.set_defaults(learning_rate=7e-4, lr_scheduler="cosine_with_min_lr", lr_min_ratio=0.05,
-                        lr_warmup_steps=500, train_batch_size=64, sample_steps=0)
-    return parser.parse_args(argv)
+    parser.set_defaults(learning_rate=None, lr_scheduler="cosine_with_min_lr", lr_min_ratio=0.05,
+                        lr_warmup_steps=None, train_batch_size=64, sample_steps=0)
+    args = parser.parse_args(argv)
+    adapt.check_args(args)
+    if args.base_model and args.tokenizer:
+        raise SystemExit("--base_model brings its own tokenizer (its vocabulary is what the model knows): drop "
+                         "--tokenizer")
+    scratch = args.base_model is None
+    # From scratch: Marian's lr and warm-up. Adapting a translator: 5e-4 for LoRA, 5e-5 for every weight (OPUS-MT
+    # fine-tuning's usual), a short warm-up (setup).
+    args.learning_rate = args.learning_rate or (7e-4 if scratch else 5e-4 if args.lora_rank else 5e-5)
+    args.tokenizer = args.tokenizer or ("unigram" if scratch else None)
+    if scratch and args.lr_warmup_steps is None:
+        args.lr_warmup_steps = 500
+    return args
 
 
 def directions(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -104,12 +129,20 @@ def model_config(args: argparse.Namespace, tokenizer) -> MarianConfig:
     return config
 
 
-def tokenize(pairs: Pairs, dirs: list[tuple[str, str]], tokenizer, args: argparse.Namespace
-             ) -> list[tuple[list[int], list[int]]]:
-    """(tagged source ids, target ids) for every pair in every direction."""
+def tokenize(pairs: Pairs, dirs: list[tuple[str, str]], tokenizer, args: argparse.Namespace,
+             convention: Convention | None = None) -> list[tuple[list[int], list[int]]]:
+    """(source ids, target ids) for every pair in every direction, the direction asked for as the model is asked
+    when it serves: this project's `>>tgt<<` tags, or a shared model's own convention (its language tokens, its
+    task prefix, nothing for a one-direction OPUS-MT)."""
     items: list[tuple[list[int], list[int]]] = []
     for src, tgt in dirs:
-        sources = [with_tag(s, tgt) for s in pairs.sentences[src]]
+        if convention is None:
+            sources = [with_tag(s, tgt) for s in pairs.sentences[src]]
+        else:
+            convention.prepare(tokenizer, src, tgt)  # the tokenizer's source language (language-token families)
+            if convention.kind in LANG_TOKEN_FAMILIES:
+                tokenizer.tgt_lang = tgt  # the targets start with the target's language token, as generated
+            sources = [convention.source_text(s, src, tgt) for s in pairs.sentences[src]]
         enc = tokenizer(sources, truncation=True, max_length=args.max_source_length)["input_ids"]
         lab = tokenizer(text_target=pairs.sentences[tgt], truncation=True, max_length=args.max_target_length)["input_ids"]
         items.extend(zip(enc, lab))
@@ -177,6 +210,23 @@ class TranslationRun:
     raw: torch.nn.Module  # the same model, unwrapped
     loader: DataLoader
     train_step: Callable[[dict[str, torch.Tensor]], dict[str, float]]
+    convention: Convention | None = None  # a shared base's way of being asked for a direction (adapting)
+    base_scores: list | None = None  # the base's final evaluation, before training (adapting)
+
+
+def load_base(args: argparse.Namespace, dirs: list[tuple[str, str]]) -> tuple[torch.nn.Module, Any, Convention]:
+    """The base translator, its tokenizer and its convention; each direction must be one it translates."""
+    from aigc_hub.families import read_config
+
+    path = adapt.base_folder(args.base_model, "seq2seq")
+    convention = detect_convention(read_config(path), path, args.base_model)
+    for src, tgt in dirs:
+        if not convention.supports(src, tgt):
+            raise SystemExit(f"--base_model {args.base_model} does not translate {src}→{tgt} (its directions: "
+                             f"{convention.describe()}); name the data's columns with its language codes")
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(path), dtype=torch.float32, use_safetensors=True,
+                                                  trust_remote_code=False)
+    return model, AutoTokenizer.from_pretrained(str(path), trust_remote_code=False), convention
 
 
 def setup(args: argparse.Namespace) -> TranslationRun:
@@ -194,25 +244,38 @@ def setup(args: argparse.Namespace) -> TranslationRun:
         tokenizer.add_special_tokens({"extra_special_tokens": tags})
         return tokenizer
 
-    tokenizer = trainer.tokenizer(new_tokenizer)
-    items = tokenize(train_pairs, dirs, tokenizer, args)
+    convention = base_scores = None
+    if args.base_model:
+        model, tokenizer, convention = load_base(args, dirs)
+        trainer._tokenizer = tokenizer  # checkpoints carry it, as they carry a trained one
+        if trainer.is_main:  # before a step: the base's figures, measured as the final ones are
+            base_scores = evaluate_dirs(model, tokenizer, dirs, val_pairs, None, args.num_beams, args, convention)
+    else:
+        tokenizer = trainer.tokenizer(new_tokenizer)
+        model = AutoModelForSeq2SeqLM.from_config(model_config(args, tokenizer))
+        model.generation_config = GenerationConfig(
+            num_beams=args.num_beams, max_new_tokens=args.max_target_length * 2,
+            decoder_start_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id, forced_eos_token_id=tokenizer.eos_token_id,
+            bad_words_ids=[[tokenizer.pad_token_id]])
+    items = tokenize(train_pairs, dirs, tokenizer, args, convention)
     train_data = LengthBatches(items, args.train_batch_size, tokenizer.pad_token_id, args.seed)
-    model = AutoModelForSeq2SeqLM.from_config(model_config(args, tokenizer))
-    model.generation_config = GenerationConfig(
-        num_beams=args.num_beams, max_new_tokens=args.max_target_length * 2, decoder_start_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        forced_eos_token_id=tokenizer.eos_token_id, bad_words_ids=[[tokenizer.pad_token_id]])
+    if args.base_model and args.lora_rank:
+        model = adapt.lora(model, args, "SEQ_2_SEQ_LM")
     opt = adamw(model, args)
     loader = DataLoader(train_data, batch_size=1, shuffle=True, collate_fn=_unwrap,  # items are whole batches
                         num_workers=args.dataloader_num_workers)
     model, opt, loader = acc.prepare(model, opt, loader)
     _, total = trainer.total_steps(len(loader))
+    if args.lr_warmup_steps is None:
+        args.lr_warmup_steps = round(0.03 * total)  # adapting: a short warm-up (3 %)
     trainer.scheduler(opt, total)
     raw = acc.unwrap_model(model)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=args.label_smoothing)
     if trainer.is_main:
         n_params = sum(p.numel() for p in raw.parameters())
-        print(f"marian model: {n_params / 1e6:.2f} M parameters, vocab {len(tokenizer)}, directions "
+        made = adapt.method(args) or "marian model"
+        print(f"{made}: {n_params / 1e6:.2f} M parameters, vocab {len(tokenizer)}, directions "
               f"{['-'.join(d) for d in dirs]}, {len(train_pairs)} training pairs ({len(train_data)} examples), "
               f"{len(val_pairs)} validation pairs", file=sys.stderr)
 
@@ -226,7 +289,20 @@ def setup(args: argparse.Namespace) -> TranslationRun:
         trainer.step(loss, model, opt)
         return {"loss": loss.detach().item()}
 
-    return TranslationRun(args, trainer, tokenizer, dirs, val_pairs, model, raw, loader, train_step)
+    return TranslationRun(args, trainer, tokenizer, dirs, val_pairs, model, raw, loader, train_step, convention,
+                          base_scores)
+
+
+def evaluate_dirs(model: Any, tokenizer: Any, dirs: list[tuple[str, str]], val_pairs: Pairs, limit: int | None,
+                  beams: int, args: argparse.Namespace, convention: Convention | None = None) -> list:
+    """(scores, the first sources, their translations) per direction, on the held-out pairs."""
+    results = []
+    for src, tgt in dirs:
+        sources, refs = val_pairs.references(src, tgt)
+        scores, hyps = evaluate_translation(model, tokenizer, sources[:limit], refs[:limit], src, tgt, beams=beams,
+                                            max_source_tokens=args.max_source_length, convention=convention)
+        results.append((scores, sources[:3], hyps[:3]))
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -237,13 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     acc = trainer.accelerator
 
     def evaluate(limit: int | None, beams: int) -> list:
-        results = []
-        for src, tgt in dirs:
-            sources, refs = val_pairs.references(src, tgt)
-            scores, hyps = evaluate_translation(raw, tokenizer, sources[:limit], refs[:limit], src, tgt, beams=beams,
-                                                max_source_tokens=args.max_source_length)
-            results.append((scores, sources[:3], hyps[:3]))
-        return results
+        return evaluate_dirs(raw, tokenizer, dirs, val_pairs, limit, beams, args, run.convention)
 
     def on_eval(step: int) -> None:
         if not trainer.is_main:
@@ -258,14 +328,18 @@ def main(argv: list[str] | None = None) -> None:
     trainer.fit(run.loader, [model], run.train_step, hooks=[(args.eval_steps, on_eval)])
 
     def save_final(out: Path) -> None:
-        raw.save_pretrained(str(out))  # config.json (with translation_directions) + model.safetensors
-        tokenizer.save_pretrained(str(out))
         results = evaluate(None, args.num_beams)
-        for scores, _, _ in results:
-            print(f"final {scores.direction}: BLEU {scores.bleu:.2f} chrF {scores.chrf:.2f} (beam {args.num_beams}, "
-                  f"{scores.sentences} sentences; {scores.signature})", file=sys.stderr)
-        write_card(args, out, dirs, [r[0] for r in results], trainer.global_step, len(tokenizer),
-                   [(r[0].direction, r[1], r[2]) for r in results])
+        for label, figures in (("final", results), ("base model", run.base_scores or [])):
+            for scores, _, _ in figures:
+                print(f"{label} {scores.direction}: BLEU {scores.bleu:.2f} chrF {scores.chrf:.2f} (beam "
+                      f"{args.num_beams}, {scores.sentences} sentences; {scores.signature})", file=sys.stderr)
+        # config.json (from scratch: with translation_directions) + model.safetensors, or the adapter (+ merged/)
+        merged = adapt.save(raw, tokenizer, out, args)
+        base = [r[0] for r in run.base_scores] if run.base_scores else None
+        for folder in [out, merged] if merged is not None else [out]:
+            write_card(args, folder, dirs, [r[0] for r in results], trainer.global_step, len(tokenizer),
+                       [(r[0].direction, r[1], r[2]) for r in results], base, run.convention,
+                       merged=folder == merged)
 
     trainer.finish(save_final, models=[model])
 

@@ -40,8 +40,10 @@ def score(hypotheses: list[str], references: list[list[str]], tgt: str, directio
 
 def evaluate_translation(model: Any, tokenizer: Any, sources: list[str], references: list[list[str]], src: str,
                          tgt: str, *, beams: int = 4, batch_size: int = 64, max_source_tokens: int = 128,
-                         ) -> tuple[TranslationScores, list[str]]:
-    """Translate `sources` into `tgt` with beam search and score them; returns the scores and the hypotheses."""
+                         convention: Any = None) -> tuple[TranslationScores, list[str]]:
+    """Translate `sources` into `tgt` with beam search and score them; returns the scores and the hypotheses.
+    `convention`: how the model is asked for the direction (models/translation_conventions.py; default: this
+    project's `>>tgt<<` tags)."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     hyps = [""] * len(sources)
     was_training = model.training
@@ -49,7 +51,7 @@ def evaluate_translation(model: Any, tokenizer: Any, sources: list[str], referen
     for start in range(0, len(order), batch_size):
         ids = order[start : start + batch_size]
         out = translate_batch(model, tokenizer, [sources[i] for i in ids], tgt, beams=beams,
-                              max_source_tokens=max_source_tokens)
+                              max_source_tokens=max_source_tokens, src=src, convention=convention)
         for i, cands in zip(ids, out):
             hyps[i] = cands[0].text
     model.train(was_training)

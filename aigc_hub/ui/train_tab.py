@@ -173,8 +173,8 @@ def _api(ctx: AppContext) -> None:
                 the owners its operator named)
             trackio: also log to trackio, beside tensorboard
             overwrite: replace the model published as hub_id
-            base: a model the hub lists to start from (adapt) instead of training from scratch: text recipe,
-                causal LMs; the preset does not apply then
+            base: a model the hub lists to start from (adapt) instead of training from scratch: a causal LM for
+                the text recipe, a translator for the translation recipe; the preset does not apply then
             lora_rank: with base, the LoRA rank (0: fine-tune every weight)
         """
         path = _data(data)
@@ -245,8 +245,8 @@ def data_preview(ctx: AppContext, recipe_key: str, base: str | None, data: objec
     from .. import hub, sft_rows
     from ..jobs.uploads import first_rows
 
-    if base is None or RECIPES[recipe_key].base_family is None or data in (None, ""):
-        return ""
+    if base is None or RECIPES[recipe_key].data != "text" or data in (None, ""):
+        return ""  # sentence pairs are read as they are, whatever the model
     try:
         rows = first_rows(data, ctx.config.data_dir, 3)
         if rows is None:
