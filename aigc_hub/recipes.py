@@ -26,6 +26,7 @@ class Recipe:
     presets: dict[str, tuple[str, ...]]  # preset → the script's options; the first is the default
     shows: str = "samples"  # "samples": --sample_steps (image grids); "evaluation": --eval_steps (figures, texts)
     base_family: str | None = None  # its script adapts a model of this family (--base_model, training/adapt.py)
+    lora: bool = True  # ... with LoRA (--lora_rank); False: every weight (the GAN)
 
 
 SIZES = ("tiny", "small", "base")
@@ -34,7 +35,7 @@ RECIPES = {r.key: r for r in [
     Recipe("gan", "GAN (images)", "train_gan.py", "image", {
         "small": ("--base_channels", "32", "--latent_dim", "64", "--embed_dim", "16"),
         "tiny": ("--base_channels", "8", "--latent_dim", "16", "--embed_dim", "8", "--train_batch_size", "32"),
-        "base": ()}),
+        "base": ()}, base_family="dcgan", lora=False),
     Recipe("diffusion", "Diffusion (images)", "train_diffusion.py", "image", {p: ("--preset", p) for p in SIZES}),
     Recipe("text", "Text LM", "train_text.py", "text",
            {p: ("--preset", p) for p in ("nano", "micro", "mini", "small")}, shows="evaluation",

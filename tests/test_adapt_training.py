@@ -176,3 +176,37 @@ def test_a_direction_the_base_translator_does_not_do_is_refused(tmp_path, tmp_hu
     with pytest.raises(SystemExit, match="does not translate zh→en"):
         main(["--base_model", "me/opus-mt-en-zh", "--dataset", str(pairs), "--source_lang", "en", "--target_lang",
               "zh", "--bidirectional", "--output_dir", str(tmp_path / "out"), *MT_QUICK, "--max_train_steps", "1"])
+
+
+@pytest.mark.slow  # subprocesses
+def test_a_gan_is_fine_tuned_whole_from_a_pushed_one_with_its_discriminator(digits_npz, tmp_path, tmp_hub):
+    from safetensors.torch import load_file
+
+    gan = ["--dataset", str(digits_npz), "--image_column", "x_train", "--label_column", "y_train",
+           "--base_channels", "8", "--latent_dim", "16", "--embed_dim", "8", "--train_batch_size", "32",
+           "--max_train_samples", "256", "--report_to", "none", "--sample_steps", "0", "--checkpointing_steps", "0"]
+
+    def train_gan(out, *args):
+        proc = run([sys.executable, str(REPO / "training" / "train_gan.py"), "--output_dir", str(out), *gan, *args])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    train_gan(tmp_path / "base", "--max_train_steps", "4", "--push_to_hub", "--hub_model_id", "me/tiny-gan")
+    proc = train_gan(tmp_path / "tuned", "--base_model", "me/tiny-gan", "--max_train_steps", "4")
+    assert "its generator and discriminator" in proc.stderr
+    tuned, base = load_file(str(tmp_path / "tuned" / "model.safetensors")), load_file(
+        str(hub.resolve("me/tiny-gan") / "model.safetensors"))
+    assert tuned.keys() == base.keys() and any(not torch.equal(tuned[k], base[k]) for k in base)
+    card = (tmp_path / "tuned" / "README.md").read_text()
+    assert "base_model: me/tiny-gan" in card and "fine-tuned from `me/tiny-gan`" in card
+
+
+def test_a_gan_base_that_makes_other_images_is_refused(digits_npz, tmp_path, tmp_hub):
+    from conftest import make_gan
+    from training.train_gan import main
+
+    hub.push(make_gan(tmp_path / "rgb", channels=3), "me/rgb-gan")
+    with pytest.raises(SystemExit, match="makes 3-channel images of 10 classes; this data has 1 channel"):
+        main(["--base_model", "me/rgb-gan", "--dataset", str(digits_npz), "--image_column", "x_train",
+              "--label_column", "y_train", "--output_dir", str(tmp_path / "out"), "--report_to", "none",
+              "--max_train_steps", "1", "--max_train_samples", "64", "--checkpointing_steps", "0"])

@@ -22,10 +22,14 @@ import torch
 MERGED_DIR = "merged"  # under output_dir, beside the adapter; never pushed with it
 
 
-def add_adapt_args(parser: argparse.ArgumentParser) -> None:
+def add_adapt_args(parser: argparse.ArgumentParser, lora: bool = True) -> None:
+    """--base_model, and (`lora`) the LoRA options; a script without LoRA (the GAN) fine-tunes every weight."""
     g = parser.add_argument_group("start from a shared model")
     g.add_argument("--base_model", default=None,
                    help="adapt this model (a hub id, a folder, an HF id) instead of training from scratch")
+    if not lora:
+        parser.set_defaults(lora_rank=0, lora_alpha=None, lora_dropout=0.0, lora_target_modules=None, merge=False)
+        return
     g.add_argument("--lora_rank", type=int, default=16, help="with --base_model: LoRA rank (0 = full fine-tune)")
     g.add_argument("--lora_alpha", type=float, default=None, help="LoRA scale numerator (default: 2 × rank)")
     g.add_argument("--lora_dropout", type=float, default=0.05)

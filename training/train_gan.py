@@ -1,7 +1,9 @@
-"""Train a (class-conditional) DCGAN.
+"""Train a (class-conditional) DCGAN, from scratch or fine-tuned from a shared one (`--base_model`: every weight;
+its discriminator too when its folder keeps one, as this script's outputs do).
 
     python training/train_gan.py --dataset ../shared/data/images/mnist/mnist.npz \
         --image_column x_train --label_column y_train --output_dir runs/gan
+    python training/train_gan.py --base_model aigc-hub/dcgan-mnist --dataset my_digits.zip --output_dir runs/mine
     accelerate launch training/train_gan.py ...            # GPUs, or several CPU processes
 
 Everything that is not GAN-specific (accelerate, accumulation, checkpoint/resume, EMA, trackers, push) lives in
@@ -27,6 +29,7 @@ from torch.utils.data import DataLoader
 from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.imaging import make_grid
 from aigc_hub.models.dcgan import Generator, Discriminator
+from training import adapt
 from training.common import Trainer, add_common_args
 from training.image_data import ImageData
 from training.image_eval import HeldOut, add_image_args, method_text, training_images
@@ -49,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--diff_augment", type=float, default=0.0, metavar="SHIFT",
                    help="small datasets: shift real and fake images by up to this share of their size before the "
                         "discriminator sees them (DiffAugment translation; 0.125 is the paper's)")
+    adapt.add_adapt_args(parser, lora=False)
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -65,17 +69,58 @@ class GanRun:
     ema: torch.optim.swa_utils.AveragedModel
     loader: DataLoader
     train_step: Callable[[dict[str, torch.Tensor]], dict[str, float]]
+    base_figures: list[Figure] | None = None  # the base generator's, measured as the final ones are (fine-tuning)
+
+
+def load_base(args: argparse.Namespace) -> tuple[Generator, Path]:
+    """The base generator; its shape becomes the run's (resolution, latent size, widths)."""
+    path = adapt.base_folder(args.base_model, "dcgan")
+    base = Generator.from_pretrained(str(path), strict=True)
+    args.resolution, args.latent_dim = base.resolution, base.latent_dim
+    config = base._hub_mixin_config  # what it was built with
+    args.base_channels, args.embed_dim = config["base_channels"], config["embed_dim"]
+    return base, path
+
+
+def fine_tuned(base: Generator, path: Path, data: ImageData, args: argparse.Namespace
+               ) -> tuple[Generator, Discriminator]:
+    """The base's generator (named with this data's classes) and its discriminator, or a new one when the base's
+    folder keeps none; the data must be images of the base's channels and number of classes."""
+    if (data.channels, data.num_classes) != (base.channels, base.num_classes):
+        raise SystemExit(f"--base_model {args.base_model} makes {base.channels}-channel images of "
+                         f"{base.num_classes or 'no'} classes; this data has {data.channels} channel(s) and "
+                         f"{data.num_classes or 'no'} classes")
+    gen = Generator(resolution=base.resolution, channels=base.channels, latent_dim=base.latent_dim,
+                    num_classes=base.num_classes, base_channels=args.base_channels, embed_dim=args.embed_dim,
+                    class_names=data.class_names)
+    gen.load_state_dict(base.state_dict())
+    if (path / "discriminator").is_dir():
+        disc = Discriminator.from_pretrained(str(path / "discriminator"), strict=True)
+        print(f"fine-tuning {args.base_model}: its generator and discriminator", file=sys.stderr)
+    else:
+        disc = Discriminator(resolution=base.resolution, channels=base.channels, num_classes=base.num_classes,
+                             base_channels=args.base_channels)
+        print(f"fine-tuning {args.base_model}: its generator, and a new discriminator (its folder keeps none)",
+              file=sys.stderr)
+    return gen, disc
 
 
 def setup(args: argparse.Namespace) -> GanRun:
     trainer = Trainer(args, project="train_gan")
     acc = trainer.accelerator
+    base, path = load_base(args) if args.base_model else (None, None)
     data = training_images(args)
-    gen = Generator(resolution=args.resolution, channels=data.channels, latent_dim=args.latent_dim,
-                    num_classes=data.num_classes, base_channels=args.base_channels, embed_dim=args.embed_dim,
-                    class_names=data.class_names)
-    disc = Discriminator(resolution=args.resolution, channels=data.channels, num_classes=data.num_classes,
-                         base_channels=args.base_channels)
+    base_figures = None
+    if base is not None:
+        gen, disc = fine_tuned(base, path, data, args)
+        if trainer.is_main:
+            base_figures = evaluate(args, base, data.num_classes)
+    else:
+        gen = Generator(resolution=args.resolution, channels=data.channels, latent_dim=args.latent_dim,
+                        num_classes=data.num_classes, base_channels=args.base_channels, embed_dim=args.embed_dim,
+                        class_names=data.class_names)
+        disc = Discriminator(resolution=args.resolution, channels=data.channels, num_classes=data.num_classes,
+                             base_channels=args.base_channels)
     betas = (args.adam_beta1, args.adam_beta2)
     # Fused: one kernel per update instead of a for-each over every parameter (see training.common.adamw).
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.learning_rate, betas=betas, fused=True)
@@ -116,7 +161,7 @@ def setup(args: argparse.Namespace) -> GanRun:
         opt_g.zero_grad(set_to_none=True)
         return {"loss_d": loss_d.detach().item(), "loss_g": loss_g.detach().item()}
 
-    return GanRun(args, trainer, data, gen, disc, ema, loader, train_step)
+    return GanRun(args, trainer, data, gen, disc, ema, loader, train_step, base_figures)
 
 
 def translate(images: torch.Tensor, shift: float) -> torch.Tensor:
@@ -160,9 +205,11 @@ def main(argv: list[str] | None = None) -> None:
         disc_raw.save_pretrained(str(out / "discriminator"))  # kept for fine-tuning; not needed to generate
         Image.fromarray(sample_grid().squeeze()).save(out / "sample.png")
         figures = evaluate(args, final, data.num_classes)
-        for f in figures:  # on the console too, not only in the card
+        base = [Figure(f"base model: {f.name}", f.value, f"{f.metric_type}-base", f.dataset)
+                for f in run.base_figures or []]
+        for f in figures + base:  # on the console too, not only in the card
             print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
-        write_card(args, out, data, figures, trainer.global_step)
+        write_card(args, out, data, figures + base, trainer.global_step)
 
     trainer.finish(save_final, models=[run.gen, run.disc])
 
@@ -197,8 +244,10 @@ def write_card(args: argparse.Namespace, out: Path, data: ImageData, figures: li
     classes = f"\nClasses (`--label` takes the id or the name): {names}.\n" if names else ""
     dataset = args.card_dataset or Path(args.dataset).stem
     ref = args.hub_model_id or args.output_dir
+    how = (f"fine-tuned from `{args.base_model}` (every weight; the base's figures below are measured on the same "
+           "held-out images before training)" if args.base_model else "trained from scratch")
     body = f"""A {kind} DCGAN generating {args.resolution}×{args.resolution} images with {data.channels} channel(s),
-trained from scratch with AIGC Hub's `training/train_gan.py` for {steps} optimizer steps
+{how} with AIGC Hub's `training/train_gan.py` for {steps} optimizer steps
 (batch {args.train_batch_size} × {args.gradient_accumulation_steps} accumulation, lr {args.learning_rate}, seed {args.seed}).
 The weights are the EMA (decay {args.ema_decay}) of the generator.
 {classes}
@@ -222,9 +271,10 @@ generator = Generator.from_pretrained(hub.resolve("{ref}"))  # local hub, starte
 
 {args.card_notes}
 """
-    card = render_card(title=args.card_title or f"DCGAN {dataset}", family="dcgan",
-                       tags=["class-conditional"] if data.num_classes else [],
-                       datasets=[dataset], license=args.card_license, figures=figures, body=body)
+    tags = (["class-conditional"] if data.num_classes else []) + (["fine-tuned"] if args.base_model else [])
+    card = render_card(title=args.card_title or f"DCGAN {dataset}", family="dcgan", tags=tags,
+                       datasets=[dataset], license=args.card_license, figures=figures, body=body,
+                       extra={"base_model": args.base_model} if args.base_model else None)
     card.save(out / "README.md")
 
 

@@ -33,6 +33,8 @@ def base_options(recipe: str, base: object, lora_rank: object) -> tuple[list[str
     if not isinstance(lora_rank, int) or isinstance(lora_rank, bool) or not 0 <= lora_rank <= MAX_LORA_RANK:
         raise UserError(f"the LoRA rank must be a whole number from 0 (every weight) to {MAX_LORA_RANK}, got "
                         f"{str(lora_rank)[:20]!r}")
+    if not r.lora:  # its script fine-tunes every weight
+        return ["--base_model", entry.ref], f"{entry.ref}, full fine-tune"
     label = f"{entry.ref}, " + (f"LoRA rank {lora_rank}" if lora_rank else "full fine-tune")
     return ["--base_model", entry.ref, "--lora_rank", str(lora_rank)], label
 

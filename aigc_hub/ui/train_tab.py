@@ -108,9 +108,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                              overwrite=bool(replace), user=_user(request), base=_base(start_from), lora_rank=rank)
         return gr.update(choices=_choices(jobs.jobs()), value=started.id), *view(started.id)
 
-    def on_base(start_from: str | None):
+    def on_base(recipe_key: str, start_from: str | None):
         adapting = _base(start_from) is not None
-        return gr.update(visible=not adapting), gr.update(visible=adapting)
+        return gr.update(visible=not adapting), gr.update(visible=adapting and RECIPES[recipe_key].lora)
 
     def on_data(recipe_key: str, start_from: str | None, uploaded: str | None, name: str | None) -> str:
         return data_preview(ctx, recipe_key, _base(start_from), Path(uploaded) if uploaded else name)
@@ -135,7 +135,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     outputs = [status, curve, sample, texts, log, table, timer]
     recipe.change(on_recipe, recipe, [preset, upload, hub_id, base, lora_rank, preview], api_visibility="private")
-    base.change(on_base, base, [preset, lora_rank], api_visibility="private")
+    base.change(on_base, [recipe, base], [preset, lora_rank], api_visibility="private")
     for source in (base, upload, dataset):
         source.change(on_data, [recipe, base, upload, dataset], preview, api_visibility="private",
                       show_progress="hidden")
@@ -173,9 +173,10 @@ def _api(ctx: AppContext) -> None:
                 the owners its operator named)
             trackio: also log to trackio, beside tensorboard
             overwrite: replace the model published as hub_id
-            base: a model the hub lists to start from (adapt) instead of training from scratch: a causal LM for
-                the text recipe, a translator for the translation recipe; the preset does not apply then
-            lora_rank: with base, the LoRA rank (0: fine-tune every weight)
+            base: a model the hub lists to start from (adapt) instead of training from scratch: a DCGAN for the
+                gan recipe (every weight), a causal LM for text, a translator for translation; the preset does not
+                apply then
+            lora_rank: with base, the LoRA rank (0: fine-tune every weight); the gan recipe has none
         """
         path = _data(data)
         try:
