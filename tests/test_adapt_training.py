@@ -210,3 +210,23 @@ def test_a_gan_base_that_makes_other_images_is_refused(digits_npz, tmp_path, tmp
         main(["--base_model", "me/rgb-gan", "--dataset", str(digits_npz), "--image_column", "x_train",
               "--label_column", "y_train", "--output_dir", str(tmp_path / "out"), "--report_to", "none",
               "--max_train_steps", "1", "--max_train_samples", "64", "--checkpointing_steps", "0"])
+
+
+@pytest.mark.slow  # a subprocess
+def test_a_diffusion_pipeline_is_fine_tuned_whole_with_its_schedule(digits_npz, tiny_ddpm, tmp_path, tmp_hub):
+    from safetensors.torch import load_file
+
+    hub.push(tiny_ddpm, "me/tiny-ddpm")
+    out = tmp_path / "tuned"
+    proc = run([sys.executable, str(REPO / "training" / "train_diffusion.py"), "--base_model", "me/tiny-ddpm",
+                "--dataset", str(digits_npz), "--image_column", "x_train", "--label_column", "y_train",
+                "--output_dir", str(out), "--train_batch_size", "16", "--max_train_samples", "64", "--report_to",
+                "none", "--sample_steps", "0", "--num_sample_images", "4", "--sample_inference_steps", "2",
+                "--eval_steps_list", "2", "--max_train_steps", "3", "--checkpointing_steps", "0"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tuned = load_file(str(out / "unet" / "diffusion_pytorch_model.safetensors"))
+    base = load_file(str(hub.resolve("me/tiny-ddpm") / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert tuned.keys() == base.keys() and any(not torch.equal(tuned[k], base[k]) for k in base)
+    assert json.loads((out / "scheduler" / "scheduler_config.json").read_text())["num_train_timesteps"] == json.loads(
+        (hub.resolve("me/tiny-ddpm") / "scheduler" / "scheduler_config.json").read_text())["num_train_timesteps"]
+    assert "base_model: me/tiny-ddpm" in (out / "README.md").read_text()

@@ -44,9 +44,12 @@ images = pipe(batch_size=16, num_inference_steps=25).images
 ```"""
     rows = "\n".join(f"| {s} | {ms:.1f} |" for s, ms in speed.items())
     sampler = SAMPLER_TITLES[args.eval_sampler]
-    body = f"""A {kind} diffusion model (diffusers `UNet2DModel`, {n_params / 1e6:.2f} M parameters, preset
-{args.preset}, channels {channels}) generating {args.resolution}×{args.resolution} images with {data.channels}
-channel(s), trained from scratch with AIGC Hub's `training/train_diffusion.py` for {steps} optimizer steps (batch
+    how = (f"fine-tuned from `{args.base_model}` (every weight; the base's figures below are measured the same way "
+           "before training)" if args.base_model else "trained from scratch")
+    arch = "the base's architecture" if args.base_model else f"preset {args.preset}, channels {channels}"
+    body = f"""A {kind} diffusion model (diffusers `UNet2DModel`, {n_params / 1e6:.2f} M parameters,
+{arch}) generating {args.resolution}×{args.resolution} images with {data.channels}
+channel(s), {how} with AIGC Hub's `training/train_diffusion.py` for {steps} optimizer steps (batch
 {args.train_batch_size} × {args.gradient_accumulation_steps} accumulation, lr {args.learning_rate}, {args.lr_scheduler},
 {args.prediction_type} prediction, {args.beta_schedule} noise schedule over {args.num_train_timesteps} steps, seed
 {args.seed}). The weights are the EMA (decay {args.ema_decay}) of the UNet. The folder is a standard diffusers
@@ -76,8 +79,8 @@ Speed (one CPU batch of 64 images, the training machine):
 
 {args.card_notes}
 """
-    card = render_card(title=args.card_title or f"DDPM {dataset}", family="diffusion",
-                       tags=["class-conditional"] if conditional else [],
+    tags = (["class-conditional"] if conditional else []) + (["fine-tuned"] if args.base_model else [])
+    card = render_card(title=args.card_title or f"DDPM {dataset}", family="diffusion", tags=tags,
                        datasets=[dataset], license=args.card_license, figures=figures, body=body,
-                       library_name="diffusers")
+                       library_name="diffusers", extra={"base_model": args.base_model} if args.base_model else None)
     card.save(out / "README.md")

@@ -1,7 +1,9 @@
-"""Train a (class-conditional) diffusion model: a diffusers `UNet2DModel` with a `DDPMScheduler`.
+"""Train a (class-conditional) diffusion model: a diffusers `UNet2DModel` with a `DDPMScheduler`, from scratch or
+fine-tuned whole from a shared pipeline folder (`--base_model`; its noise schedule and size come with it).
 
     python training/train_diffusion.py --dataset ../shared/data/images/mnist/mnist.npz \
         --image_column x_train --label_column y_train --preset small --output_dir runs/ddpm
+    python training/train_diffusion.py --base_model aigc-hub/ddpm-mnist --dataset my_digits.zip --output_dir runs/mine
     accelerate launch training/train_diffusion.py ...      # GPUs, or several CPU processes
 
 The output folder is a standard diffusers pipeline folder (`model_index.json`, `unet/`, `scheduler/`, card): an
@@ -33,6 +35,7 @@ from torch.utils.data import DataLoader
 from aigc_hub.cards import Figure
 from aigc_hub.imaging import make_grid
 from aigc_hub.models.diffusion import DEFAULT_SAMPLER, SAMPLERS, denoise
+from training import adapt
 from training.common import Trainer, adamw, add_common_args, add_optimizer_args
 from training.diffusion_card import write_card
 from training.image_data import ImageData
@@ -74,9 +77,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "rewrite its card, keeping the card's figures at other step counts (its steps: "
                         "--max_train_steps)")
     add_optimizer_args(parser, weight_decay=0.0, beta2=0.999)
+    adapt.add_adapt_args(parser, lora=False)  # diffusers' UNet2DModel takes no LoRA adapters (no PeftAdapterMixin)
     add_common_args(parser)
-    parser.set_defaults(learning_rate=1e-3, lr_scheduler="cosine", lr_warmup_steps=250, train_batch_size=128)
-    return parser.parse_args(argv)
+    parser.set_defaults(learning_rate=None, lr_scheduler="cosine", lr_warmup_steps=None, train_batch_size=128)
+    args = parser.parse_args(argv)
+    # From scratch: 1e-3 and 250 warm-up steps; fine-tuning: a tenth of that lr, a 3 % warm-up (setup).
+    args.learning_rate = args.learning_rate or (1e-4 if args.base_model else 1e-3)
+    if args.lr_warmup_steps is None and not args.base_model:
+        args.lr_warmup_steps = 250
+    return args
 
 
 def unet_config(args: argparse.Namespace, data: ImageData) -> dict:
@@ -113,6 +122,21 @@ class DiffusionRun:
     scheduler: object  # the DDPMScheduler the model trains with (and ships)
     loader: DataLoader
     train_step: Callable[[dict[str, torch.Tensor]], dict[str, float]]
+    base_figures: list[Figure] | None = None  # the base UNet's, measured as the final ones are (fine-tuning)
+
+
+def load_base(args: argparse.Namespace) -> tuple[torch.nn.Module, object]:
+    """The base pipeline's UNet and its noise scheduler (their config becomes the run's: resolution, prediction
+    type, schedule)."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    path = adapt.base_folder(args.base_model, "diffusion")
+    unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", use_safetensors=True)
+    scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
+    args.resolution = unet.config.sample_size
+    args.prediction_type, args.beta_schedule = scheduler.config.prediction_type, scheduler.config.beta_schedule
+    args.num_train_timesteps = scheduler.config.num_train_timesteps
+    return unet, scheduler
 
 
 def setup(args: argparse.Namespace) -> DiffusionRun:
@@ -120,15 +144,28 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
 
     trainer = Trainer(args, project="train_diffusion")
     acc = trainer.accelerator
+    unet, scheduler = load_base(args) if args.base_model else (None, None)
     data = training_images(args)
-    unet = UNet2DModel(**unet_config(args, data))
-    scheduler = noise_scheduler(args)
+    base_figures = None
+    if unet is not None:
+        classes = unet.config.num_class_embeds or 0
+        if (data.channels, data.num_classes) != (unet.config.in_channels, classes):
+            raise SystemExit(f"--base_model {args.base_model} makes {unet.config.in_channels}-channel images of "
+                             f"{classes or 'no'} classes; this data has {data.channels} channel(s) and "
+                             f"{data.num_classes or 'no'} classes")
+        if trainer.is_main:  # before a step: the base's figures, measured as the final ones are
+            base_figures = evaluate(args, unet, dict(scheduler.config), data.num_classes)[0]
+    else:
+        unet = UNet2DModel(**unet_config(args, data))
+        scheduler = noise_scheduler(args)
     opt = adamw(unet, args)
     loader = DataLoader(data.dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers)
     ema = trainer.ema("unet", unet, args.ema_decay)
     unet, opt, loader = acc.prepare(unet, opt, loader)
     _, total = trainer.total_steps(len(loader))
+    if args.lr_warmup_steps is None:
+        args.lr_warmup_steps = round(0.03 * total)  # fine-tuning: a short warm-up (3 %)
     trainer.scheduler(opt, total)
     if trainer.is_main:
         n_params = sum(p.numel() for p in unet.parameters())
@@ -149,7 +186,7 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
         trainer.step(loss, unet, opt)
         return {"loss": loss.detach().item()}
 
-    return DiffusionRun(args, trainer, data, unet, ema, scheduler, loader, train_step)
+    return DiffusionRun(args, trainer, data, unet, ema, scheduler, loader, train_step, base_figures)
 
 
 def sample(unet: torch.nn.Module, scheduler_config: dict, seeds: list[int], labels: torch.Tensor | None,
@@ -222,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
         DDPMPipeline(unet=unet, scheduler=run.scheduler).save_pretrained(str(out), safe_serialization=True)
         Image.fromarray(sample_grid().squeeze()).save(out / "sample.png")
         figures, speed = evaluate(args, unet, config, data.num_classes)
+        figures += [Figure(f"base model: {f.name}", f.value, f"{f.metric_type}-base", f.dataset)
+                    for f in run.base_figures or []]
         for f in figures:  # on the console too, not only in the card
             print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
         write_card(args, out, data, figures, speed, trainer.global_step, sum(p.numel() for p in unet.parameters()))
