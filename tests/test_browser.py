@@ -329,3 +329,34 @@ def test_train_tab_trains_a_gan_from_an_uploaded_folder_and_the_image_tab_uses_i
     page.click("#image-generate")
     page.wait_for_function("document.querySelector('#image-used-seed input').value === '7'")
     expect(page.locator("#image-gallery .grid-wrap img")).to_have_count(4)
+
+
+def test_train_tab_starts_from_a_listed_model_with_lora_and_previews_the_rows(page, tmp_path):
+    """Start from a model the hub lists: the preset gives way to the LoRA rank, the preview shows the rows as the
+    model reads them (what it learns in bold), and the adapter the job publishes is listed in the Text tab."""
+    import json
+    import re
+
+    from playwright.sync_api import expect
+
+    rows = tmp_path / "answers.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"question {c}: what is it?\n", "completion": "it is a cat."}) + "\n"
+                            for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"))  # the base's characters only
+    page.click("#tab-train-button")
+    page.locator("#train-recipe label", has_text="Text LM").click()
+    expect(page.locator("#train-preset")).to_be_visible()
+    expect(page.locator("#train-lora-rank")).to_be_hidden()
+    pick(page, "train-base", "me/long-lm")
+    expect(page.locator("#train-preset")).to_be_hidden()
+    expect(page.locator("#train-lora-rank")).to_be_visible()
+    page.locator("#train-upload input[type=file]").set_input_files(str(rows))
+    expect(page.locator("#train-preview strong").first).to_have_text("it is a cat.")  # the completion is learned
+    expect(page.locator("#train-preview")).to_contain_text("question a: what is it?")  # the prompt is context
+    set_number(page, "train-lora-rank", 4)
+    set_number(page, "train-steps", 6)
+    page.locator("#train-hub-id textarea, #train-hub-id input").first.fill("me/browser-lora")
+    page.click("#train-start")
+    expect(page.locator("#train-status")).to_contain_text(re.compile("finished|failed"), timeout=300_000)
+    expect(page.locator("#train-status")).to_contain_text("finished")
+    page.click("#tab-text-button")
+    pick(page, "text-model", "me/browser-lora")  # listed on entering the tab, served on its base

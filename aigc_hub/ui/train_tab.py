@@ -258,8 +258,8 @@ def data_preview(ctx: AppContext, recipe_key: str, base: str | None, data: objec
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(hub.resolve(base, offline=True)), trust_remote_code=False)
-        return f"**Preview** ({fmt} rows through {base}; learned in bold):\n\n" + sft_rows.preview(rows, fmt,
-                                                                                                   tokenizer)
+        return f"_Preview: {fmt} rows as {base} reads them, what it learns in bold_\n\n" + sft_rows.preview(
+            rows, fmt, tokenizer)
     except (UserError, ValueError, OSError) as e:
         return f"_No preview: {str(e)[:300]}_"
 
