@@ -118,7 +118,7 @@ def test_a_job_adapts_a_listed_model_with_lora_and_the_text_tab_serves_it_at_onc
     chats = tmp_path / "chats.jsonl"
     chats.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Say {i}."},
                                                       {"role": "assistant", "content": f"{i}, as you asked."}]}) + "\n"
-                             for i in range(40)))
+                             for i in range(60)))
     url, _ = launched(tabs=["train", "text", "models"], preload=False)
     client = Client(url, verbose=False)
     for base, rank, words in [("me/nothing", 8, "unknown model"), ("aigc-hub/dcgan-mnist", 8, "adapts causal-lm"),
@@ -138,6 +138,12 @@ def test_a_job_adapts_a_listed_model_with_lora_and_the_text_tab_serves_it_at_onc
     history, _, seed, _ = client.predict("me/chat-lora", "Say 3.", [], "", 8, 0.0, 50, 1.0, 1.0, "", 1,
                                          api_name="/chat")
     assert history[-1]["role"] == "assistant" and history[-1]["content"]
+    import httpx  # the same adapter over /v1, as OpenAI clients ask
+
+    v1 = httpx.post(f"{url}v1/chat/completions", timeout=120, json={
+        "model": "me/chat-lora", "messages": [{"role": "user", "content": "Say 3."}], "max_tokens": 8, "seed": 1})
+    assert v1.status_code == 200 and v1.json()["model"] == "me/chat-lora", v1.text
+    assert "me/chat-lora" in [m["id"] for m in httpx.get(f"{url}v1/models", timeout=60).json()["data"]]
 
 
 def test_the_preview_shows_what_the_model_learns(tmp_path, tmp_hub):
