@@ -31,7 +31,7 @@ from huggingface_hub.utils import HFValidationError
 from huggingface_hub.utils import validate_repo_id as _hf_validate
 
 from .cards import CardInfo, read_card
-from .errors import HubError, UserError
+from .errors import HubError
 from .paths import STARTERS_ROOT, hub_home
 
 # What a model folder may hold when pushed: weights as safetensors, configs, tokenizers, the card, a sample image.
@@ -68,15 +68,11 @@ class ModelEntry:
     @property
     def base(self) -> str | None:
         """For an adapter: the base model it is served on (its adapter_config.json's), else None."""
-        from .families import FAMILIES, read_config
+        from .families import FAMILIES
+        from .models.adapters import base_of_folder
 
-        if self.path is None or not self.family or not FAMILIES[self.family].base_family:
-            return None
-        try:
-            ref = read_config(self.path, "adapter_config.json").get("base_model_name_or_path")
-        except UserError:
-            return None
-        return ref if isinstance(ref, str) else None
+        adapter = self.path is not None and self.family and FAMILIES[self.family].base_family
+        return base_of_folder(self.path) if adapter else None
 
 
 def validate_repo_id(repo_id: str) -> str:

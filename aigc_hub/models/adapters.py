@@ -30,6 +30,17 @@ def base_ref(config: dict, where: str) -> str:
     return ref.strip()
 
 
+def base_of_folder(path: Path) -> str | None:
+    """The base an adapter folder names, or None when its config does not say (never raises: listings use it)."""
+    import json
+
+    try:
+        config = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        return base_ref(config, path.name) if isinstance(config, dict) else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ModelLoadError):
+        return None
+
+
 def check_adapter_config(config: dict, where: str) -> None:
     """What this app serves of PEFT's formats: LoRA on the layers of a causal LM or a seq2seq model, no extra
     trained modules saved beside it that would need unpickling or code."""
