@@ -38,8 +38,8 @@ from .paths import STARTERS_ROOT, hub_home
 PUSH_IGNORE = ["checkpoints/**", "logs/**", "samples/**", "merged/**", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt",
                ".*"]
 # What is downloaded from the HF Hub: configs, weights, tokenizers (tokenizer.json, vocab / merges, sentencepiece models
-# as OPUS-MT, M2M100, mBART and T5 ship them), the card and a sample image; never pickles.
-HF_ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "README.md", "*.png"]
+# as OPUS-MT, M2M100, mBART and T5 ship them, chat_template.jinja), the card and a sample image; never pickles.
+HF_ALLOW = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "*.jinja", "README.md", "*.png"]
 # A diffusers pipeline (model_index.json): its components' folders only. Stable Diffusion repos also hold multi-GB
 # single-file checkpoints at the top and fp16 / non-EMA variants beside each component's weights
 # (name.VARIANT.safetensors).

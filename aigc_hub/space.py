@@ -33,8 +33,9 @@ PACKAGE = Path(__file__).resolve().parent
 # Runtime needs of the served app, pinned to the versions in the project's requirements.txt (gradio excluded).
 # openai: remote text models (a Space in front of a serving cluster); mcp: `mcp: true` in the Space's settings.
 RUNTIME = ["torch", "transformers", "diffusers", "tokenizers", "sentencepiece", "safetensors", "huggingface_hub",
-           "numpy", "pillow", "PyYAML", "psutil", "langcodes", "language_data", "openai", "mcp"]
-MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "README.md", "*.png"]
+           "numpy", "pillow", "PyYAML", "psutil", "langcodes", "language_data", "openai", "mcp", "peft"]
+# chat_template.jinja: where transformers 5 saves a tokenizer's chat template
+MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "*.jinja", "README.md", "*.png"]
 CONNECT_TIMEOUT_S = 5
 
 
@@ -95,6 +96,7 @@ def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: st
             target = tmp / "models" / space_ref
             if not target.exists():
                 _copy_model(path, target)
+            _bring_base(path, tmp, plan)  # an adapter is served on its base: the Space needs that too
             plan.models[tab] = space_ref
             plan.copied[space_ref] = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
             card = read_card(path)
@@ -116,6 +118,26 @@ def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: st
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return plan
+
+
+def _bring_base(path: Path, tmp: Path, plan: SpacePlan) -> None:
+    """For an adapter folder: its base copied beside it (a local hub model or starter, under the id the adapter
+    names), or preloaded by Spaces (an HF id); a base that is only a folder on this machine is refused."""
+    from .models.adapters import base_of_folder
+
+    base = base_of_folder(path) if (path / "adapter_config.json").is_file() else None
+    if base is None:
+        return
+    source, base_path = hub.locate(base)
+    if source == "hf":
+        _check_on_hf(base)
+        plan.preloaded.append(hub.parse_ref(base)[0])
+    elif source == "folder":
+        raise SpaceError(f"{path.name} is an adapter of {base}, a folder on this machine: push the base to the hub "
+                         "(python -m aigc_hub push) and train the adapter from that id")
+    elif not (tmp / "models" / base).exists():
+        _copy_model(base_path, tmp / "models" / base)
+        plan.copied[base] = sum(f.stat().st_size for f in (tmp / "models" / base).rglob("*") if f.is_file())
 
 
 def _check_on_hf(ref: str) -> None:

@@ -170,3 +170,21 @@ def test_three_tab_space_with_the_apps_default_models(tmp_hub, tmp_path, space_p
                                       api_name="/translate")
     lines = translated.split("\n")
     assert len(lines) == 3 and lines[0] and not lines[1] and lines[2]
+
+
+def test_a_space_of_an_adapter_carries_its_base_and_serves_it(tmp_hub, tmp_path, space_process):
+    """adapt → hub → Space: the LoRA adapter travels with its base (and its chat template), and the Space serves it."""
+    from tiny_hub_models import make_chat_llama, make_lora
+
+    base = make_chat_llama(tmp_path / "base")
+    hub.push(base, "me/chat-base")
+    hub.push(make_lora(base, tmp_path / "lora", "me/chat-base"), "me/chat-lora")
+    out = tmp_path / "space"
+    build(out, ["text"], {"text": "me/chat-lora"})
+    assert (out / "models" / "me" / "chat-lora" / "adapter_model.safetensors").is_file()
+    assert (out / "models" / "me" / "chat-base" / "chat_template.jinja").is_file()
+    assert any(line.startswith("peft==") for line in (out / "requirements.txt").read_text().splitlines())
+    client = space_process(out)
+    sampling = ["", 8, 0.0, 50, 1.0, 1.0, "", 1]  # system, max new, temp, top-k, top-p, penalty, stops, seed
+    history, _, seed, _ = client.predict("me/chat-lora", "Hi", [], *sampling, api_name="/chat")
+    assert seed == 1 and history[-1]["role"] == "assistant"
