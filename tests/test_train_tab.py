@@ -164,6 +164,7 @@ def test_the_preview_shows_what_the_model_learns(tmp_path, tmp_hub):
     shown = data_preview(ctx, "text", "me/chat-base", rows)
     assert "**Hello" in shown and "Hi" in shown and "**Hi" not in shown
     assert data_preview(ctx, "text", None, rows) == ""
+    assert "not a model this recipe can start from" in data_preview(ctx, "text", str(tmp_path / "base"), rows)
     plain = tmp_path / "plain.jsonl"
     plain.write_text(json.dumps({"text": "Some text."}) + "\n")
     assert "every character" in data_preview(ctx, "text", "me/chat-base", plain)

@@ -51,6 +51,37 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"--lora_dropout must be in [0, 1), got {args.lora_dropout}")
 
 
+def settle(args: argparse.Namespace, *, lr: tuple[float, float, float], warmup: int,
+           tokenizer: str | None = None) -> argparse.Namespace:
+    """The options checked, and the defaults that differ between training from scratch and adapting filled in:
+    `lr` = (from scratch, LoRA, every weight); `warmup` steps from scratch (adapting: `warmup_steps` at set-up,
+    once the run's length is known); `tokenizer`, the script's own from scratch (a base brings its own)."""
+    check_args(args)
+    scratch = args.base_model is None
+    if tokenizer is not None:
+        if not scratch and args.tokenizer:
+            raise SystemExit("--base_model brings its own tokenizer (its vocabulary is what the model knows): drop "
+                             "--tokenizer")
+        args.tokenizer = args.tokenizer or (tokenizer if scratch else None)
+    args.learning_rate = args.learning_rate or (lr[0] if scratch else lr[1] if args.lora_rank else lr[2])
+    if scratch and args.lr_warmup_steps is None:
+        args.lr_warmup_steps = warmup
+    return args
+
+
+def warmup_steps(args: argparse.Namespace, total: int) -> None:
+    """Adapting: a short warm-up, 3 % of the run (TRL's examples), unless one was given."""
+    if args.lr_warmup_steps is None:
+        args.lr_warmup_steps = round(0.03 * total)
+
+
+def base_figures(figures: list) -> list:
+    """The base model's figures, named and typed apart for the card: "base model: …", "<type>-base"."""
+    from aigc_hub.cards import Figure
+
+    return [Figure(f"base model: {f.name}", f.value, f"{f.metric_type}-base", f.dataset) for f in figures]
+
+
 def base_folder(ref: str, family: str) -> Path:
     """The folder of `ref`, checked to be a model of `family` (SystemExit with one line otherwise)."""
     from aigc_hub import hub

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from aigc_hub.cards import Figure, figures_table, render_card
+from training.adapt import base_figures
 
 FIGURES = {  # score key → (card name, metric type), in the card's order
     "val_nats_per_char": ("validation nats/char", "nats-per-char"),
@@ -21,9 +22,7 @@ def figures_of(scores: dict[str, float], base: dict[str, float] | None, data_for
     """The card's figures; when adapting, the base model's on the same held-out data after them."""
     shown = [(key, name.format(SCORED[data_format]), kind) for key, (name, kind) in FIGURES.items() if key in scores]
     out = [Figure(name, scores[key], kind) for key, name, kind in shown]
-    if base:
-        out += [Figure(f"base model: {name}", base[key], f"{kind}-base") for key, name, kind in shown]
-    return out
+    return out + base_figures([Figure(name, base[key], kind) for key, name, kind in shown] if base else [])
 
 
 def _use(args: argparse.Namespace, ref: str, adapter: bool, data_format: str) -> str:

@@ -80,11 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     adapt.add_adapt_args(parser, lora=False)  # diffusers' UNet2DModel takes no LoRA adapters (no PeftAdapterMixin)
     add_common_args(parser)
     parser.set_defaults(learning_rate=None, lr_scheduler="cosine", lr_warmup_steps=None, train_batch_size=128)
-    args = parser.parse_args(argv)
-    # From scratch: 1e-3 and 250 warm-up steps; fine-tuning: a tenth of that lr, a 3 % warm-up (setup).
-    args.learning_rate = args.learning_rate or (1e-4 if args.base_model else 1e-3)
-    if args.lr_warmup_steps is None and not args.base_model:
-        args.lr_warmup_steps = 250
+    # From scratch: 1e-3 and 250 warm-up steps; fine-tuning: a tenth of that lr.
+    args = adapt.settle(parser.parse_args(argv), lr=(1e-3, 1e-4, 1e-4), warmup=250)
     return args
 
 
@@ -164,8 +161,7 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
     ema = trainer.ema("unet", unet, args.ema_decay)
     unet, opt, loader = acc.prepare(unet, opt, loader)
     _, total = trainer.total_steps(len(loader))
-    if args.lr_warmup_steps is None:
-        args.lr_warmup_steps = round(0.03 * total)  # fine-tuning: a short warm-up (3 %)
+    adapt.warmup_steps(args, total)
     trainer.scheduler(opt, total)
     if trainer.is_main:
         n_params = sum(p.numel() for p in unet.parameters())
@@ -259,8 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         DDPMPipeline(unet=unet, scheduler=run.scheduler).save_pretrained(str(out), safe_serialization=True)
         Image.fromarray(sample_grid().squeeze()).save(out / "sample.png")
         figures, speed = evaluate(args, unet, config, data.num_classes)
-        figures += [Figure(f"base model: {f.name}", f.value, f"{f.metric_type}-base", f.dataset)
-                    for f in run.base_figures or []]
+        figures += adapt.base_figures(run.base_figures or [])
         for f in figures:  # on the console too, not only in the card
             print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
         write_card(args, out, data, figures, speed, trainer.global_step, sum(p.numel() for p in unet.parameters()))

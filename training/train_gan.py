@@ -205,8 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         disc_raw.save_pretrained(str(out / "discriminator"))  # kept for fine-tuning; not needed to generate
         Image.fromarray(sample_grid().squeeze()).save(out / "sample.png")
         figures = evaluate(args, final, data.num_classes)
-        base = [Figure(f"base model: {f.name}", f.value, f"{f.metric_type}-base", f.dataset)
-                for f in run.base_figures or []]
+        base = adapt.base_figures(run.base_figures or [])
         for f in figures + base:  # on the console too, not only in the card
             print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
         write_card(args, out, data, figures + base, trainer.global_step)

@@ -81,18 +81,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_args(parser)
     parser.set_defaults(learning_rate=None, lr_scheduler="cosine_with_min_lr", lr_min_ratio=0.1, lr_warmup_steps=None,
                         train_batch_size=32, sample_steps=0)
-    args = parser.parse_args(argv)
-    adapt.check_args(args)
-    if args.base_model and args.tokenizer:
-        raise SystemExit("--base_model brings its own tokenizer (its vocabulary is what the model knows): drop "
-                         "--tokenizer")
-    scratch = args.base_model is None
-    # From scratch: nanoGPT's lr and warm-up. Adapting: LoRA's usual 2e-4, 2e-5 for every weight, a short warm-up.
-    args.learning_rate = args.learning_rate or (1e-3 if scratch else 2e-4 if args.lora_rank else 2e-5)
-    args.tokenizer = args.tokenizer or ("char" if scratch else None)
-    if scratch:  # adapting: both follow from the base and the run's length (setup)
+    # From scratch: nanoGPT's lr and warm-up. Adapting: LoRA's usual 2e-4, 2e-5 for every weight.
+    args = adapt.settle(parser.parse_args(argv), lr=(1e-3, 2e-4, 2e-5), warmup=100, tokenizer="char")
+    if args.base_model is None:  # adapting: from the base's context (load_base)
         args.block_size = args.block_size or 128
-        args.lr_warmup_steps = 100 if args.lr_warmup_steps is None else args.lr_warmup_steps
     return args
 
 
@@ -256,8 +248,7 @@ def setup(args: argparse.Namespace) -> TextRun:
                         num_workers=args.dataloader_num_workers, **data.loader_args)
     model, opt, loader = acc.prepare(model, opt, loader)
     _, total = trainer.total_steps(None if args.streaming else len(loader))
-    if args.lr_warmup_steps is None:
-        args.lr_warmup_steps = round(0.03 * total)  # adapting: a short warm-up (3 %, as TRL's examples)
+    adapt.warmup_steps(args, total)
     trainer.scheduler(opt, total)
     raw = acc.unwrap_model(model)
     if trainer.is_main:

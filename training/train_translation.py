@@ -90,18 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_args(parser)
     parser.set_defaults(learning_rate=None, lr_scheduler="cosine_with_min_lr", lr_min_ratio=0.05,
                         lr_warmup_steps=None, train_batch_size=64, sample_steps=0)
-    args = parser.parse_args(argv)
-    adapt.check_args(args)
-    if args.base_model and args.tokenizer:
-        raise SystemExit("--base_model brings its own tokenizer (its vocabulary is what the model knows): drop "
-                         "--tokenizer")
-    scratch = args.base_model is None
     # From scratch: Marian's lr and warm-up. Adapting a translator: 5e-4 for LoRA, 5e-5 for every weight (OPUS-MT
-    # fine-tuning's usual), a short warm-up (setup).
-    args.learning_rate = args.learning_rate or (7e-4 if scratch else 5e-4 if args.lora_rank else 5e-5)
-    args.tokenizer = args.tokenizer or ("unigram" if scratch else None)
-    if scratch and args.lr_warmup_steps is None:
-        args.lr_warmup_steps = 500
+    # fine-tuning's usual).
+    args = adapt.settle(parser.parse_args(argv), lr=(7e-4, 5e-4, 5e-5), warmup=500, tokenizer="unigram")
     return args
 
 
@@ -267,8 +258,7 @@ def setup(args: argparse.Namespace) -> TranslationRun:
                         num_workers=args.dataloader_num_workers)
     model, opt, loader = acc.prepare(model, opt, loader)
     _, total = trainer.total_steps(len(loader))
-    if args.lr_warmup_steps is None:
-        args.lr_warmup_steps = round(0.03 * total)  # adapting: a short warm-up (3 %)
+    adapt.warmup_steps(args, total)
     trainer.scheduler(opt, total)
     raw = acc.unwrap_model(model)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=args.label_smoothing)

@@ -10,14 +10,14 @@ from typing import Any
 from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.evaluation.translation_metrics import TranslationScores
 from aigc_hub.models.translation import language_tag
+from training.adapt import base_figures
 
 
-def _figures(scores: list[TranslationScores], dataset: str, prefix: str = "", kind: str = "") -> list[Figure]:
+def _figures(scores: list[TranslationScores], dataset: str) -> list[Figure]:
     out = []
     for s in scores:
         arrow, data = s.direction.replace("-", "→"), f"{dataset} validation ({s.sentences} sentences)"
-        out += [Figure(f"{prefix}BLEU {arrow}", s.bleu, f"bleu{kind}", data),
-                Figure(f"{prefix}chrF {arrow}", s.chrf, f"chrf{kind}", data)]
+        out += [Figure(f"BLEU {arrow}", s.bleu, "bleu", data), Figure(f"chrF {arrow}", s.chrf, "chrf", data)]
     return out
 
 
@@ -43,7 +43,7 @@ def write_card(args: argparse.Namespace, out: Path, dirs: list[tuple[str, str]],
     split = (f"`{args.validation_file}`" if args.validation_file else
              f"{args.validation_split_percentage:g} % of the pairs held out in groups that share no sentence with "
              "training")
-    figures = _figures(scores, dataset) + _figures(base_scores or [], dataset, "base model: ", "-base")
+    figures = _figures(scores, dataset) + base_figures(_figures(base_scores or [], dataset))
     src, tgt = dirs[0]
     asking, example = _asking(dirs, convention)
     sample_rows = "\n".join(f"| {d} | {s} | {h} |" for d, sources, hyps in samples for s, h in zip(sources, hyps))

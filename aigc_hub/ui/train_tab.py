@@ -246,8 +246,10 @@ def data_preview(ctx: AppContext, recipe_key: str, base: str | None, data: objec
     from .. import hub, sft_rows
     from ..jobs.uploads import first_rows
 
-    if base is None or RECIPES[recipe_key].data != "text" or data in (None, ""):
+    if base is None or RECIPES.get(recipe_key) is None or RECIPES[recipe_key].data != "text" or data in (None, ""):
         return ""  # sentence pairs are read as they are, whatever the model
+    if base not in _bases(ctx, recipe_key):  # what a client names is read only if the hub lists it for the recipe
+        return f"_No preview: {str(base)[:100]!r} is not a model this recipe can start from_"
     try:
         rows = first_rows(data, ctx.config.data_dir, 3)
         if rows is None:
