@@ -18,7 +18,6 @@ from typing import Any, Iterator
 from ..errors import ModelLoadError
 
 ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PEFT_TASKS = {"CAUSAL_LM": "causal-lm", "SEQ_2_SEQ_LM": "seq2seq"}  # peft task_type → the family of its base
 
 

@@ -197,10 +197,11 @@ class ModelRegistry:
         except (UserError, OSError) as e:
             raise ModelLoadError(f"{ref}: its base model {name[:100]} is not here ({str(e)[:200]}); add the base "
                                  "first (Models tab, or python -m aigc_hub add)") from None
-        base = self.get(name, device or self.override(ref))
-        if base.family.name != family.base_family or base.extras.get("base"):
+        kind = self.folder_of(name)[0].name  # from its folder: a base of another family is never loaded
+        if kind != family.base_family:
             raise ModelLoadError(f"{ref} is a LoRA adapter for {family.base_family} models; its base {name[:100]} is "
-                                 f"a {base.kind} model")
+                                 f"a {kind} model")
+        base = self.get(name, device or self.override(ref))
         tokenizer = base.tokenizer
         if (path / "tokenizer_config.json").is_file():  # an adapter may ship its own (an added chat template)
             from transformers import AutoTokenizer
