@@ -45,7 +45,7 @@ class Family:
     config_file: str = "config.json"
     weights: str = "*.safetensors"  # glob, under the folder, of the weights it loads (sizes the device placement)
     remote: bool = False  # served elsewhere (remote.py): no weights here, its own lane instead of a device's
-    base_family: str | None = None  # an adapter (models/adapters.py), served on a loaded base of this family
+    base_families: tuple[str, ...] = ()  # an adapter (models/adapters.py), served on a loaded base of these families
 
 
 TASKS: dict[str, Task] = {t.key: t for t in [
@@ -83,9 +83,10 @@ def _is_text_to_image(config: dict) -> bool:
     return _is_diffusion(config) and all(config.get(k) for k in ("text_encoder", "unet", "vae"))
 
 
-def _is_adapter_of(task_type: str) -> Callable[[dict], bool]:
-    """A PEFT adapter folder's adapter_config.json for a base of this peft task type (LoRA is what is served: the
-    others are refused by name when the folder is checked)."""
+def _is_adapter_of(task_type: str | None) -> Callable[[dict], bool]:
+    """A PEFT adapter folder's adapter_config.json for a base of this peft task type (None: a model peft has no
+    task for, here a diffusers UNet; LoRA is what is served: the others are refused by name when the folder is
+    checked)."""
     return lambda config: "peft_type" in config and config.get("task_type") == task_type
 
 
@@ -98,10 +99,13 @@ def _is_diffusion(config: dict) -> bool:
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     # Adapters first: a PEFT folder may keep a copy of its base's config.json beside adapter_config.json.
     Family("causal-lm-lora", "text", "text-generation", ("lora", "peft"), _is_adapter_of("CAUSAL_LM"), load_adapter,
-           config_file="adapter_config.json", weights="adapter_model.safetensors", base_family="causal-lm"),
+           config_file="adapter_config.json", weights="adapter_model.safetensors", base_families=("causal-lm",)),
     Family("seq2seq-lora", "translation", "translation", ("lora", "peft"), _is_adapter_of("SEQ_2_SEQ_LM"),
            load_adapter, config_file="adapter_config.json", weights="adapter_model.safetensors",
-           base_family="seq2seq"),
+           base_families=("seq2seq",)),
+    Family("diffusion-lora", "image", "text-to-image", ("lora", "peft", "diffusers"), _is_adapter_of(None),
+           load_adapter, config_file="adapter_config.json", weights="adapter_model.safetensors",
+           base_families=("diffusion", "text-to-image")),
     Family("dcgan", "image", "unconditional-image-generation", ("dcgan", "gan"), _is_dcgan, load_dcgan),
     Family("text-to-image", "image", "text-to-image", ("diffusers", "text-to-image"), _is_text_to_image,
            load_text_to_image, config_file="model_index.json", weights="*/*.safetensors"),
@@ -158,7 +162,7 @@ def inspect_folder(path: Path, where: str) -> tuple[Family, dict]:
         for family in FAMILIES.values():
             if family.config_file == name and family.recognise(config):
                 _refuse_remote_code(config, where)
-                if family.base_family:
+                if family.base_families:
                     from .models.adapters import check_adapter_config
 
                     check_adapter_config(config, where)

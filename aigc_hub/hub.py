@@ -71,7 +71,7 @@ class ModelEntry:
         from .families import FAMILIES
         from .models.adapters import base_of_folder
 
-        adapter = self.path is not None and self.family and FAMILIES[self.family].base_family
+        adapter = self.path is not None and self.family and FAMILIES[self.family].base_families
         return base_of_folder(self.path) if adapter else None
 
 

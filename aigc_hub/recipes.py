@@ -37,7 +37,7 @@ RECIPES = {r.key: r for r in [
         "tiny": ("--base_channels", "8", "--latent_dim", "16", "--embed_dim", "8", "--train_batch_size", "32"),
         "base": ()}, base_family="dcgan", lora=False),
     Recipe("diffusion", "Diffusion (images)", "train_diffusion.py", "image", {p: ("--preset", p) for p in SIZES},
-           base_family="diffusion", lora=False),
+           base_family="diffusion"),
     Recipe("text", "Text LM", "train_text.py", "text",
            {p: ("--preset", p) for p in ("nano", "micro", "mini", "small")}, shows="evaluation",
            base_family="causal-lm"),

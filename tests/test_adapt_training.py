@@ -222,7 +222,7 @@ def test_a_diffusion_pipeline_is_fine_tuned_whole_with_its_schedule(digits_npz, 
                 "--dataset", str(digits_npz), "--image_column", "x_train", "--label_column", "y_train",
                 "--output_dir", str(out), "--train_batch_size", "16", "--max_train_samples", "64", "--report_to",
                 "none", "--sample_steps", "0", "--num_sample_images", "4", "--sample_inference_steps", "2",
-                "--eval_steps_list", "2", "--max_train_steps", "3", "--checkpointing_steps", "0"])
+                "--eval_steps_list", "2", "--max_train_steps", "3", "--checkpointing_steps", "0", "--lora_rank", "0"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     tuned = load_file(str(out / "unet" / "diffusion_pytorch_model.safetensors"))
     base = load_file(str(hub.resolve("me/tiny-ddpm") / "unet" / "diffusion_pytorch_model.safetensors"))

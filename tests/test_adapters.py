@@ -119,6 +119,8 @@ def test_adapters_that_cannot_be_served_are_refused_in_one_line(tmp_hub, tmp_pat
         variant("other-family", config(base_model_name_or_path="me/mt")): "its base me/mt is a seq2seq model",
         variant("pickle", pickled): "only pickle weights",
         variant("own-code", config(auto_mapping={"base_model_class": "MyModel"})): "remote code",
+        variant("code-elsewhere", config(auto_mapping={"base_model_class": "UNet2DModel",
+                                                       "parent_library": "mylib.models"})): "remote code",
         variant("not-lora", config(peft_type="PREFIX_TUNING")): "serves LoRA adapters",
     }
     registry = ModelRegistry()

@@ -82,8 +82,9 @@ def base_figures(figures: list) -> list:
     return [Figure(f"base model: {f.name}", f.value, f"{f.metric_type}-base", f.dataset) for f in figures]
 
 
-def base_folder(ref: str, family: str) -> Path:
-    """The folder of `ref`, checked to be a model of `family` (SystemExit with one line otherwise)."""
+def base_folder(ref: str, family: str | tuple[str, ...]) -> Path:
+    """The folder of `ref`, checked to be a model of `family` (or one of them; SystemExit with one line
+    otherwise)."""
     from aigc_hub import hub
     from aigc_hub.errors import UserError
     from aigc_hub.families import FAMILIES, checked_folder
@@ -95,21 +96,39 @@ def base_folder(ref: str, family: str) -> Path:
         raise SystemExit(f"--base_model {ref}: {e}") from None
     except OSError as e:  # not in the offline cache, no network
         raise SystemExit(f"--base_model {ref}: cannot be found here ({type(e).__name__}: {str(e)[:200]})") from None
-    if found.name != family:
-        raise SystemExit(f"--base_model {ref} is a {found.name} model; this script adapts {family} models "
-                         f"({FAMILIES[family].pipeline_tag})")
+    families = (family,) if isinstance(family, str) else family
+    if found.name not in families:
+        raise SystemExit(f"--base_model {ref} is a {found.name} model; this script adapts "
+                         f"{' or '.join(f'{f} ({FAMILIES[f].pipeline_tag})' for f in families)} models")
     return path
 
 
-def lora(model: torch.nn.Module, args: argparse.Namespace, task_type: str) -> torch.nn.Module:
-    """`model` with LoRA adapters on (only they train); said on stderr with the trainable share."""
+def base_family(ref: str, families: tuple[str, ...]) -> str:
+    """Which of `families` the base `ref` is (SystemExit with one line when none)."""
+    from aigc_hub.families import checked_folder
+
+    path = base_folder(ref, families)
+    return checked_folder(path, ref)[0].name
+
+
+# LoRA's usual layers in a diffusers UNet: attention projections (as diffusers' LoRA scripts) and, for the
+# project's small UNets whose attention is at one resolution only, the ResNet blocks' convolutions.
+UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"]
+
+
+def lora(model: torch.nn.Module, args: argparse.Namespace, task_type: str | None,
+         default_targets: list[str] | None = None) -> torch.nn.Module:
+    """`model` with LoRA adapters on (only they train); said on stderr with the trainable share. Target modules:
+    --lora_target_modules, else `default_targets`, else peft's choice for a transformers architecture."""
     from peft import LoraConfig, get_peft_model
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULT_TARGETS
 
     targets: Any = args.lora_target_modules
     if targets and targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
-    elif not targets and model.config.model_type not in DEFAULT_TARGETS:
+    elif not targets and default_targets:
+        targets = default_targets
+    elif not targets and getattr(model.config, "model_type", None) not in DEFAULT_TARGETS:
         targets = "all-linear"  # peft has no default for this architecture
     config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha or 2 * args.lora_rank,
                         lora_dropout=args.lora_dropout, target_modules=targets, task_type=task_type)
@@ -135,11 +154,10 @@ def save(model: Any, tokenizer: Any, out: Path, args: argparse.Namespace) -> Pat
     """Write the trained model into `out`: an adapter folder (LoRA) or an ordinary one (full fine-tune); with
     --merge, the merged model into out/merged too (returned). Merging folds the adapter into `model` itself: call
     this last."""
-    model.save_pretrained(str(out))  # a LoRA run: adapter_config.json + adapter_model.safetensors
-    if is_lora(model):  # the base as given (a hub id), not the folder it was read from on this machine
-        config = json.loads((out / "adapter_config.json").read_text())
-        config["base_model_name_or_path"] = args.base_model
-        (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if is_lora(model):
+        save_adapter(model, out, args)
+    else:
+        model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     if not (args.merge and is_lora(model)):
         return None
@@ -147,6 +165,15 @@ def save(model: Any, tokenizer: Any, out: Path, args: argparse.Namespace) -> Pat
     merged.save_pretrained(str(out / MERGED_DIR))
     tokenizer.save_pretrained(str(out / MERGED_DIR))
     return out / MERGED_DIR
+
+
+def save_adapter(model: Any, out: Path, args: argparse.Namespace) -> None:
+    """A peft model's adapter as peft writes it (adapter_config.json + adapter_model.safetensors), naming the base as
+    it was given (a hub id), not the folder it was read from on this machine."""
+    model.save_pretrained(str(out))
+    config = json.loads((out / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = args.base_model
+    (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 def method(args: argparse.Namespace) -> str:

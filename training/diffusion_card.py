@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.models.diffusion import SAMPLER_TITLES
+from training import adapt
 from training.image_data import ImageData
 from training.image_eval import method_text
 
@@ -42,18 +43,31 @@ pipe = DDPMPipeline.from_pretrained("{ref}")
 pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
 images = pipe(batch_size=16, num_inference_steps=25).images
 ```"""
+    lora = bool(args.base_model and args.lora_rank)
+    if lora:  # diffusers' UNet2DModel has no LoRA loader of its own: peft loads the adapter onto it
+        use = use.replace(f'UNet2DModel.from_pretrained("{ref}", subfolder="unet")',
+                          f'PeftModel.from_pretrained(UNet2DModel.from_pretrained("{args.base_model}", '
+                          f'subfolder="unet"), "{ref}").merge_and_unload()')
+        use = use.replace(f'pipe = DDPMPipeline.from_pretrained("{ref}")',
+                          f'pipe = DDPMPipeline.from_pretrained("{args.base_model}")\npipe.unet = PeftModel.'
+                          f'from_pretrained(pipe.unet, "{ref}").merge_and_unload()')
+        use = use.replace(f'from_pretrained("{ref}", subfolder="scheduler")',
+                          f'from_pretrained("{args.base_model}", subfolder="scheduler")')
+        use = use.replace("```python\n", "```python\nfrom peft import PeftModel\n", 1)
     rows = "\n".join(f"| {s} | {ms:.1f} |" for s, ms in speed.items())
     sampler = SAMPLER_TITLES[args.eval_sampler]
-    how = (f"fine-tuned from `{args.base_model}` (every weight; the base's figures below are measured the same way "
-           "before training)" if args.base_model else "trained from scratch")
+    how = (f"adapted as {adapt.method(args)} (the base's figures below are measured the same way before training)"
+           if args.base_model else "trained from scratch")
     arch = "the base's architecture" if args.base_model else f"preset {args.preset}, channels {channels}"
-    body = f"""A {kind} diffusion model (diffusers `UNet2DModel`, {n_params / 1e6:.2f} M parameters,
+    what = f"{n_params / 1e6:.2f} M parameters trained" if lora else f"{n_params / 1e6:.2f} M parameters"
+    folder = ("The folder is a PEFT adapter folder (`adapter_config.json`, `adapter_model.safetensors`) for the "
+              "base's UNet." if lora else "The folder is a standard diffusers pipeline folder.")
+    body = f"""A {kind} diffusion model (diffusers `UNet2DModel`, {what},
 {arch}) generating {args.resolution}×{args.resolution} images with {data.channels}
 channel(s), {how} with AIGC Hub's `training/train_diffusion.py` for {steps} optimizer steps (batch
 {args.train_batch_size} × {args.gradient_accumulation_steps} accumulation, lr {args.learning_rate}, {args.lr_scheduler},
 {args.prediction_type} prediction, {args.beta_schedule} noise schedule over {args.num_train_timesteps} steps, seed
-{args.seed}). The weights are the EMA (decay {args.ema_decay}) of the UNet. The folder is a standard diffusers
-pipeline folder.
+{args.seed}). The weights are the EMA (decay {args.ema_decay}) of the UNet. {folder}
 
 ## Use
 
@@ -79,7 +93,8 @@ Speed (one CPU batch of 64 images, the training machine):
 
 {args.card_notes}
 """
-    tags = (["class-conditional"] if conditional else []) + (["fine-tuned"] if args.base_model else [])
+    tags = ((["class-conditional"] if conditional else []) + (["fine-tuned"] if args.base_model else [])
+            + (["lora", "peft"] if lora else []))
     card = render_card(title=args.card_title or f"DDPM {dataset}", family="diffusion", tags=tags,
                        datasets=[dataset], license=args.card_license, figures=figures, body=body,
                        library_name="diffusers", extra={"base_model": args.base_model} if args.base_model else None)

@@ -1,5 +1,7 @@
 """Train a (class-conditional) diffusion model: a diffusers `UNet2DModel` with a `DDPMScheduler`, from scratch or
-fine-tuned whole from a shared pipeline folder (`--base_model`; its noise schedule and size come with it).
+adapted from a shared pipeline folder (`--base_model`; its noise schedule and size come with it): LoRA adapters on
+its UNet (`--lora_rank N`, a PEFT folder) or every weight (`--lora_rank 0`). A text-to-image base (Stable Diffusion)
+is adapted DreamBooth-style with an instance prompt (training/dreambooth.py).
 
     python training/train_diffusion.py --dataset ../shared/data/images/mnist/mnist.npz \
         --image_column x_train --label_column y_train --preset small --output_dir runs/ddpm
@@ -77,11 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "rewrite its card, keeping the card's figures at other step counts (its steps: "
                         "--max_train_steps)")
     add_optimizer_args(parser, weight_decay=0.0, beta2=0.999)
-    adapt.add_adapt_args(parser, lora=False)  # diffusers' UNet2DModel takes no LoRA adapters (no PeftAdapterMixin)
+    adapt.add_adapt_args(parser)
+    parser.add_argument("--instance_prompt", default=None,
+                        help="a text-to-image base: the prompt naming the subject of your images (DreamBooth)")
     add_common_args(parser)
     parser.set_defaults(learning_rate=None, lr_scheduler="cosine", lr_warmup_steps=None, train_batch_size=128)
-    # From scratch: 1e-3 and 250 warm-up steps; fine-tuning: a tenth of that lr.
-    args = adapt.settle(parser.parse_args(argv), lr=(1e-3, 1e-4, 1e-4), warmup=250)
+    # From scratch: 1e-3 and 250 warm-up steps; LoRA: half that lr; every weight: a tenth.
+    args = adapt.settle(parser.parse_args(argv), lr=(1e-3, 5e-4, 1e-4), warmup=250)
     return args
 
 
@@ -152,6 +156,8 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
                              f"{data.num_classes or 'no'} classes")
         if trainer.is_main:  # before a step: the base's figures, measured as the final ones are
             base_figures = evaluate(args, unet, dict(scheduler.config), data.num_classes)[0]
+        if args.lora_rank:
+            unet = adapt.lora(unet, args, None, adapt.UNET_TARGETS)
     else:
         unet = UNet2DModel(**unet_config(args, data))
         scheduler = noise_scheduler(args)
@@ -199,6 +205,9 @@ def evaluate_saved(args: argparse.Namespace) -> None:
     from aigc_hub.cards import read_card
 
     out = Path(args.output_dir)
+    if (out / "adapter_config.json").is_file():
+        raise SystemExit(f"--eval_only evaluates a pipeline folder; {out} holds a LoRA adapter (its card's figures "
+                         "were measured when it was trained)")
     unet = UNet2DModel.from_pretrained(str(out), subfolder="unet", use_safetensors=True)
     config = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
     data = training_images(args)
@@ -233,6 +242,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.eval_only:
         return evaluate_saved(args)
+    if args.base_model and adapt.base_family(args.base_model, ("diffusion", "text-to-image")) == "text-to-image":
+        from training import dreambooth
+
+        return dreambooth.run(args)
     run = setup(args)
     trainer, data, ema = run.trainer, run.data, run.ema
     config = dict(run.scheduler.config)
@@ -251,14 +264,20 @@ def main(argv: list[str] | None = None) -> None:
         from PIL import Image
 
         unet = ema.module.eval()
-        # The pipeline folder: model_index.json, unet/ (EMA weights, safetensors), scheduler/.
-        DDPMPipeline(unet=unet, scheduler=run.scheduler).save_pretrained(str(out), safe_serialization=True)
+        if adapt.is_lora(unet):  # the adapter (EMA weights): adapter_config.json + adapter_model.safetensors
+            adapt.save_adapter(unet, out, args)
+        else:  # the pipeline folder: model_index.json, unet/ (EMA weights, safetensors), scheduler/
+            DDPMPipeline(unet=unet, scheduler=run.scheduler).save_pretrained(str(out), safe_serialization=True)
         Image.fromarray(sample_grid().squeeze()).save(out / "sample.png")
         figures, speed = evaluate(args, unet, config, data.num_classes)
         figures += adapt.base_figures(run.base_figures or [])
         for f in figures:  # on the console too, not only in the card
             print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
-        write_card(args, out, data, figures, speed, trainer.global_step, sum(p.numel() for p in unet.parameters()))
+        trained = sum(p.numel() for p in unet.parameters() if p.requires_grad or not adapt.is_lora(unet))
+        write_card(args, out, data, figures, speed, trainer.global_step, trained)
+        if args.merge:  # folds the adapter into the EMA UNet: last
+            DDPMPipeline(unet=unet.merge_and_unload(), scheduler=run.scheduler).save_pretrained(
+                str(out / adapt.MERGED_DIR), safe_serialization=True)
 
     trainer.finish(save_final, models=[run.unet])
 

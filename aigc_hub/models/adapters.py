@@ -15,10 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import torch
+
 from ..errors import ModelLoadError
 
 ADAPTER_CONFIG = "adapter_config.json"
-PEFT_TASKS = {"CAUSAL_LM": "causal-lm", "SEQ_2_SEQ_LM": "seq2seq"}  # peft task_type → the family of its base
+PEFT_TASKS = {"CAUSAL_LM": "causal-lm", "SEQ_2_SEQ_LM": "seq2seq", None: "diffusion"}  # peft task_type → the
+# family of its base (None: a model peft has no task for, the UNet of a diffusers pipeline)
 
 
 def base_ref(config: dict, where: str) -> str:
@@ -41,23 +44,35 @@ def base_of_folder(path: Path) -> str | None:
 
 
 def check_adapter_config(config: dict, where: str) -> None:
-    """What this app serves of PEFT's formats: LoRA on the layers of a causal LM or a seq2seq model, no extra
-    trained modules saved beside it that would need unpickling or code."""
+    """What this app serves of PEFT's formats: LoRA on the layers of a causal LM, a seq2seq model or a diffusion
+    pipeline's UNet, no extra trained modules saved beside it that would need unpickling or code."""
     if config.get("peft_type") != "LORA":
         raise ModelLoadError(f"{where}: a {str(config.get('peft_type'))[:30]} adapter; AIGC Hub serves LoRA adapters")
     if config.get("task_type") not in PEFT_TASKS:
         raise ModelLoadError(f"{where}: a LoRA adapter for {str(config.get('task_type'))[:30]}; AIGC Hub serves "
-                             "adapters of causal LMs and seq2seq models")
-    if config.get("auto_mapping"):
+                             "adapters of causal LMs, seq2seq models and diffusion UNets")
+    mapping = config.get("auto_mapping")
+    if mapping and not _names_a_diffusers_class(mapping):
         raise ModelLoadError(f"{where}: the adapter names a model class of its own (auto_mapping): that would run "
                              "remote code, which AIGC Hub never does")
+
+
+def _names_a_diffusers_class(mapping: object) -> bool:
+    """peft's note of a base that is not a transformers model (a diffusers UNet): a class diffusers has, nothing
+    to import from elsewhere. (The base is loaded by its own folder here; the note is never imported.)"""
+    import diffusers
+
+    return (isinstance(mapping, dict) and str(mapping.get("parent_library", "")).startswith("diffusers.models.")
+            and isinstance(mapping.get("base_model_class"), str) and hasattr(diffusers, mapping["base_model_class"]))
 
 
 class Adapters:
     """The adapters added to one loaded base model: peft's wrapper around it, and a short peft name per ref."""
 
     def __init__(self, model: Any) -> None:
-        self.model = model  # the base model, whose layers peft wraps in place
+        self.model = model  # the base model as it is served
+        # What peft wraps in place: the model itself, or a diffusers pipeline's UNet (a pipeline is no nn.Module).
+        self.wrapped = model if isinstance(model, torch.nn.Module) else model.unet
         self.peft: Any = None
         self.names: dict[str, str] = {}  # ref → peft adapter name (refs hold "/", peft names may not)
         self.layers: list[Any] = []
@@ -71,14 +86,15 @@ class Adapters:
         name = f"adapter_{self._count}"
         try:
             if self.peft is None:
-                self.peft = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
+                self.peft = PeftModel.from_pretrained(self.wrapped, str(path), adapter_name=name,
+                                                      is_trainable=False)
             else:
                 self.peft.load_adapter(str(path), adapter_name=name, is_trainable=False)
         except (ValueError, KeyError, RuntimeError, OSError) as e:  # layers the base does not have, shapes
             raise ModelLoadError(f"{ref}: the adapter does not fit its base ({type(e).__name__}: {str(e)[:200]})"
                                  ) from None
         self.names[ref] = name
-        self.layers = [m for m in self.model.modules() if isinstance(m, BaseTunerLayer)]
+        self.layers = [m for m in self.wrapped.modules() if isinstance(m, BaseTunerLayer)]
         _activate(self.layers, [])  # the base itself serves without any adapter
         return AdapterView(self, name)
 
@@ -102,6 +118,18 @@ def _activate(layers: list[Any], names: list[str]) -> None:
     # requires_grad (nothing trains here): a few microseconds per layer per call.
     for layer in layers:
         layer._active_adapter = names
+
+
+@contextmanager
+def switched(model: Any) -> Iterator[Any]:
+    """The object to call for `model`: an adapter view's base with that adapter on for the block, or `model` itself.
+    For code that takes a served model's parts apart (a pipeline rebuilt around another scheduler) instead of
+    calling it."""
+    if not isinstance(model, AdapterView):
+        yield model
+        return
+    with model._adapters.active(model._name):
+        yield model._adapters.model
 
 
 class AdapterView:

@@ -24,7 +24,7 @@ from PIL import Image
 from .. import __version__
 from ..errors import GenerationError, UserError
 from ..imaging import png_bytes, to_pil, to_uint8
-from ..models import diffusion, text_to_image
+from ..models import adapters, diffusion, text_to_image
 from ..models.text_to_image import PromptRequest
 from ..validation import MAX_SEED, as_int, check_text, resolve_seed
 from .params import IMAGE, MAX_IMAGES, Param
@@ -132,7 +132,7 @@ class ImageService:
 
     def facts(self, ref: str) -> ImageFacts:
         """The model's classes, size and kind, without loading its weights."""
-        family, path, config = self.registry.folder_of(ref)
+        family, path, config = self.registry.base_folder_of(ref)  # an adapter makes what its base makes
         if family.task != TASK:
             raise GenerationError(f"{ref} is a {family.name} model for {family.task}, not for {TASK}")
         return facts_of(family.name, path, config)
@@ -232,9 +232,10 @@ class ImageService:
                       latents: torch.Tensor | None = None, on_step: diffusion.StepFn | None = None,
                       stop: threading.Event | None = None) -> np.ndarray:
         def run() -> np.ndarray:
-            return text_to_image.generate(entry.model, entry.extras["scheduler"], seeds, request, steps=steps,
-                                          sampler=sampler, latents=latents, on_step=on_step,
-                                          should_stop=stop.is_set if stop else None)
+            with adapters.switched(entry.model) as pipe:
+                return text_to_image.generate(pipe, entry.extras["scheduler"], seeds, request, steps=steps,
+                                              sampler=sampler, latents=latents, on_step=on_step,
+                                              should_stop=stop.is_set if stop else None)
 
         try:
             return self.registry.run(entry.device, run)

@@ -48,14 +48,15 @@ class LoadedModel:
 
     @property
     def kind(self) -> str:
-        return self.family.name
+        """The family it is served as: an adapter's is its base's."""
+        return self.extras.get("served_as", self.family.name)
 
     @property
     def task(self) -> str:
         return self.family.task
 
     def describe(self) -> str:
-        if self.family.base_family:
+        if self.family.base_families:
             return (f"{self.ref} on {self.device} (LoRA adapter, {self.bytes / 2**20:.1f} MiB, on "
                     f"{self.extras['base']}: its weights shared, not loaded again)")
         if self.family.remote:
@@ -144,7 +145,7 @@ class ModelRegistry:
     def base_folder_of(self, ref: str) -> tuple[Family, Path, dict]:
         """`folder_of(ref)`, or for an adapter its base's (what it is served as: its conventions, its context)."""
         family, path, config = self.folder_of(ref)
-        if family.base_family:
+        if family.base_families:
             base = adapters.base_ref(config, ref)
             hub.resolve(base, offline=True)  # never a download for an adapter
             return self.folder_of(base)
@@ -158,14 +159,14 @@ class ModelRegistry:
             return current.device
         path = hub.resolve(ref)
         family, config = checked_folder(path, ref)
-        if family.base_family:  # an adapter goes where its base is
+        if family.base_families:  # an adapter goes where its base is
             return self.planned_device(adapters.base_ref(config, ref), device or self.override(ref))
         return _placement(family, config, _weights_bytes(path, family), device or self.override(ref))
 
     def load(self, ref: str, device: str | None = None) -> LoadedModel:
         path = hub.resolve(ref)
         family, config = checked_folder(path, ref)
-        if family.base_family:
+        if family.base_families:
             return self._add_adapter(ref, path, family, config, device)
         size = _weights_bytes(path, family)
         target = _placement(family, config, size, device or self.override(ref))
@@ -198,12 +199,13 @@ class ModelRegistry:
             raise ModelLoadError(f"{ref}: its base model {name[:100]} is not here ({str(e)[:200]}); add the base "
                                  "first (Models tab, or python -m aigc_hub add)") from None
         kind = self.folder_of(name)[0].name  # from its folder: a base of another family is never loaded
-        if kind != family.base_family:
-            raise ModelLoadError(f"{ref} is a LoRA adapter for {family.base_family} models; its base {name[:100]} is "
-                                 f"a {kind} model")
+        if kind not in family.base_families:
+            raise ModelLoadError(f"{ref} is a LoRA adapter for {' or '.join(family.base_families)} models; its base "
+                                 f"{name[:100]} is a {kind} model")
         base = self.get(name, device or self.override(ref))
         tokenizer = base.tokenizer
-        if (path / "tokenizer_config.json").is_file():  # an adapter may ship its own (an added chat template)
+        if tokenizer is not None and (path / "tokenizer_config.json").is_file():  # an adapter may ship its own (an
+            # added chat template)
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
@@ -217,8 +219,10 @@ class ModelRegistry:
             return shared.add(ref, path)
 
         view = self.run(base.device, add)
+        extras = {k: v for k, v in base.extras.items() if k != "adapters"}  # a diffusion base's scheduler, ...
         entry = LoadedModel(ref, family, path, view, base.device, base.dtype, _weights_bytes(path, family),
-                            base.config, tokenizer, {"base": name, "adapter_config": config})
+                            base.config, tokenizer, {**extras, "base": name, "adapter_config": config,
+                                                     "served_as": base.kind})
         with self._lock:
             self._models[ref] = entry
         return entry

@@ -251,7 +251,7 @@ class TextService:
         family, path, config = self.registry.folder_of(ref)
         if family.remote:
             return bool(config[KEY].get("chat", True))
-        if family.base_family and not (path / "tokenizer_config.json").is_file():  # an adapter without its own
+        if family.base_families and not (path / "tokenizer_config.json").is_file():  # an adapter without its own
             path = hub.resolve(adapters.base_ref(config, ref), offline=True)  # tokenizer uses its base's
         return family.task == TASK and template_in_folder(path)
 

@@ -173,10 +173,10 @@ def _api(ctx: AppContext) -> None:
                 the owners its operator named)
             trackio: also log to trackio, beside tensorboard
             overwrite: replace the model published as hub_id
-            base: a model the hub lists to start from (adapt) instead of training from scratch: a DCGAN for gan, a
-                diffusion pipeline for diffusion (both fine-tuned whole), a causal LM for text, a translator for
+            base: a model the hub lists to start from (adapt) instead of training from scratch: a DCGAN for gan
+                (fine-tuned whole), a diffusion pipeline for diffusion, a causal LM for text, a translator for
                 translation; the preset does not apply then
-            lora_rank: with base, the LoRA rank of text and translation (0: fine-tune every weight)
+            lora_rank: with base, the LoRA rank (0: fine-tune every weight, as a GAN always is)
         """
         path = _data(data)
         try:
