@@ -132,6 +132,15 @@ def test_dreambooth_lora_of_a_text_to_image_pipeline_loads_in_stock_diffusers_an
     assert np.array_equal(service.generate("me/tiny-sd", 1, **ask).images, before)
     assert service.facts("me/sks-square").prompted
 
+    # The CLI (through its engine process) makes the same picture.
+    from PIL import Image
+
+    png = tmp_path / "square.png"
+    proc = run([sys.executable, "-m", "aigc_hub", "generate", "image", "--model", "me/sks-square", "--prompt",
+                "a photo of sks square", "--num", "1", "--steps", "3", "--seed", "1", "--out", str(png)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), adapted[0])
+
 
 def test_what_a_text_to_image_base_cannot_be_adapted_with_is_refused(instance_images, tmp_path, tmp_hub):
     from training.train_diffusion import main

@@ -278,6 +278,8 @@ class Trainer:
         They run on every process; a hook that writes files checks `is_main` itself.
         """
         acc, args = self.accelerator, self.args
+        for model in models:  # a base read with from_pretrained comes in eval mode: no dropout, frozen batch-norm
+            model.train()
         length = _length(dataloader)
         if length == 0:
             raise SystemExit("the dataset is smaller than one batch: lower --train_batch_size or add data")

@@ -159,8 +159,11 @@ def run(args: argparse.Namespace) -> None:
     def sample_grid() -> np.ndarray:
         n = min(args.num_sample_images, 8)
         gens = [torch.Generator().manual_seed(args.seed + i) for i in range(n)]
+        was_training = pipe.unet.training
+        pipe.unet.eval()  # no LoRA dropout in samples
         images = pipe([args.instance_prompt] * n, num_inference_steps=args.sample_inference_steps, generator=gens,
                       output_type="pt").images  # (N, 3, H, W) in [0, 1]
+        pipe.unet.train(was_training)
         return make_grid(images.float().cpu() * 2 - 1, nrow=min(n, 4))
 
     trainer.fit(loader, [unet], train_step, hooks=[(args.sample_steps, trainer.grid_hook(sample_grid))])
