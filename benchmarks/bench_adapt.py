@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ def time_loop(steps: int, repeats: int) -> None:
     from aigc_hub.devices import keep_freed_memory
     from training.common import adamw
     from training.train_text import load_base, parse_args, setup
+    from turns import print_against, take_turns
 
     keep_freed_memory()
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,18 +84,11 @@ def time_loop(steps: int, repeats: int) -> None:
             return 1000 * (time.perf_counter() - start) / steps
 
         variants = {"bare peft loop": bare, "train_text.py --lora_rank 16 (Trainer.fit)": helper}
-        times: dict[str, list[float]] = {name: [] for name in variants}
         bare()  # warm-up
-        for _ in range(repeats):
-            for name, fn in variants.items():
-                times[name].append(fn())
-    base = times["bare peft loop"]
+        times = take_turns(variants, repeats)
     print(f"LoRA step ({BASE}, rank 16 on {sorted(config.target_modules)}, batch {args.train_batch_size} × "
           f"{args.block_size}, {steps} steps, {repeats} repeats taking turns):")
-    for name, values in times.items():
-        ratios = [v / b for v, b in zip(values, base)]
-        print(f"  {name:45s} {min(values):6.1f}–{max(values):6.1f} ms a step; {min(ratios):.3f}–{max(ratios):.3f}x "
-              f"the bare loop, median {statistics.median(ratios):.3f}x")
+    print_against(times, "bare peft loop", width=45)
     print("  (target: <= 1.10x the bare peft loop)")
 
 

@@ -135,6 +135,7 @@ def time_loop(steps: int, repeats: int) -> None:
 
     from training.common import adamw
     from training.train_text import model_config, parse_args, setup
+    from turns import print_against, take_turns
 
     with tempfile.TemporaryDirectory() as tmp:
         args = parse_args([*REFERENCE, "--dataset", str(DATA), "--output_dir", tmp, "--report_to", "none",
@@ -187,18 +188,11 @@ def time_loop(steps: int, repeats: int) -> None:
                     "+ accelerate's prepared DataLoader": lambda: bare("loader"),
                     "+ prepared model/optimizer, accumulate, backward, clip": lambda: bare("all"),
                     "train_text.py (Trainer.fit: + tqdm, logging, hooks)": helper}
-        times: dict[str, list[float]] = {name: [] for name in variants}
         bare("")  # warm-up: the first loop of a process pays for lazy initialisation
-        for _ in range(repeats):
-            for name, run in variants.items():
-                times[name].append(run())
-    base = times["bare PyTorch loop"]
+        times = take_turns(variants, repeats)
     print(f"the loop alone (nano preset, batch {args.train_batch_size} × {args.block_size}, {steps} steps, "
           f"{repeats} repeats taking turns):")
-    for name, values in times.items():
-        ratios = [v / b for v, b in zip(values, base)]
-        print(f"  {name:55s} {min(values):5.1f}–{max(values):5.1f} ms a step; per repeat {min(ratios):.3f}–"
-              f"{max(ratios):.3f}x the bare loop, median {statistics.median(ratios):.3f}x")
+    print_against(times, "bare PyTorch loop")
     print("  (target: train_text.py <= 1.05x the bare loop)")
 
 
