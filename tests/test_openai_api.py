@@ -74,15 +74,17 @@ def test_completions_are_the_services_text_seeded_and_counted(app):
     assert again.choices[0].text == alone
 
 
-def test_a_streamed_completion_is_the_same_text_token_by_token_with_usage(app):
+def test_a_streamed_completion_is_the_same_text_in_pieces_with_usage(app):
+    # Tokens that pile up while the reader lags come as one piece (test_text.py checks one piece per token when it
+    # keeps up), so only "more than one piece" holds on a busy machine; 100 tokens make one piece very unlikely.
     url, _ = app
     c = client(url)
-    whole = c.completions.create(model="me/long-lm", prompt="To be", max_tokens=20, seed=3).choices[0].text
-    chunks = list(c.completions.create(model="me/long-lm", prompt="To be", max_tokens=20, seed=3, stream=True,
+    whole = c.completions.create(model="me/long-lm", prompt="To be", max_tokens=100, seed=3).choices[0].text
+    chunks = list(c.completions.create(model="me/long-lm", prompt="To be", max_tokens=100, seed=3, stream=True,
                                        stream_options={"include_usage": True}))
     texts = [ch.choices[0].text for ch in chunks if ch.choices]
-    assert "".join(texts) == whole and len([t for t in texts if t]) >= 10
-    assert chunks[-1].usage.completion_tokens == 20 and chunks[-2].choices[0].finish_reason == "length"
+    assert "".join(texts) == whole and len([t for t in texts if t]) >= 2
+    assert chunks[-1].usage.completion_tokens == 100 and chunks[-2].choices[0].finish_reason == "length"
 
 
 def test_a_stop_string_ends_the_choice_and_is_left_out(app):
