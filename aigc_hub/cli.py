@@ -41,7 +41,10 @@ def _generate_image(args: argparse.Namespace) -> None:
     with tqdm(total=max(args.num, 0), unit="step" if iterative else "img", disable=args.num < 256 and not iterative,
               file=sys.stderr) as bar:
         result = service.run(ImageRequest(args.model, args.num, args.seed, args.label, args.steps, args.sampler,
-                                          args.prompt, args.negative_prompt, args.guidance, args.width, args.height),
+                                          args.prompt, args.negative_prompt, args.guidance, args.width, args.height,
+                                          _read(args.init_image, "--init-image"), _read(args.mask, "--mask"),
+                                          args.strength, args.outpaint, args.variation_seed,
+                                          args.variation_strength),
                              progress=progress)
     if out.suffix == ".npz":
         labels = np.array([-1 if lab is None else lab for lab in result.labels], dtype=np.int64)
@@ -55,6 +58,16 @@ def _generate_image(args: argparse.Namespace) -> None:
         for i, s in enumerate(result.seeds):
             (out / f"seed-{s}.png").write_bytes(result.png(i))
     print(f"wrote {len(result.seeds)} image(s) to {out} (seed {result.seed}; image i used seed {result.seed} + i)")
+
+
+def _read(path: str | None, flag: str) -> bytes | None:
+    """A picture file's bytes (the service decodes and checks them, as it does an upload's)."""
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise UserError(f"{flag}: cannot read {path}: {e.strerror or e}") from None
 
 
 def _generate_text(args: argparse.Namespace) -> None:
@@ -260,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_option(img, image["guidance_scale"], "--guidance", default=None)
     _spec_option(img, image["width"], "--width", default=None)
     _spec_option(img, image["height"], "--height", default=None)
+    img.add_argument("--init-image", default=None, metavar="PATH", help="diffusion models: edit this picture "
+                     "(image-to-image; with --mask, inpainting), stretched to the model's size")
+    img.add_argument("--mask", default=None, metavar="PATH", help="inpainting: a picture of the input's size, "
+                     "white repainted, black kept")
+    _spec_option(img, image["strength"], "--strength", default=None)
+    img.add_argument("--outpaint", default=None, metavar="LEFT,TOP,RIGHT,BOTTOM", help="extend the input by these "
+                     "pixels and paint them in")
+    _spec_option(img, image["variation_strength"], "--variation-strength", default=None)
+    img.add_argument("--variation-seed", type=int, default=None, help="variations: image i blends --seed's noise "
+                     "with this seed + i's (-1: random)")
     img.add_argument("--out", required=True, help="grid.png | samples.npz | DIR (one PNG per image)")
     img.add_argument("--nrow", type=int, default=8, help="images per row of a grid")
     img.add_argument("--device", default=None, help="auto (default), cpu, cuda:N")

@@ -249,6 +249,42 @@ def test_image_tab_text_to_image_prompt_controls(page, tmp_path):
     assert png.size[1] == 64 + 4 and text.startswith("a cat\nNegative prompt: a dog\nSteps: 3") and "96x64" in text
 
 
+def test_image_tab_inpaints_strokes_drawn_on_a_result(page):
+    """A GAN says it cannot edit; with the diffusion starter a result becomes the input, a stroke drawn with the
+    mouse becomes the mask, and Edit inpaints it (the PNG names the mask); the clicked image's seed is the one
+    "more like this" varies."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#image-cannot-edit")).to_be_visible()  # the GAN starter
+    expect(page.locator("#image-edit-group")).to_be_hidden()
+    pick(page, "image-model", "aigc-hub/ddpm-mnist")
+    expect(page.locator("#image-edit-group")).to_be_visible()
+    expect(page.locator("#image-cannot-edit")).to_be_hidden()
+    generate_images(page, steps=4, count=2, seed=7)
+    page.locator("#image-gallery .grid-wrap img").nth(1).click()
+    expect(page.locator("#image-vary-seed input")).to_have_value("8")  # image 1 of seed 7
+    page.click("#image-use-result")
+    page.locator("#image-edit-group").get_by_text("Edit a picture").first.click()  # open the accordion
+    canvas = page.locator("#image-editor canvas").first
+    canvas.wait_for(state="visible")
+    page.locator("#image-editor button[aria-label=Brush]").click()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.44, box["y"] + box["height"] * 0.8)  # on the picture (centred)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.56, box["y"] + box["height"] * 0.8, steps=24)
+    page.mouse.up()
+    set_number(page, "image-strength", 1)
+    set_number(page, "image-seed", 11)
+    page.click("#image-edit")
+    page.wait_for_function("document.querySelector('#image-used-seed input').value === '11'")
+    page.screenshot(path=str(SHOTS / "image-inpainting.png"), full_page=True)
+    src = page.locator("#image-gallery .grid-wrap img").first.get_attribute("src")
+    with httpx.Client() as client:
+        png = Image.open(io.BytesIO(client.get(src if src.startswith("http") else page.url + src).content))
+    text = png.text["parameters"]
+    assert "Init image: " in text and "Denoising strength: 1, Mask: " in text and "Seed: 11" in text
+
+
 def test_text_tab_chat_view_streams_regenerates_and_clears(page, tmp_path):
     """A model whose tokenizer has a chat template gets the chat view: the answer streams into the history,
     Regenerate replaces the last answer, Clear empties the history (also while an answer is streaming)."""

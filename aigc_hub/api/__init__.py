@@ -90,6 +90,7 @@ class Api:
                  ("/v1/completions", "POST", text_routes.completions),
                  ("/v1/chat/completions", "POST", text_routes.chat_completions),
                  ("/v1/images/generations", "POST", media_routes.images),
+                 ("/v1/images/edits", "POST", media_routes.image_edits),
                  ("/v1/translations", "POST", media_routes.translations)]
         routes = [Route(path, self.endpoint(handler), methods=[method]) for path, method, handler in table]
         exact = {path: method for path, method, _ in table if "{" not in path}

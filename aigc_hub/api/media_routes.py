@@ -1,4 +1,4 @@
-"""GET /v1/models, POST /v1/images/generations and POST /v1/translations (an extra route in the same style: OpenAI
+"""GET /v1/models, POST /v1/images/generations, POST /v1/images/edits and POST /v1/translations (an extra route in the same style: OpenAI
 has none for text-to-text translation). A body becomes the service's typed request (services/requests.py), its
 values checked by the one spec (services/params.py) the tabs and the CLI read."""
 
@@ -12,14 +12,20 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..errors import UserError
+from ..services import editing
 from ..services.params import TRANSLATION
 from ..services.requests import ImageRequest, TranslationRequest
 from ..services.translation import MAX_LINE_CHARS, MAX_LINES
 from .body import Fields, anything, only, read_json
 from .errors import ApiError
+from .form import FormFields, read_form
 
 TRANSLATION_BODY = 8 << 20  # the most lines of the longest, as UTF-8 (CJK: 3 bytes a character), and the JSON
 SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
+EDIT_BODY = 2 * editing.MAX_INPUT_BYTES + (1 << 20)  # a picture, a mask and the fields
+IMAGE_IGNORABLE = {"user": anything, "quality": only("auto", "standard"), "style": only("natural", "vivid"),
+                   "moderation": anything}
 
 
 def model_object(entry: Any) -> dict:
@@ -49,10 +55,42 @@ async def get_model(api: Any, request: Request) -> Response:
 
 
 async def images(api: Any, request: Request) -> Response:
-    service = api.ctx.service("image")
-    spec = service.params  # its count bounded by the app's max_images
-    f = Fields(await read_json(request), {"user": anything, "quality": only("auto", "standard"),
-                                           "style": only("natural", "vivid"), "moderation": anything})
+    spec = api.ctx.service("image").params  # its count bounded by the app's max_images
+    f = Fields(await read_json(request), IMAGE_IGNORABLE)
+    asked, prompt, size = _image_fields(api, f, spec)
+    f.done()
+    return JSONResponse(await api.work(lambda: _make_images(api, asked, prompt, size)))
+
+
+async def image_edits(api: Any, request: Request) -> Response:
+    """OpenAI's multipart edit: `image` (a file), `mask` (optional, a PNG whose transparent pixels are repainted:
+    OpenAI's rule), the prompt and the rest as fields; this server's own fields as in /v1/images/generations, plus
+    `strength` and `outpaint`."""
+    spec = api.ctx.service("image").params
+    form = await read_form(request, EDIT_BODY)
+    f = FormFields(form.fields, {**IMAGE_IGNORABLE, "background": only("auto"), "input_fidelity": anything,
+                                 "output_format": only("png"), "partial_images": only(0)})
+    asked, prompt, size = _image_fields(api, f, spec)
+    asked.image = form.file("image", "image[]")
+    mask = form.file("mask", required=False)
+    asked.strength = f.param(spec["strength"], default=None)
+    asked.outpaint = f.get("outpaint", str, None)
+    f.done()
+
+    def work() -> dict:
+        if mask is not None:
+            try:
+                asked.mask = editing.mask_from_alpha(mask)
+            except UserError as e:
+                raise ApiError(400, str(e), param="mask", code="invalid_value") from None
+        return _make_images(api, asked, prompt, size)
+
+    return JSONResponse(await api.work(work))
+
+
+def _image_fields(api: Any, f: Fields, spec: dict) -> tuple[ImageRequest, str, str]:
+    """The fields both image routes take, as the service's request (its model, prompt and size settled by
+    `_make_images`, which knows the model)."""
     ref = f.get("model", str, api.ctx.config.model_for("image"))
     prompt = f.get("prompt", str, "")
     n = f.param(spec["n"])
@@ -64,34 +102,35 @@ async def images(api: Any, request: Request) -> Response:
                          f.param(spec["steps"], default=None), f.get("sampler", str, None),
                          negative_prompt=f.get("negative_prompt", str, None),
                          guidance_scale=f.param(spec["guidance_scale"], default=None))
-    f.done()
+    return asked, prompt, size
 
-    def work() -> dict:
-        checked = api.model(ref, "image")
-        facts = service.facts(checked)
-        asked.model = checked
-        if facts.prompted:
-            asked.prompt = prompt
-            if size != "auto":
-                asked.width, asked.height = _size(size)
-        else:
-            if size not in ("auto", f"{facts.resolution}x{facts.resolution}"):
-                raise ApiError(400, f"{checked} draws {facts.resolution}x{facts.resolution} images: size must be "
-                               "that or auto", param="size")
-            if prompt.strip():  # the prompt of a class-conditional model names the class ("7", "Flags")
-                if asked.label is not None:
-                    raise ApiError(400, "give the class as the prompt or as label, not both", param="label")
-                if not facts.num_classes:
-                    raise ApiError(400, f"{checked} is unconditional: send an empty prompt", param="prompt")
-                asked.label = prompt
-        with api.admit(checked, "image"):
-            result = service.run(asked)
-        data = [{"b64_json": base64.b64encode(result.png(i)).decode(), "revised_prompt": None}
-                for i in range(len(result.seeds))]  # encoded after the lane is free: the device serves the next
-        return {"created": int(time.time()), "data": data, "model": checked, "seed": result.seed,
-                "seeds": result.seeds, "labels": result.labels}
 
-    return JSONResponse(await api.work(work))
+def _make_images(api: Any, asked: ImageRequest, prompt: str, size: str) -> dict:
+    """Run the request on the checked model (blocking: in a thread) and answer as OpenAI does."""
+    service = api.ctx.service("image")
+    checked = api.model(asked.model, "image")
+    facts = service.facts(checked)
+    asked.model = checked
+    if facts.prompted:
+        asked.prompt = prompt
+        if size != "auto":
+            asked.width, asked.height = _size(size)
+    else:
+        if size not in ("auto", f"{facts.resolution}x{facts.resolution}"):
+            raise ApiError(400, f"{checked} draws {facts.resolution}x{facts.resolution} images: size must be "
+                           "that or auto", param="size")
+        if prompt.strip():  # the prompt of a class-conditional model names the class ("7", "Flags")
+            if asked.label is not None:
+                raise ApiError(400, "give the class as the prompt or as label, not both", param="label")
+            if not facts.num_classes:
+                raise ApiError(400, f"{checked} is unconditional: send an empty prompt", param="prompt")
+            asked.label = prompt
+    with api.admit(checked, "image"):
+        result = service.run(asked)
+    data = [{"b64_json": base64.b64encode(result.png(i)).decode(), "revised_prompt": None}
+            for i in range(len(result.seeds))]  # encoded after the lane is free: the device serves the next
+    return {"created": int(time.time()), "data": data, "model": checked, "seed": result.seed,
+            "seeds": result.seeds, "labels": result.labels}
 
 
 def _size(size: str) -> tuple[int, int]:

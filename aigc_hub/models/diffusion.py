@@ -66,9 +66,19 @@ def denoise(
     noise: torch.Tensor | None = None,
     on_step: StepFn | None = None,
     should_stop: Callable[[], bool] | None = None,
+    init: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """Sample one image per seed; returns (N, C, H, W) in [-1, 1] on the UNet's device, float32. `noise` replaces
-    the seeds' initial noise (interpolation); the seeds still draw what stochastic samplers add at each step."""
+    the seeds' initial noise (interpolation, variations); the seeds still draw what stochastic samplers add at each
+    step.
+
+    Editing, as diffusers' img2img and inpainting pipelines do it: `init` ((N, C, H, W) in [-1, 1]) is noised to
+    the level of step `steps × (1 − strength)` and only the last `int(steps × strength)` steps run (SDEdit);
+    strength 1 starts from the seed's noise alone, as generation does, and strength 0 returns `init`. `mask`
+    ((N, 1, H, W), 1: repaint, 0: keep) puts the known pixels back after every step, noised to the next step's
+    level with the same noise, and exactly at the end (RePaint-style inpainting)."""
     from diffusers.utils.torch_utils import randn_tensor
 
     weights = next(unet.parameters())
@@ -79,17 +89,34 @@ def denoise(
     gens = generators(seeds)
     scheduler = make_scheduler(scheduler_config, sampler)
     scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps
     if noise is None:
         noise = randn_tensor(shape, generator=gens, device=device, dtype=torch.float32)
-    x = noise.to(device, torch.float32) * scheduler.init_noise_sigma
+    noise = noise.to(device, torch.float32)
+    if init is not None:
+        init = init.to(device, torch.float32)
+        start = steps - min(int(steps * strength), steps)
+        timesteps = timesteps[start * scheduler.order:]
+        if hasattr(scheduler, "set_begin_index"):  # where add_noise and the first step find their sigma
+            scheduler.set_begin_index(start * scheduler.order)
+        if len(timesteps) == 0:
+            return init.clamp(-1.0, 1.0)
+    if init is None or strength >= 1.0:
+        x = noise * scheduler.init_noise_sigma
+    else:
+        x = scheduler.add_noise(init, noise, timesteps[:1].repeat(len(seeds)))
+    keep = None if mask is None else 1.0 - mask.to(device, torch.float32)
     class_labels = None if labels is None else labels.to(device)
-    total = len(scheduler.timesteps)
-    for i, t in enumerate(scheduler.timesteps):
+    total = len(timesteps)
+    for i, t in enumerate(timesteps):
         if should_stop is not None and should_stop():
             raise Stopped()
         model_in = scheduler.scale_model_input(x, t).to(dtype)
         out = unet(model_in, t, class_labels=class_labels).sample.float()
         x = scheduler.step(out, t, x, generator=gens).prev_sample
+        if keep is not None:
+            known = init if i == total - 1 else scheduler.add_noise(init, noise, timesteps[i + 1:i + 2].repeat(len(x)))
+            x = keep * known + (1.0 - keep) * x
         if on_step is not None:
             on_step(i + 1, total)
     return x.clamp(-1.0, 1.0)

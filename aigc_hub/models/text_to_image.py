@@ -16,8 +16,12 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
+from ..errors import GenerationError
 from .diffusion import StepFn, Stopped, generators, make_scheduler
+
+Edit = tuple[np.ndarray, "np.ndarray | None", float]  # input (H, W, 3) uint8, mask (H, W) bool or None, strength
 
 DEFAULT_GUIDANCE = 7.5
 MAX_GUIDANCE = 30.0
@@ -53,11 +57,11 @@ def latent_shape(pipe: Any, width: int, height: int) -> tuple[int, int, int]:
     return pipe.unet.config.in_channels, height // scale, width // scale
 
 
-def with_scheduler(pipe: Any, scheduler: Any) -> Any:
-    """A pipeline of the same class sharing `pipe`'s models, with its own scheduler. (diffusers' `from_pipe` would
-    also cast the shared models to one dtype, fp32 by default: an fp16 pipeline on a GPU would change under every
-    other request.)"""
-    cls = type(pipe)
+def with_scheduler(pipe: Any, scheduler: Any, cls: type | None = None) -> Any:
+    """A pipeline of the same class (or `cls`: its img2img or inpainting sibling) sharing `pipe`'s models, with its
+    own scheduler. (diffusers' `from_pipe` would also cast the shared models to one dtype, fp32 by default: an fp16
+    pipeline on a GPU would change under every other request.)"""
+    cls = cls or type(pipe)
     params = inspect.signature(cls.__init__).parameters
     kwargs = {k: v for k, v in pipe.components.items() if k in params}
     kwargs.update({k: pipe.config[k] for k in params if k not in kwargs and k in pipe.config})  # e.g. flags
@@ -84,11 +88,24 @@ def generate(
     latents: torch.Tensor | None = None,
     on_step: StepFn | None = None,
     should_stop: Callable[[], bool] | None = None,
+    edit: Edit | None = None,
 ) -> np.ndarray:
-    """One image per seed: (N, H, W, 3) uint8. `latents` replaces the seeds' initial noise (interpolation)."""
+    """One image per seed: (N, H, W, 3) uint8. `latents` replaces the seeds' initial noise (interpolation).
+
+    `edit` (the input, (H, W, 3) uint8 at the request's size; the mask, (H, W) bool, True: repaint; the strength)
+    runs the pipeline's img2img sibling, or its inpainting one under a mask (the known pixels are pasted back
+    after the decode, as diffusers' `apply_overlay` does). Strength 1 without a mask is generation itself, and a
+    strength that runs no step returns the input."""
+    image, mask, strength = edit if edit is not None else (None, None, 1.0)
+    if image is not None and min(int(steps * strength), steps) == 0:
+        return np.repeat(image[None], len(seeds), axis=0)
+    cls = None if image is None or (mask is None and strength >= 1.0) else _sibling(pipe, mask is not None)
+    if cls is not None and latents is not None and strength < 1.0:
+        raise GenerationError("variations of a partial edit cannot be made with a text-to-image pipeline: edit "
+                              "again with other seeds")
     # Latents are not images in [-1, 1]: DDPM and DDIM would clip them unless the config says otherwise (SD 1.5's
     # PNDM config does not), which is why diffusers warns about clip_sample for these pipelines.
-    run = with_scheduler(pipe, make_scheduler({"clip_sample": False, **scheduler_config}, sampler))
+    run = with_scheduler(pipe, make_scheduler({"clip_sample": False, **scheduler_config}, sampler), cls)
 
     def step_end(_pipe: Any, i: int, _t: Any, _kwargs: dict) -> dict:
         if on_step is not None:
@@ -108,5 +125,26 @@ def generate(
     if latents is not None:
         weights = next(pipe.unet.parameters())
         kwargs["latents"] = latents.to(weights.device, weights.dtype)
+    if cls is not None:
+        kwargs.update(image=Image.fromarray(image), strength=strength)
+        if mask is not None:
+            kwargs["mask_image"] = Image.fromarray(mask.astype(np.uint8) * 255)
+        kwargs = _call_kwargs(run, kwargs)  # img2img takes its size from the image
     images = run(**kwargs).images  # (N, H, W, 3) floats in [0, 1]
-    return (np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0) * 255).round().astype(np.uint8)
+    out = (np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0) * 255).round().astype(np.uint8)
+    if mask is not None:  # the decoded latents moved the known pixels a little: they are the input's own
+        out = np.where(mask[None, :, :, None], out, image[None])
+    return out
+
+
+def _sibling(pipe: Any, inpaint: bool) -> type:
+    """The img2img or inpainting pipeline class of `pipe`'s family, as diffusers' AutoPipeline pairs them."""
+    from diffusers.pipelines import auto_pipeline
+
+    mapping = (auto_pipeline.AUTO_INPAINT_PIPELINES_MAPPING if inpaint
+               else auto_pipeline.AUTO_IMAGE2IMAGE_PIPELINES_MAPPING)
+    cls = auto_pipeline._get_task_class(mapping, type(pipe).__name__, throw_error_if_not_exist=False)
+    if cls is None:
+        raise GenerationError(f"a {type(pipe).__name__} has no {'inpainting' if inpaint else 'image-to-image'} "
+                              "pipeline in diffusers: it cannot edit pictures")
+    return cls

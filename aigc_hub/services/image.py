@@ -5,28 +5,33 @@ drawn from `seed + i` alone (for diffusion: its initial noise and whatever a sto
 so image *i* is the same whatever the batch size, and any single image can be made again from its own seed with
 `num=1`. Diffusion models also take a sampler and a number of steps, report each step, and stop between steps.
 
+Diffusion models (the project's UNets and text-to-image pipelines) also edit a picture: image-to-image at a
+strength, inpainting under a mask, outpainting (editing.py brings the input to the model; the loops are
+diffusion.denoise's and diffusers' img2img / inpainting pipelines). Variations of any model's image blend its seed's
+noise with another seed's (`variation_seed` + i, at `variation_strength`).
+
 Every front end hands a typed ImageRequest (requests.py) to `run`; its values are checked here against the one
 parameter spec (params.IMAGE, the count bounded by the app's `max_images`), so a value gets one refusal everywhere.
 """
 
 from __future__ import annotations
 
-import io
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .. import __version__
 from ..errors import GenerationError, UserError
-from ..imaging import png_bytes, to_pil, to_uint8
+from ..imaging import to_uint8
 from ..models import adapters, diffusion, text_to_image
 from ..models.text_to_image import PromptRequest
 from ..validation import MAX_SEED, as_int, check_text, resolve_seed
+from . import editing
+from .editing import EditInput
+from .image_facts import ImageFacts, facts_of
+from .image_result import ImageResult, gif_bytes, parameters_text
+from .latents import blend, draws, path
 from .params import IMAGE, MAX_IMAGES, Param
 from .registry import LoadedModel, ModelRegistry
 from .requests import ImageRequest
@@ -40,87 +45,6 @@ Progress = Callable[[int, int], None]  # (done, total): images for a GAN, image-
 
 class GenerationStopped(UserError):
     """Stop was pressed: the denoising loop ended between two steps."""
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What the Image tab and the checks need to know about a model, read without loading its weights."""
-
-    family: str
-    num_classes: int  # 0: unconditional
-    resolution: int
-    channels: int
-    class_names: tuple[str, ...] = ()  # names of the labels, when the model's config has them
-
-    @property
-    def iterative(self) -> bool:  # takes steps and a sampler
-        return self.family in ("diffusion", "text-to-image")
-
-    @property
-    def prompted(self) -> bool:  # takes a prompt, a negative prompt, a guidance scale and a size
-        return self.family == "text-to-image"
-
-
-def facts_of(family: str, path: Path, config: dict, unet: dict | None = None, vae: dict | None = None) -> ImageFacts:
-    """`unet` (and `vae`): a diffusion model's component configs when already read (a loaded model), else they are
-    read from the folder."""
-    if family == "text-to-image":
-        from ..loaders import pipeline_components
-
-        if unet is None:
-            parts = pipeline_components(path, config)
-            unet, vae = parts["unet"], parts["vae"]
-        return ImageFacts(family, 0, text_to_image.default_size(unet, vae), 3)
-    if family == "diffusion":
-        from ..loaders import diffusion_parts
-
-        unet = unet if unet is not None else diffusion_parts(path, config)[0]
-        size = unet.get("sample_size")
-        size = size if isinstance(size, int) else (size or [0])[0]
-        return ImageFacts(family, int(unet.get("num_class_embeds") or 0), int(size), int(unet.get("in_channels", 3)))
-    return ImageFacts(family, int(config.get("num_classes", 0)), int(config["resolution"]), int(config["channels"]),
-                      tuple(str(n) for n in config.get("class_names") or ()))
-
-
-@dataclass
-class ImageResult:
-    images: np.ndarray  # (N, H, W, C) uint8
-    seeds: list[int]
-    labels: list[int | None]
-    model: str
-    seed: int  # the resolved base seed
-    parameters: list[str] = field(default_factory=list)  # A1111-style text, one per image
-    steps: int = 1
-    sampler: str = "DCGAN"
-    request: PromptRequest | None = None  # text-to-image: the prompt and the rest
-
-    def pil(self, i: int) -> Image.Image:
-        return to_pil(self.images[i])
-
-    def png(self, i: int) -> bytes:
-        return png_bytes(self.pil(i), self.parameters[i])
-
-    def grid_parameters(self) -> str:
-        """The text of a grid of all images: its base seed and count, and a label only when every image has it."""
-        one_label = len(set(self.labels)) == 1
-        labels = "" if one_label else ", Labels: one per image (each PNG names its own)"
-        return (parameters_text(self.model, self.seed, self.labels[0] if one_label else None, self.images.shape[2],
-                                self.steps, self.sampler, self.request, self.images.shape[1])
-                + f", Seeds: seed + i{labels}, Count: {len(self.seeds)}")
-
-
-def noise(seeds: list[int], latent_dim: int) -> torch.Tensor:
-    """One latent vector per seed, each from its own generator (batch-size independent)."""
-    return torch.stack([torch.randn(latent_dim, generator=torch.Generator().manual_seed(s % 2**64)) for s in seeds])
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation: Gaussian latents keep their norm along the path (a straight line would shrink it)."""
-    cos = torch.clamp((a / a.norm()) @ (b / b.norm()), -1.0, 1.0)
-    omega = torch.arccos(cos)
-    if omega.abs() < 1e-4:
-        return (1 - t) * a + t * b
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
 class ImageService:
@@ -180,24 +104,29 @@ class ImageService:
 
     def _denoise(self, entry: LoadedModel, seeds: list[int], labels: list[int | None], steps: int, sampler: str,
                  noise: torch.Tensor | None = None, on_step: diffusion.StepFn | None = None,
-                 stop: threading.Event | None = None) -> np.ndarray:
+                 stop: threading.Event | None = None, edit: EditInput | None = None) -> np.ndarray:
         """The denoising loop for `seeds`, batched with other requests' seeds of the same model, sampler and steps
-        (not for given noise: interpolation). Stop ends the loop when every request in it has stopped; until then a
-        stopped request's rows ride along and it returns, stopped, when the batch ends."""
+        (and, for edits, strength; not for given noise: interpolation, variations). Stop ends the loop when every
+        request in it has stopped; until then a stopped request's rows ride along and it returns, stopped, when
+        the batch ends."""
+        init, mask = _edit_tensors(edit, len(seeds))
+        strength = edit.strength if edit else 1.0
         if noise is not None:
             y = None if labels[0] is None else torch.tensor(labels)
 
             def alone() -> np.ndarray:
                 return to_uint8(diffusion.denoise(entry.model, entry.extras["scheduler"], seeds, steps=steps,
                                                   sampler=sampler, labels=y, noise=noise, on_step=on_step,
-                                                  should_stop=stop.is_set if stop else None))
+                                                  should_stop=stop.is_set if stop else None, init=init, mask=mask,
+                                                  strength=strength))
 
             try:
                 return self.registry.run(entry.device, alone)
             except diffusion.Stopped:
                 raise GenerationStopped("stopped") from None
 
-        Item = tuple[list[int], list[int | None], diffusion.StepFn | None, threading.Event | None]
+        Item = tuple[list[int], list[int | None], diffusion.StepFn | None, threading.Event | None,
+                     torch.Tensor | None, torch.Tensor | None]
 
         def together(batch: list[Item]) -> list[np.ndarray | None]:
             items = [item for item in batch if not (item[3] and item[3].is_set())]  # stopped while they waited
@@ -212,16 +141,22 @@ class ImageService:
                     if item[2]:
                         item[2](k, total)
 
+            inits = None if items[0][4] is None else torch.cat([item[4] for item in items])
+            masks = None if all(item[5] is None for item in items) else torch.cat(
+                [item[5] if item[5] is not None else torch.ones(len(item[0]), 1, *item[4].shape[2:])
+                 for item in items])  # an image-to-image row repaints everything
             images = to_uint8(diffusion.denoise(
                 entry.model, entry.extras["scheduler"], all_seeds, steps=steps, sampler=sampler,
                 labels=None if all_labels[0] is None else torch.tensor(all_labels), on_step=each_step,
-                should_stop=(lambda: all(s.is_set() for s in stops)) if all(stops) else None))
+                should_stop=(lambda: all(s.is_set() for s in stops)) if all(stops) else None,
+                init=inits, mask=masks, strength=strength))
             parts = dict(zip(map(id, items), np.split(images, np.cumsum([len(item[0]) for item in items])[:-1])))
             return [None if item[3] and item[3].is_set() else parts.get(id(item)) for item in batch]
 
+        key = ("denoise", entry.ref, id(entry.model), steps, sampler, None if edit is None else strength)
         try:
-            images = self.registry.batcher.call(entry.device, ("denoise", entry.ref, id(entry.model), steps, sampler),
-                                                (seeds, labels, on_step, stop), len(seeds), together)
+            images = self.registry.batcher.call(entry.device, key, (seeds, labels, on_step, stop, init, mask),
+                                                len(seeds), together)
         except diffusion.Stopped:
             images = None
         if images is None:
@@ -230,17 +165,56 @@ class ImageService:
 
     def _run_pipeline(self, entry: LoadedModel, seeds: list[int], request: PromptRequest, steps: int, sampler: str,
                       latents: torch.Tensor | None = None, on_step: diffusion.StepFn | None = None,
-                      stop: threading.Event | None = None) -> np.ndarray:
+                      stop: threading.Event | None = None, edit: EditInput | None = None) -> np.ndarray:
         def run() -> np.ndarray:
             with adapters.switched(entry.model) as pipe:
                 return text_to_image.generate(pipe, entry.extras["scheduler"], seeds, request, steps=steps,
                                               sampler=sampler, latents=latents, on_step=on_step,
-                                              should_stop=stop.is_set if stop else None)
+                                              should_stop=stop.is_set if stop else None,
+                                              edit=None if edit is None else (edit.image, edit.mask, edit.strength))
 
         try:
             return self.registry.run(entry.device, run)
         except diffusion.Stopped:
             raise GenerationStopped("stopped") from None
+
+    def _edit(self, entry: LoadedModel, facts: ImageFacts, request: ImageRequest,
+              prompted: PromptRequest | None) -> EditInput | None:
+        """The request's input picture, mask and canvas brought to the model (editing.py); None when it edits
+        nothing."""
+        given = [name for name in ("mask", "strength", "outpaint") if _given(getattr(request, name))]
+        if request.image is None:
+            if given:
+                raise GenerationError(f"{given[0]} applies to editing: give the picture to edit too")
+            return None
+        if not facts.edits:
+            raise GenerationError(f"{entry.ref} is a {entry.kind} model: it makes pictures from noise and cannot "
+                                  "edit one (diffusion models can)")
+        masked = request.mask is not None or editing.outpaint_sides(request.outpaint) is not None
+        strength = IMAGE["strength"].check(request.strength) if _given(request.strength) \
+            else 1.0 if masked else IMAGE["strength"].default
+        width, height = (prompted.width, prompted.height) if prompted else (facts.resolution, facts.resolution)
+        return editing.prepare(request.image, request.mask, strength, request.outpaint, facts.channels, width,
+                               height)
+
+    def _variation(self, request: ImageRequest, base: int, n: int) -> tuple[int, float] | None:
+        """(variation seed, strength) when the request asks for variations of `base`'s image."""
+        if not (_given(request.variation_seed) or _given(request.variation_strength)):
+            return None
+        strength = IMAGE["variation_strength"].check(request.variation_strength) \
+            if _given(request.variation_strength) else IMAGE["variation_strength"].default
+        other = resolve_seed(request.variation_seed if _given(request.variation_seed) else -1)
+        if other + n - 1 > MAX_SEED:
+            raise GenerationError(f"variation_seed + n - 1 must be at most {MAX_SEED}, got {other} + {n - 1}")
+        return other, strength
+
+    def _shape(self, entry: LoadedModel, facts: ImageFacts, prompted: PromptRequest | None) -> tuple[int, ...]:
+        """The shape of one initial draw: a pipeline's latents, a UNet's noise image, a GAN's latent vector."""
+        if prompted:
+            return text_to_image.latent_shape(entry.model, prompted.width, prompted.height)
+        if facts.iterative:
+            return facts.channels, facts.resolution, facts.resolution
+        return (entry.config["latent_dim"],)
 
     def _prompt(self, entry: LoadedModel, facts: ImageFacts, prompt: object, negative: object, guidance: object,
                 width: object, height: object) -> PromptRequest | None:
@@ -295,7 +269,7 @@ class ImageService:
         """`request.n` images; with a conditional model and no label, item i shows class i mod num_classes. Steps
         and sampler apply to diffusion models (GANs take one step); `stop` ends a diffusion run between steps.
         Prompt, negative prompt, guidance scale and size apply to text-to-image pipelines (default size: the
-        model's)."""
+        model's); an input image (with a mask, outpainting) to diffusion models of both kinds."""
         ref, n = request.model, self.params["n"].check(request.n)
         base = resolve_seed(request.seed)
         if base + n - 1 > MAX_SEED:
@@ -306,34 +280,45 @@ class ImageService:
         fixed = self._label(entry, request.label)
         prompted = self._prompt(entry, facts, request.prompt, request.negative_prompt, request.guidance_scale,
                                 request.width, request.height)
+        edit = self._edit(entry, facts, request, prompted)
+        variation = self._variation(request, base, n)
         classes = facts.num_classes
         seeds = list(range(base, base + n))
         labels = [fixed if fixed is not None else (i % classes if classes else None) for i in range(n)]
+        shape = self._shape(entry, facts, prompted)
+        # Variations: every image draws the base seed's noise, moved towards variation seed + i's.
+        drawn = None if variation is None else blend(base, list(range(variation[0], variation[0] + n)),
+                                                     variation[1], shape)
+        rows = seeds if variation is None else [base] * n  # what the loop's generators are seeded with
+        run_steps = n_steps if edit is None else max(1, min(int(n_steps * edit.strength), n_steps))
         chunks = []
         size = PIPELINE_BATCH if prompted else DIFFUSION_BATCH if facts.iterative else BATCH
         for start in range(0, n, size):
             part = slice(start, start + size)
+            given = None if drawn is None else drawn[part]
             if facts.iterative:
                 def on_step(k: int, total: int, done: int = start) -> None:
                     if progress:
-                        progress(done * n_steps + k * len(seeds[part]), n * n_steps)
+                        progress(done * run_steps + k * len(seeds[part]), n * run_steps)
 
                 if prompted:
-                    chunks.append(self._run_pipeline(entry, seeds[part], prompted, n_steps, sampler_name,
-                                                     on_step=on_step, stop=stop))
+                    chunks.append(self._run_pipeline(entry, rows[part], prompted, n_steps, sampler_name,
+                                                     latents=given, on_step=on_step, stop=stop, edit=edit))
                     continue
-                chunks.append(self._denoise(entry, seeds[part], labels[part], n_steps, sampler_name,
-                                            on_step=on_step, stop=stop))
+                chunks.append(self._denoise(entry, rows[part], labels[part], n_steps, sampler_name, noise=given,
+                                            on_step=on_step, stop=stop, edit=edit))
             else:
-                z = noise(seeds[part], entry.config["latent_dim"])
-                chunks.append(self._forward(entry, z, labels[part]))
+                chunks.append(self._forward(entry, draws(seeds[part], shape) if given is None else given,
+                                            labels[part]))
                 if progress:
                     progress(min(start + size, n), n)
         images = np.concatenate(chunks)
         title = diffusion.SAMPLER_TITLES.get(sampler_name, sampler_name)
-        params = [parameters_text(ref, s, lab, images.shape[2], n_steps, title, prompted, images.shape[1])
-                  for s, lab in zip(seeds, labels)]
-        return ImageResult(images, seeds, labels, ref, base, params, n_steps, title, prompted)
+        extra = "" if edit is None else edit.parameters()
+        params = [parameters_text(ref, base if variation else s, lab, images.shape[2], n_steps, title, prompted,
+                                  images.shape[1], extra + _variation_text(variation, i))
+                  for i, (s, lab) in enumerate(zip(seeds, labels))]
+        return ImageResult(images, seeds, labels, ref, base, params, n_steps, title, prompted, extra)
 
     def interpolate(
         self, ref: str, seed_a: int, seed_b: int, frames: int = 16, label: int | None = None,
@@ -352,45 +337,35 @@ class ImageService:
         fixed = self._label(entry, label)
         request = self._prompt(entry, facts, prompt, negative_prompt, guidance_scale, width, height)
         lab = fixed if fixed is not None else (0 if facts.num_classes else None)
-        ts = [i / max(1, frames - 1) for i in range(frames)]
+        z = path(a, b, [i / max(1, frames - 1) for i in range(frames)], self._shape(entry, facts, request))
         if request:
-            shape = text_to_image.latent_shape(entry.model, request.width, request.height)
-            za, zb = (torch.randn(shape, generator=torch.Generator().manual_seed(s % 2**64)).flatten() for s in (a, b))
-            z = torch.stack([slerp(za, zb, t) for t in ts]).view(frames, *shape)
             images = np.concatenate([
                 self._run_pipeline(entry, [a] * len(z[i:i + PIPELINE_BATCH]), request, n_steps, sampler_name,
                                    latents=z[i:i + PIPELINE_BATCH], stop=stop)
                 for i in range(0, frames, PIPELINE_BATCH)])
         elif facts.iterative:
-            shape = (facts.channels, facts.resolution, facts.resolution)
-            za, zb = (torch.randn(shape, generator=torch.Generator().manual_seed(s % 2**64)).flatten() for s in (a, b))
-            z = torch.stack([slerp(za, zb, t) for t in ts]).view(frames, *shape)
             images = self._denoise(entry, [a] * frames, [lab] * frames, n_steps, sampler_name, noise=z, stop=stop)
         else:
-            za, zb = noise([a, b], entry.config["latent_dim"])
-            images = self._forward(entry, torch.stack([slerp(za, zb, t) for t in ts]), [lab] * frames)
+            images = self._forward(entry, z, [lab] * frames)
         return images, gif_bytes(images)
 
 
-def parameters_text(ref: str, seed: int, label: int | None, width: int, steps: int = 1, sampler: str = "DCGAN",
-                    request: PromptRequest | None = None, height: int | None = None) -> str:
-    """A1111-style generation parameters, as stored in each PNG's `parameters` text chunk: the prompt on the first
-    line and the negative prompt on the second (text-to-image), then the settings."""
-    label_part = f", Label: {label}" if label is not None else ""
-    head, cfg = "", ""
-    if request is not None:
-        negative = f"Negative prompt: {request.negative_prompt}\n" if request.negative_prompt else ""
-        head, cfg = f"{request.prompt}\n{negative}", f", CFG scale: {request.guidance_scale:g}"
-    return (f"{head}Steps: {steps}, Sampler: {sampler}{cfg}, Seed: {seed}, Size: {width}x{height or width}, "
-            f"Model: {ref}{label_part}, Version: aigc-hub {__version__}")
+def _given(value: object) -> bool:
+    """Whether a request field was given: not None and not blank text (a picture is an array or bytes)."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
-def gif_bytes(images: np.ndarray, scale: int = 4, ms_per_frame: int = 80) -> bytes:
-    """An animated GIF that plays the frames forward then back, upscaled (nearest) so small images are visible."""
-    pil = [to_pil(img).convert("RGBA" if img.shape[-1] == 4 else "RGB") for img in images]
-    pil = [p.resize((p.width * scale, p.height * scale), Image.Resampling.NEAREST) for p in pil]
-    sequence = pil + pil[-2:0:-1]
-    buf = io.BytesIO()
-    sequence[0].save(buf, format="GIF", save_all=True, append_images=sequence[1:], duration=ms_per_frame, loop=0,
-                     disposal=2)
-    return buf.getvalue()
+def _variation_text(variation: tuple[int, float] | None, i: int) -> str:
+    return "" if variation is None else f", Variation seed: {variation[0] + i}, Variation seed strength: " \
+        f"{variation[1]:g}"
+
+
+def _edit_tensors(edit: EditInput | None, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """An edit's input (n copies, (n, C, H, W) in [-1, 1]) and mask ((n, 1, H, W), 1: repaint) for the UNet."""
+    if edit is None:
+        return None, None
+    init = torch.from_numpy(np.array(edit.image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    mask = None if edit.mask is None else torch.from_numpy(np.array(edit.mask)).float()[None]
+    return init.expand(n, -1, -1, -1).contiguous(), None if mask is None else mask.expand(n, -1, -1, -1).contiguous()
+
+

@@ -54,6 +54,7 @@ MAX_IMAGES = 100_000  # per call of the service; the app's setting (max_images, 
 MAX_SIZE = 2048
 MAX_FRAMES = 120
 MAX_BEAMS = 8
+DEFAULT_STRENGTH = 0.75  # image-to-image, as A1111's; inpainting and outpainting redraw their mask from noise (1)
 
 
 def _seed(what: str) -> Param:
@@ -95,6 +96,11 @@ IMAGE = table(
     _size("width"),
     _size("height"),
     Param("frames", int, 16, 2, MAX_FRAMES, f"interpolation: how many frames (2 to {MAX_FRAMES})"),
+    Param("strength", float, DEFAULT_STRENGTH, 0, 1, "editing (diffusion models): how much of the input picture "
+          "is redrawn, 0 (kept) to 1 (from noise); the last steps × strength steps run (default: 0.75, and 1 with "
+          "a mask or outpainting)"),
+    Param("variation_strength", float, 0.15, 0, 1, "variations: how far from the seed's image, 0 (the same) to 1 "
+          "(another seed's); image i blends the seed's noise with variation seed + i's"),
 )
 
 TRANSLATION = table(

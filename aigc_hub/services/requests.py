@@ -54,7 +54,8 @@ class TextRequest:
 class ImageRequest:
     """`n` images (image i from seed + i). The label applies to class-conditional models (an id or a class name;
     None or -1: one of each class in turn), steps and sampler to diffusion models, the prompt, negative prompt,
-    guidance scale and size to text-to-image pipelines (None: the model's defaults)."""
+    guidance scale and size to text-to-image pipelines (None: the model's defaults). Diffusion models (both kinds)
+    also edit a picture given as `image` (editing.py has the rules)."""
 
     model: str
     n: object = 1
@@ -67,6 +68,12 @@ class ImageRequest:
     guidance_scale: object = None
     width: object = None
     height: object = None
+    image: object = None  # editing: the picture to start from (encoded bytes, a PIL image or uint8 pixels)
+    mask: object = None  # inpainting: the input's size, white repainted, black kept
+    strength: object = None  # how much is redrawn (None: 0.75 for image-to-image, 1 with a mask or outpainting)
+    outpaint: object = None  # pixels added LEFT,TOP,RIGHT,BOTTOM, then repainted
+    variation_seed: object = None  # variations: image i blends seed's noise with variation_seed + i's
+    variation_strength: object = None
 
 
 @dataclass

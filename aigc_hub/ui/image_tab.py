@@ -1,5 +1,7 @@
 """The Image tab: pick a GAN or a diffusion model from the hub, generate a reproducible batch (diffusion: sampler,
-steps, a per-step progress bar and a Stop that ends the denoising loop), interpolate between two seeds."""
+steps, a per-step progress bar and a Stop that ends the denoising loop), edit a picture (diffusion models:
+image-to-image, inpainting under painted strokes, outpainting), make variations of a result, interpolate between
+two seeds."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..errors import UserError
 from ..imaging import make_grid, png_bytes, to_pil
 from ..models.diffusion import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLER_TITLES
 from ..models.text_to_image import DEFAULT_GUIDANCE, SIZE_MULTIPLE
@@ -15,6 +18,7 @@ from ..services import ImageRequest
 from ..services.image import GenerationStopped, ImageFacts
 from ..services.params import IMAGE
 from .common import WORK, AppContext, SessionStops, card_markdown, on_gpu, shared_args, user_errors
+from .image_edit import editor_input, seed_and_label, use_as_input
 from .inputs import Dropdown, Number, spec_slider
 
 TASK = "image"
@@ -37,15 +41,29 @@ MODEL_ARGS = (  # the controls that apply to some image models only (generate_im
 
 
 def _model_updates(facts: ImageFacts | None) -> tuple[dict, ...]:
-    """Label, steps, sampler, Stop, the prompt group, width and height for the chosen model: labels for conditional
-    models, steps to Stop for diffusion, the prompt group for text-to-image pipelines (sized at the model's size)."""
+    """Label, steps, sampler, Stop, the prompt group, width, height, the edit group (and its use-this-result
+    button) and the cannot-edit note for the chosen model: labels for conditional models, steps to Stop for
+    diffusion, the prompt group for text-to-image pipelines (sized at the model's size), editing for the models
+    that edit."""
     classes = facts.num_classes if facts else 0
     steps = bool(facts and facts.iterative)
     prompted = bool(facts and facts.prompted)
+    edits = bool(facts and facts.edits)
     size = facts.resolution if prompted else gr.update()
     return (gr.update(choices=label_choices(facts), value="any", visible=bool(classes)),
             gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=prompted),
-            size, size)
+            size, size, gr.update(visible=edits), gr.update(visible=edits),
+            gr.update(visible=bool(facts) and not edits), gr.update(brush=_brush(facts)))
+
+
+def _brush(facts: ImageFacts | None) -> gr.Brush:
+    """A brush sized for the model's pictures (Gradio's automatic radius, 25 px, covers a 32 px digit)."""
+    return gr.Brush(colors=["#ff0000"], color_mode="fixed",
+                    default_size=max(2, (facts.resolution if facts else 512) // 16))
+
+
+CANNOT_EDIT = ("This model is a GAN: it makes pictures from noise and cannot edit a picture (diffusion models can). "
+               "**More like this** works for every model.")
 
 
 def label_choices(facts: ImageFacts | None) -> list[tuple[str, str]]:
@@ -106,11 +124,35 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     notice = gr.Markdown(elem_id="image-notice")
     gallery = gr.Gallery(label="Images", columns=8, object_fit="contain", height=420, format="png",
                          elem_id="image-gallery")
+    selected = gr.State(None)  # the path of the gallery image last clicked
+    with gr.Row():
+        vary_seed = Number(None, label="Seed to vary (click an image)", precision=0, elem_id="image-vary-seed")
+        vary_label = gr.Textbox("any", visible=False, elem_id="image-vary-label")  # the clicked image's label
+        variation_strength = spec_slider(spec["variation_strength"], "Variation strength", 0.05,
+                                         elem_id="image-variation-strength")
+        more = gr.Button("More like this", elem_id="image-more-like-this")
+        use_result = gr.Button("Use the selected image as the input", visible=bool(facts and facts.edits),
+                               elem_id="image-use-result")
     with gr.Row():
         used_seed = Number(label="Seed used (image i has seed + i)", precision=0, interactive=False,
                            elem_id="image-used-seed")
         files = gr.File(label="Download: grid + every image (PNGs carry their generation parameters)",
                         file_count="multiple", elem_id="image-files")
+    cannot_edit = gr.Markdown(CANNOT_EDIT, visible=bool(facts) and not (facts and facts.edits),
+                              elem_id="image-cannot-edit")
+    with gr.Accordion("Edit a picture: image-to-image, inpainting, outpainting", open=False,
+                      visible=bool(facts and facts.edits), elem_id="image-edit-group") as edit_group:
+        gr.Markdown("Upload a picture (or use a result). Paint over what should change to inpaint it; without "
+                    "strokes the whole picture is redrawn at the strength. It is stretched to the model's size.")
+        editor = gr.ImageEditor(type="numpy", image_mode="RGBA", format="png", sources=("upload", "clipboard"),
+                                transforms=(), label="Picture (strokes: the mask)", layers=False,
+                                brush=_brush(facts), elem_id="image-editor")
+        with gr.Row():
+            strength = spec_slider(spec["strength"], "Strength (0 keeps the picture, 1 redraws it)", 0.05,
+                                   elem_id="image-strength")
+            outpaint = gr.Textbox("", label="Outpaint: pixels to add LEFT,TOP,RIGHT,BOTTOM", placeholder="0,0,16,0",
+                                  elem_id="image-outpaint")
+        edit_button = gr.Button("Edit", variant="primary", elem_id="image-edit")
     with gr.Accordion("Interpolate between two seeds", open=False):
         with gr.Row():
             seed_a = Number(0, label="From seed", precision=0, elem_id="interp-seed-a")
@@ -152,10 +194,65 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         ref = known(model)
         asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
                              **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height))
+        return run_and_save(asked, request, progress)
+
+    @user_errors
+    @on_gpu
+    @shared_args(*MODEL_ARGS)
+    def edit_image(model: str, picture: dict, strength: float, outpaint: str, seed: float, num_images: float,
+                   label: str, steps: float = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, prompt: str = "",
+                   negative_prompt: str = "", guidance_scale: float = DEFAULT_GUIDANCE, width: float | None = None,
+                   height: float | None = None, request: gr.Request = None, progress=gr.Progress()):
+        """Edit a picture with a diffusion model of the hub: image-to-image at a strength, inpainting of the
+        painted strokes, outpainting. Returns what generate_image returns; each PNG names the input's hash, the
+        strength and the mask.
+
+        Args:
+            model: the model's hub id (a diffusion model: GANs cannot edit)
+            picture: the image editor's value: the picture as its background, strokes (the mask) as its layers
+            strength: how much is redrawn, 0 (kept) to 1 (from noise); the last steps × strength steps run
+            outpaint: pixels to add LEFT,TOP,RIGHT,BOTTOM before painting them in (empty: none)
+            seed: -1 for a random seed; image i uses seed + i
+            num_images: how many images; image i uses seed + i
+            label: the class of a class-conditional model (its id or name), or "any" for one of each in turn
+        """
+        ref = known(model)
+        image, mask = editor_input(picture)
+        asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
+                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height),
+                             image=image, mask=mask, strength=strength, outpaint=outpaint or None)
+        return run_and_save(asked, request, progress)
+
+    @user_errors
+    @on_gpu
+    @shared_args(*MODEL_ARGS)
+    def image_variations(model: str, seed: float, num_images: float, label: str, variation_strength: float,
+                         steps: float = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, prompt: str = "",
+                         negative_prompt: str = "", guidance_scale: float = DEFAULT_GUIDANCE,
+                         width: float | None = None, height: float | None = None, request: gr.Request = None,
+                         progress=gr.Progress()):
+        """Variations of one image of any image model: image i blends the seed's noise with that of a new random
+        seed + i, at the variation strength. Returns what generate_image returns.
+
+        Args:
+            model: the model's hub id
+            seed: the seed of the image to vary
+            num_images: how many variations
+            label: the class of the image (its id or name) for a class-conditional model, or "any"
+            variation_strength: how far from the image, 0 (the same) to 1 (another seed's)
+        """
+        ref = known(model)
+        asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
+                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height),
+                             variation_seed=-1, variation_strength=variation_strength)
+        return run_and_save(asked, request, progress)
+
+    def run_and_save(asked: ImageRequest, request: gr.Request, progress: gr.Progress):
+        """Run on the device lane (Stop ends it between steps); the PNGs, the grid and the zip written."""
         try:
             with active.running(request) as event:  # a session's new run replaces its old one
                 progress(0, desc="waiting for the device")
-                with ctx.admit(ref, TASK):
+                with ctx.admit(asked.model, TASK):
                     progress(0, desc="generating")
                     result = service.run(asked, lambda done, total: progress(done / total, desc="generating"),
                                          stop=event)
@@ -214,9 +311,17 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         """Stop this session's running image generation (a diffusion run ends before its next step)."""
         return active.stop(request)
 
+    def on_select(evt: gr.SelectData):
+        path = (evt.value or {}).get("image", {}).get("path")
+        try:
+            seed_of, label_of = seed_and_label(path)
+        except UserError:  # not an image this tab made: nothing to vary
+            return path, gr.update(), gr.update()
+        return path, seed_of, "any" if label_of is None else str(label_of)
+
     prompt_inputs = [prompt, negative, guidance, width, height]
-    model.change(on_model, model, [card, label, steps, sampler, stop, prompt_group, width, height],
-                 api_visibility="private")
+    model.change(on_model, model, [card, label, steps, sampler, stop, prompt_group, width, height, edit_group,
+                                   use_result, cannot_edit, editor], api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
     tab.select(on_refresh, model, model, api_visibility="private")  # a model the Train tab just published
     button.click(generate_image, [model, seed, count, label, steps, sampler, *prompt_inputs],
@@ -225,6 +330,13 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     interp_button.click(interpolate, [model, seed_a, seed_b, frames, label, steps, sampler, *prompt_inputs],
                         [gif, strip],
                         api_name="interpolate", **WORK)
+    gallery.select(on_select, None, [selected, vary_seed, vary_label], api_visibility="private")
+    use_result.click(user_errors(use_as_input), selected, editor, api_visibility="private")
+    edit_button.click(edit_image, [model, editor, strength, outpaint, seed, count, label, steps, sampler,
+                                   *prompt_inputs], [gallery, used_seed, files], api_name="edit_image", **WORK)
+    edit_button.click(lambda: "", None, notice, api_visibility="private", queue=False)
+    more.click(image_variations, [model, vary_seed, count, vary_label, variation_strength, steps, sampler,
+                                  *prompt_inputs], [gallery, used_seed, files], api_name="image_variations", **WORK)
     # Stop runs outside the device lane (it must not queue behind the run it stops): it sets the flag, and the
     # denoising loop ends before its next step.
     stop.click(stop_images, None, notice, api_name="stop_images", concurrency_limit=None)
