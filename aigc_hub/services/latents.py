@@ -11,11 +11,6 @@ def draws(seeds: list[int], shape: tuple[int, ...]) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s % 2**64)) for s in seeds])
 
 
-def noise(seeds: list[int], latent_dim: int) -> torch.Tensor:
-    """A GAN's latent vectors: one per seed."""
-    return draws(seeds, (latent_dim,))
-
-
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """Spherical interpolation: Gaussian latents keep their norm along the path (a straight line would shrink it)."""
     if t in (0, 1):
