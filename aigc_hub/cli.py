@@ -124,7 +124,8 @@ def _translate(args: argparse.Namespace) -> None:
     from .services import ModelRegistry, TranslationRequest, TranslationService
     from .services.translation import MAX_LINES
 
-    service = TranslationService(ModelRegistry({args.model: args.device} if args.device else None))
+    service = TranslationService(ModelRegistry({args.model: args.device} if args.device else None,
+                                               backends={args.model: args.backend}))
     try:
         source = (open(args.input, encoding="utf-8", errors="strict") if args.input else sys.stdin).read()
     except UnicodeDecodeError as e:
@@ -253,6 +254,8 @@ def _spec_option(parser: argparse.ArgumentParser, spec: Any, flag: str, default:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .backends import DEFAULT as DEFAULT_BACKEND
+    from .backends import NAMES as BACKEND_NAMES
     from .services.params import IMAGE, TRANSLATION
 
     parser = argparse.ArgumentParser(prog="python -m aigc_hub", description="AIGC Hub command line")
@@ -310,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--input", default=None, help="UTF-8 text file, one sentence per line (default: stdin)")
     tr.add_argument("--output", default=None, help="default: stdout")
     tr.add_argument("--device", default=None)
+    tr.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKEND_NAMES,
+                    help="ctranslate2: converted once (cached outside the hub), int8 on CPU")
     tr.set_defaults(func=_translate)
 
     sp = sub.add_parser("space", help="build or deploy a Hugging Face Space").add_subparsers(dest="action",

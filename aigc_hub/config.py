@@ -5,6 +5,7 @@ Example `aigc-hub.yaml`:
 
     image_model: aigc-hub/dcgan-mnist        # one `<task>_model` per task of families.TASKS
     devices: {aigc-hub/dcgan-mnist: cpu}     # per-model placement ("auto", "cpu", "cuda:1", ...); "*": every model
+    backends: {aigc-hub/translator-en-zh: ctranslate2}   # per-model runtime (default transformers); "*": every model
     extra_models: [someone/their-gan]         # HF Hub ids to list beside the local hub and the starters
     port: 7860
 
@@ -43,6 +44,7 @@ class AppConfig:
     port: int = 7860
     models: dict[str, str] = field(default_factory=lambda: {k: t.default_model for k, t in TASKS.items()})
     devices: dict[str, str] = field(default_factory=dict)
+    backends: dict[str, str] = field(default_factory=dict)  # ref (or "*") → runtime, backends.py
     extra_models: list[str] = field(default_factory=list)
     queue_size: int = 64  # requests waiting beyond this (per device) are refused at once: a full queue fails fast
     # Requests in flight per device lane. The device's one worker thread still runs their model work in turn; a
@@ -139,6 +141,11 @@ class AppConfig:
         if not isinstance(self.batch_window_ms, int) or isinstance(self.batch_window_ms, bool) or not (
                 0 <= self.batch_window_ms <= 10_000):
             raise ConfigError(f"batch_window_ms must be an integer between 0 and 10000, got {self.batch_window_ms!r}")
+        from .backends import NAMES
+
+        for ref, name in self.backends.items():
+            if name not in NAMES:
+                raise ConfigError(f"backend of {ref} must be one of {', '.join(NAMES)}, got {str(name)[:40]!r}")
         if not isinstance(self.engines, int) or isinstance(self.engines, bool) or not 1 <= self.engines <= 64:
             raise ConfigError(f"engines must be an integer between 1 and 64, got {self.engines!r}")
         for name in ("queue_size", "max_images", "lane_concurrency", "max_batch", "max_download_mb", "max_upload_mb",
@@ -179,6 +186,9 @@ class AppConfig:
         for item in getattr(args, "device", None) or []:
             ref, _, dev = item.rpartition("=")
             self.devices[ref or "*"] = dev  # a bare DEVICE places every model
+        for item in getattr(args, "backend", None) or []:
+            ref, _, name = item.rpartition("=")
+            self.backends[ref or "*"] = name  # a bare NAME: every model whose family has that backend
         return self.checked()
 
 
@@ -207,6 +217,9 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                             help=f"the {task.title} tab's model (default {task.default_model})")
     parser.add_argument("--device", action="append", metavar="[REF=]DEVICE",
                         help="placement: cpu (every model) or aigc-hub/dcgan-mnist=cuda:1 (one model); repeatable")
+    parser.add_argument("--backend", action="append", metavar="[REF=]NAME",
+                        help="runtime: ctranslate2 (every model that has it: translation) or "
+                             "aigc-hub/translator-en-zh=ctranslate2 (one model); default transformers; repeatable")
     parser.add_argument("--extra-model", dest="extra_models", action="append", default=None,
                         help="an HF Hub id to list in the app (repeatable)")
     parser.add_argument("--queue-size", dest="queue_size", type=int, default=None,

@@ -104,15 +104,17 @@ def make_opus_mt(out: Path, target_tags: list[str] | None = None, languages: lis
     with tempfile.TemporaryDirectory() as tmp:
         src = train_spm(sentences(EN_WORDS), Path(tmp) / "source.spm", 60, **special)
         tgt = train_spm(sentences(ZH_WORDS, joiner="", end="。"), Path(tmp) / "target.spm", 60, **special)
-        vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-        for piece in [*(f">>{t}<<" for t in target_tags or []), *_pieces(src), *_pieces(tgt)]:
+        vocab = {"</s>": 0, "<unk>": 1}  # as OPUS-MT's vocab.json: <pad> comes last
+        pieces = [p for p in [*(f">>{t}<<" for t in target_tags or []), *_pieces(src), *_pieces(tgt)] if p != "<pad>"]
+        for piece in [*pieces, "<pad>"]:
             vocab.setdefault(piece, len(vocab))
         (Path(tmp) / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
         tok = MarianTokenizer(str(src), str(tgt), str(Path(tmp) / "vocab.json"))
         tok.save_pretrained(str(out))
     torch.manual_seed(0)
-    config = MarianConfig(vocab_size=len(vocab), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
-                          forced_eos_token_id=1, **TINY_SEQ2SEQ)
+    pad = vocab["<pad>"]
+    config = MarianConfig(vocab_size=len(vocab), pad_token_id=pad, eos_token_id=0, decoder_start_token_id=pad,
+                          forced_eos_token_id=0, **TINY_SEQ2SEQ)
     MarianMTModel(config).save_pretrained(str(out))
     _card(out, list(languages), out.name)
     return out
@@ -178,7 +180,7 @@ def make_mbart50(out: Path) -> Path:
     tok = AutoTokenizer.from_pretrained(str(out))
     torch.manual_seed(0)
     config = MBartConfig(vocab_size=len(tok), pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                         decoder_start_token_id=2, **TINY_SEQ2SEQ)
+                         decoder_start_token_id=2, tokenizer_class="MBart50Tokenizer", **TINY_SEQ2SEQ)
     MBartForConditionalGeneration(config).save_pretrained(str(out))
     _card(out, ["multilingual", "en", "fr", "zh"], out.name)
     return out

@@ -285,7 +285,7 @@ def _pieces(call: Call, i: int, stream: TextStream, left: _Left) -> Iterator[str
 def engine_services(local: ModelRegistry, config: Any) -> tuple[EngineRegistry, dict[str, Any]]:
     """The registry and the services of an app whose model work runs in engine processes."""
     settings = {"batching": config.batching, "batch_window_ms": config.batch_window_ms,
-                "max_batch": config.max_batch, "max_images": config.max_images}
+                "max_batch": config.max_batch, "max_images": config.max_images, "backends": config.backends}
     registry = EngineRegistry(local, settings, config.engines)
     return registry, {"image": EngineImageService(registry, config.max_images),  # type: ignore[arg-type]
                       "text": EngineTextService(registry),

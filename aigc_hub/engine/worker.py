@@ -36,7 +36,7 @@ class _Engine:
 
         self.conn, self.device = conn, device
         self.registry = ModelRegistry({"*": device}, settings["batching"], settings["batch_window_ms"],
-                                      settings["max_batch"])
+                                      settings["max_batch"], settings["backends"])
         self.text = TextService(self.registry)
         self.image = ImageService(self.registry, settings["max_images"])
         self.translation = TranslationService(self.registry)

@@ -48,12 +48,20 @@ def translate_batch(model: Any, tokenizer: Any, sources: list[str], tgt: str, *,
     if not sources:
         return []
     n_best = max(1, min(n_best, beams))
-    device = next(model.parameters()).device
     if convention is None:
         texts, extra = [with_tag(s, tgt) for s in sources], {}
     else:
         extra = convention.prepare(tokenizer, src, tgt)  # before tokenizing: sets the tokenizer's source language
         texts = [convention.source_text(s, src, tgt) for s in sources]
+    if hasattr(model, "translate"):  # a CTranslate2 model (ct2_translation.py): token lists in and out
+        ids = tokenizer(texts, truncation=True, max_length=max_source_tokens)["input_ids"]
+        forced = extra.get("forced_bos_token_id")
+        out = model.translate([tokenizer.convert_ids_to_tokens(x) for x in ids], beams, n_best,
+                              max_new_tokens_for(max(map(len, ids)), max_new_tokens),
+                              None if forced is None else [tokenizer.convert_ids_to_tokens(forced)])
+        return [[Candidate(tokenizer.decode(tokenizer.convert_tokens_to_ids(tokens), skip_special_tokens=True).strip(),
+                           score) for tokens, score in cands] for cands in out]
+    device = next(model.parameters()).device
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
                       max_length=max_source_tokens).to(device)
     longest = int(batch["attention_mask"].sum(1).max())

@@ -23,6 +23,8 @@ from typing import Any, Callable, TypeVar
 import torch
 
 from .. import devices, hub, remote
+from ..backends import check as check_backend
+from ..backends import loader_for
 from ..models import adapters
 from ..errors import GenerationError, ModelLoadError, UserError
 from ..families import Family, checked_folder
@@ -61,19 +63,21 @@ class LoadedModel:
                     f"{self.extras['base']}: its weights shared, not loaded again)")
         if self.family.remote:
             return f"{self.ref} on {self.device} ({self.model.model}, served there)"
-        return f"{self.ref} on {self.device} ({str(self.dtype).replace('torch.', '')}, {self.bytes / 2**20:.1f} MiB)"
+        runtime = self.extras.get("backend") or str(self.dtype).replace("torch.", "")
+        return f"{self.ref} on {self.device} ({runtime}, {self.bytes / 2**20:.1f} MiB)"
 
 
 class ModelRegistry:
     """Thread-safe: callers on any thread; all model work on one device runs on that device's worker thread."""
 
     def __init__(self, device_overrides: dict[str, str] | None = None, batching: bool = True,
-                 batch_window_ms: float = 0.0, max_batch: int = 64) -> None:
+                 batch_window_ms: float = 0.0, max_batch: int = 64, backends: dict[str, str] | None = None) -> None:
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
         self._workers: dict[str, ThreadPoolExecutor] = {}
         self._loading: dict[str, threading.Lock] = {}  # one per reference asked for
         self.device_overrides = dict(device_overrides or {})
+        self.backends = {ref: check_backend(name) for ref, name in (backends or {}).items()}  # ref or "*" → name
         # ZeroGPU runs each GPU function in a forked process, where a worker thread started earlier does not exist:
         # there, work runs on the calling thread (or a fresh one for streams).
         self.inline = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
@@ -171,14 +175,15 @@ class ModelRegistry:
         size = _weights_bytes(path, family)
         target = _placement(family, config, size, device or self.override(ref))
         dtype = devices.dtype_for("cpu" if family.remote else target)
+        load = loader_for(family, self.backends.get(ref) or self.backends.get("*"), ref not in self.backends)
         try:
-            loaded = self.run(target, family.load, path, config, target, dtype)
+            loaded = self.run(target, load, path, config, target, dtype)
         except UserError:
             raise
         except Exception as e:  # a truncated or mismatched safetensors file, an unreadable folder
             raise ModelLoadError(f"{ref}: the weights could not be loaded ({type(e).__name__}: {e})") from None
-        entry = LoadedModel(ref, family, path, loaded.model, target, dtype, size, config, loaded.tokenizer,
-                            loaded.extras)
+        entry = LoadedModel(ref, family, path, loaded.model, target, dtype, loaded.extras.get("bytes", size), config,
+                            loaded.tokenizer, loaded.extras)
         with self._lock:
             old = self._models.pop(ref, None)
             self._models[ref] = entry

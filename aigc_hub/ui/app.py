@@ -30,7 +30,8 @@ def tab_builders() -> dict[str, tuple[str, str]]:
 def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None = None,
                tabs: list[str] | None = None) -> gr.Blocks:
     config = config or AppConfig.load()
-    registry = registry or ModelRegistry(config.devices, config.batching, config.batch_window_ms, config.max_batch)
+    registry = registry or ModelRegistry(config.devices, config.batching, config.batch_window_ms, config.max_batch,
+                                         config.backends)
     try:  # finish what pushes killed mid-way left behind, once, before anything reads the hub
         hub.recover()
     except OSError as e:  # a read-only hub (a Space's baked-in models) is served as it is

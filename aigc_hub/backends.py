@@ -1,0 +1,54 @@
+"""The runtime a model is served on: transformers / diffusers (the default), or another where its family has one
+(CTranslate2 for translation: int8 on CPU, int8_float16 on GPU). Chosen per model in the app settings
+(`--backend REF=NAME`, `*=NAME` for every model whose family has that backend), on the CLI (`--backend`), and shown
+in the Models tab. A backend a model cannot take is refused in one line, never swapped for another silently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ModelLoadError, UserError
+from .loaders import Loaded, Loader
+
+if TYPE_CHECKING:
+    import torch
+
+    from .families import Family
+
+DEFAULT = "transformers"
+
+
+def load_ct2_translation(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
+    import torch
+    from transformers import AutoTokenizer
+
+    from .models.ct2_translation import CT2Translator, converted
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    model = CT2Translator(converted(path), device, torch.get_num_threads())
+    return Loaded(model, tokenizer, {"backend": f"ctranslate2 {model.compute_type}", "bytes": model.bytes})
+
+
+BACKENDS: dict[str, dict[str, Loader]] = {"seq2seq": {"ctranslate2": load_ct2_translation}}
+NAMES = (DEFAULT, *sorted({name for table in BACKENDS.values() for name in table}))
+
+
+def check(name: str) -> str:
+    if name not in NAMES:
+        raise UserError(f"unknown backend {str(name)[:40]!r}: choose one of {', '.join(NAMES)}")
+    return name
+
+
+def loader_for(family: "Family", name: str | None, everywhere: bool = False) -> Loader:
+    """The loader of `family` on backend `name` (None: the default). `everywhere`: the name was set for every model
+    (`*`), so a family without that backend keeps its default."""
+    if name in (None, DEFAULT):
+        return family.load
+    table = BACKENDS.get(family.name, {})
+    if name in table:
+        return table[name]
+    if everywhere:
+        return family.load
+    raise ModelLoadError(f"{family.name} models have no {name} backend (backends: "
+                         f"{', '.join([DEFAULT, *table]) }); serve it with {DEFAULT}")
