@@ -125,3 +125,17 @@ def test_a_backend_a_model_cannot_take_is_refused_in_one_line(tmp_hub, tiny_gan)
         ModelRegistry(backends={"*": "onnx"})
     with pytest.raises(ConfigError, match="backend of \\* must be one of transformers, ctranslate2"):
         AppConfig.of(backends={"*": "onnx"}).checked()
+
+
+@pytest.mark.slow  # a server and its engine process
+def test_an_app_set_to_ctranslate2_serves_translations_with_it(launched):
+    import httpx
+
+    url, demo = launched(tabs=["translation"], backends={"*": "ctranslate2"})
+    out = httpx.post(f"{url}v1/translations", json={"model": STARTER, "input": EN, "source_language": "en",
+                                                    "target_language": "zh"}, timeout=120)
+    assert out.status_code == 200, out.text
+    assert [d["text"] for d in out.json()["data"]] == service("ctranslate2").translate(STARTER, EN, "en",
+                                                                                       "zh").text.split("\n")
+    loaded = demo.aigc_context.registry.loaded()
+    assert any("ctranslate2 int8" in m.describe() for m in loaded), [m.describe() for m in loaded]
