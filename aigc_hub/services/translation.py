@@ -149,26 +149,28 @@ class TranslationService:
         settings = dict(beams=beams, n_best=n_best, max_source_tokens=limit + 8, max_new_tokens=2 * limit + 16,
                         src=src, convention=conv)
 
+        per_call = BATCH * getattr(entry.model, "workers", 1)  # CTranslate2 runs `workers` batches at a time
+
         def run(items: list[list[str]]) -> list[list[list[Candidate]]]:
             """On the worker: the pieces of several requests (same model and settings), one result list each."""
             texts = [t for item in items for t in item]
             by_length = sorted(range(len(texts)), key=lambda k: len(texts[k]))
             out: list[list[Candidate]] = [[] for _ in texts]
-            for start in range(0, len(by_length), BATCH):
-                ids = by_length[start : start + BATCH]
+            for start in range(0, len(by_length), per_call):
+                ids = by_length[start : start + per_call]
                 for k, cands in zip(ids, translate_batch(entry.model, tok, [texts[k] for k in ids], tgt, **settings)):
                     out[k] = cands
             ends = np.cumsum([len(item) for item in items])
             return [out[end - len(item) : end] for item, end in zip(items, ends)]
 
         key = ("translate", ref, id(entry.model), src, tgt, beams, n_best, limit)
-        for start in range(0, len(order), BATCH):
-            ids = order[start : start + BATCH]
+        for start in range(0, len(order), per_call):
+            ids = order[start : start + per_call]
             out = self.registry.batcher.call(entry.device, key, [pieces[k][1] for k in ids], len(ids), run)
             for k, cands in zip(ids, out):
                 results[k] = cands
             if progress:
-                progress(min(start + BATCH, len(order)), len(order))
+                progress(min(start + per_call, len(order)), len(order))
         joiner = "" if tgt.split("_")[0].lower() in UNSPACED else " "
         translated = [TranslatedLine(line) for line in lines]
         by_line: dict[int, list[list[Candidate]]] = {}
