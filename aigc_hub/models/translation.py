@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from .translation_conventions import Convention
 
 
+BATCH = 32  # sentences per beam-search batch (the service's, and CTranslate2's sub-batches)
+
+
 def language_tag(lang: str) -> str:
     return f">>{lang}<<"
 

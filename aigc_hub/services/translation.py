@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..models.translation import Candidate, translate_batch
+from ..models.translation import BATCH, Candidate, translate_batch
 from ..models.translation_conventions import Convention
 from ..models.translation_conventions import detect as detect_convention
 from ..errors import GenerationError
@@ -31,7 +31,6 @@ TASK = "translation"
 
 MAX_LINES = 1000
 MAX_LINE_CHARS = 2000
-BATCH = 32
 UNSPACED = {"zh", "ja", "ko", "th", "zho", "jpn", "kor", "tha", "yue", "cmn"}  # joined without spaces
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
 Progress = Callable[[int, int], None]
