@@ -22,7 +22,8 @@ BAD_TEXT = ["", "   ", "x" * 100_000, "\x00\x07\x1b[2J", "\ud800 lone surrogate"
             12345, ["a", "list"], {"a": "dict"}]
 BAD_NUMBER = [NAN, INF, -INF, 1e300, -10**12, "abc", [], {"n": 1}]
 
-PROMPT = ["a cat", "", 7.5, 64, 64]  # prompt, negative prompt, guidance, width, height: text-to-image pipelines
+PROMPT = ["a cat", "", 7.5, 64, 64]
+EDITOR: dict = {}  # the image editor's value: a picture uploaded by `hostile_app` as its background  # prompt, negative prompt, guidance, width, height: text-to-image pipelines
 GOOD = {  # "endpoint@variant" names a second model kind on the same endpoint
     "generate_image": ["me/tiny-gan", 1, 2, "any", 2, "ddim", *PROMPT],
     "generate_image@ddpm": ["me/tiny-ddpm", 1, 2, "any", 2, "ddim", *PROMPT],
@@ -34,7 +35,9 @@ GOOD = {  # "endpoint@variant" names a second model kind on the same endpoint
     "generate_text": ["me/long-lm", "A", 5, 0.8, 50, 0.95, 1.0, "", 1],
     "stop_text": [],
     "translate": ["me/tiny-mt", "Hello.\n\nThanks.", "en", "zh", 2, 1],
-    "load_model": ["me/tiny-gan", "auto"],
+    "edit_image@ddpm": ["me/tiny-ddpm", EDITOR, 0.5, "", 2, 1, "any", 2, "ddim", *PROMPT],
+    "image_variations": ["me/tiny-gan", 3, 2, "any", 0.2, 2, "ddim", *PROMPT],
+    "load_model": ["me/tiny-gan", "auto", "configured"],
     "unload_model": ["me/tiny-gan"],
     "list_models": [],
 }
@@ -50,6 +53,10 @@ ACCEPTED = {
     ("generate_text", 7, "x" * 100_000), ("generate_text", 7, "\ud800 lone surrogate"),
     ("generate_text", 2, 1e300), ("generate_text", 2, -10**12),  # max new tokens clamped to [1, 2048]
     ("translate", 1, "../../etc/passwd"), ("translate", 1, "a/b/c"), ("translate", 1, "\ud800 lone surrogate"),
+    ("edit_image@ddpm", 3, ""), ("edit_image@ddpm", 3, "   "), ("edit_image@ddpm", 3, None),  # no outpainting
+    ("edit_image@ddpm", 6, None), ("edit_image@ddpm", 8, None), ("image_variations", 3, None),  # defaults
+    ("image_variations", 3, ""), ("image_variations", 3, "   "),  # a blank label (a Textbox): any class
+    ("load_model", 2, None),  # the configured backend
     ("unload_model", 0, "me/truncated"), ("unload_model", 0, "me/pickle-only"), ("unload_model", 0, "me/bad-config"),
     # listed but not loaded: "was not loaded"
     ("generate_image", 3, None), ("interpolate", 4, None),  # no label: every class in turn
@@ -62,7 +69,8 @@ ACCEPTED = {
       for pos in (first, first + 1) for v in ("", "   ", None, "../../etc/passwd", "a/b/c")),
 }
 # A GAN takes no steps, sampler or prompt; a DDPM no prompt: those inputs are varied where they are used.
-UNUSED = {"generate_image": set(range(4, 11)), "interpolate": set(range(5, 12)),
+UNUSED = {"generate_image": set(range(4, 11)), "interpolate": set(range(5, 12)), "image_variations": set(range(5, 12)),
+          "edit_image@ddpm": set(range(9, 14)),
           "generate_image@ddpm": set(range(6, 11)), "interpolate@ddpm": set(range(7, 12))}
 EXTRA_ARGUMENT = "extra"  # Gradio drops arguments beyond an endpoint's inputs: harmless, so accepted
 COERCED = "coerced"  # Gradio's Textbox turns any JSON value into its string form before the handler sees it
@@ -141,6 +149,15 @@ def hostile_app(launched, tmp_hub, tiny_gan, tiny_ddpm, tiny_sd, long_lm, tiny_m
     hub.push(tiny_mt, "me/tiny-mt")
     broken_models(tmp_hub, tiny_gan)
     url, _ = launched(image_model="me/tiny-gan", text_model="me/long-lm", translation_model="me/tiny-mt")
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.fromarray(np.full((16, 16), 128, np.uint8)).save(picture, format="PNG")
+    path = httpx.post(f"{url}gradio_api/upload", files={"files": ("in.png", picture.getvalue())}, timeout=60).json()[0]
+    EDITOR.update(background={"path": path, "meta": {"_type": "gradio.FileData"}}, layers=[], composite=None)
     return url
 
 

@@ -139,3 +139,18 @@ def test_an_app_set_to_ctranslate2_serves_translations_with_it(launched):
                                                                                        "zh").text.split("\n")
     loaded = demo.aigc_context.registry.loaded()
     assert any("ctranslate2 int8" in m.describe() for m in loaded), [m.describe() for m in loaded]
+
+
+@pytest.mark.slow  # a server and its engine process
+def test_the_models_tab_loads_a_model_on_another_backend(launched):
+    from gradio_client import Client
+
+    url, demo = launched(tabs=["translation", "models"], preload=False)
+    client = Client(url, verbose=False)
+    status, _, _ = client.predict(STARTER, "auto", "ctranslate2", api_name="/load_model")
+    assert "ctranslate2 int8" in status, status
+    assert demo.aigc_context.service("translation").translate(STARTER, ["I love you."], "en", "zh").text == "我爱你。"
+    status, _, _ = client.predict(STARTER, "auto", "transformers", api_name="/load_model")
+    assert "float32" in status and "ctranslate2" not in status, status
+    with pytest.raises(Exception, match="Value: onnx is not in the list of choices|onnx"):
+        client.predict(STARTER, "auto", "onnx", api_name="/load_model")

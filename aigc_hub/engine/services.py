@@ -17,6 +17,7 @@ from .. import errors
 from ..services import ImageService, ModelRegistry, TextService, TranslationService
 from ..services.image import GenerationStopped
 from ..services.lanes import QueueFull
+from ..backends import check as check_backend
 from ..services.text import TextStream
 from .client import Call, Engine, EngineStopped
 
@@ -103,9 +104,11 @@ class EngineRegistry:
             raise_from(message)
         return message[2]
 
-    def load(self, ref: str, device: str | None = None) -> Loaded:
+    def load(self, ref: str, device: str | None = None, backend: str | None = None) -> Loaded:
         """Load `ref` in every engine of its device (each replica holds its own copy); a model moved to another
-        device leaves the old one."""
+        device leaves the old one. `backend`: its runtime from now on, in every engine that loads it."""
+        if backend is not None:
+            self.settings["backends"] = {**self.settings.get("backends", {}), ref: check_backend(backend)}
         target = self.local.planned_device(ref, device)
         if target.startswith("remote:"):
             entry = self.local.load(ref, device)
@@ -113,7 +116,7 @@ class EngineRegistry:
         for other in self.engines():
             if other.device != target and other.alive:
                 self.ask(other, "unload", ref)
-        loaded = [Loaded(*self.ask(engine, "load", ref)) for engine in self.of(target)]
+        loaded = [Loaded(*self.ask(engine, "load", ref, backend)) for engine in self.of(target)]
         self._placed[ref] = target
         return loaded[0]
 

@@ -94,7 +94,7 @@ class _Engine:
         if op == "translate":
             return self.translation.run(args[0], progress)
         if op == "load":
-            return _loaded(self.registry.load(args[0], self.device))
+            return _loaded(self.registry.load(args[0], self.device, *args[1:]))
         if op == "unload":
             return self.registry.unload(args[0])
         if op == "loaded":

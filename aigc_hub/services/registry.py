@@ -167,7 +167,11 @@ class ModelRegistry:
             return self.planned_device(adapters.base_ref(config, ref), device or self.override(ref))
         return _placement(family, config, _weights_bytes(path, family), device or self.override(ref))
 
-    def load(self, ref: str, device: str | None = None) -> LoadedModel:
+    def load(self, ref: str, device: str | None = None, backend: str | None = None) -> LoadedModel:
+        """Load `ref` (again), on `device` or where the policy places it; `backend` chooses its runtime from now on
+        (the Models tab), else the configured one."""
+        if backend is not None:
+            self.backends[ref] = check_backend(backend)
         path = hub.resolve(ref)
         family, config = checked_folder(path, ref)
         if family.base_families:

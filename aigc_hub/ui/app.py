@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from typing import Any
 
 import gradio as gr
 
@@ -27,6 +28,17 @@ def tab_builders() -> dict[str, tuple[str, str]]:
     return {**{key: (task.title, task.tab) for key, task in TASKS.items()}, **ADMIN_TABS}
 
 
+class CheckedBlocks(gr.Blocks):
+    """Blocks that refuse a raw-API call with too few input values in one line (Gradio raises a ValueError and
+    prints its traceback, with every component's repr, in the server log)."""
+
+    def validate_inputs(self, block_fn: Any, inputs: list[Any]) -> None:
+        if len(inputs) < len(block_fn.inputs):
+            raise gr.Error(f"{block_fn.name or 'this endpoint'} takes {len(block_fn.inputs)} input values, got "
+                           f"{len(inputs)}", print_exception=False)
+        super().validate_inputs(block_fn, inputs)
+
+
 def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None = None,
                tabs: list[str] | None = None) -> gr.Blocks:
     config = config or AppConfig.load()
@@ -42,7 +54,7 @@ def build_demo(config: AppConfig | None = None, registry: ModelRegistry | None =
     unknown = [t for t in tabs if t not in builders]
     if unknown:
         raise ConfigError(f"unknown tab(s) {unknown}: choose from {', '.join(tab_keys())}")
-    with gr.Blocks(title="AIGC Hub", delete_cache=(3600, 3600)) as demo:
+    with CheckedBlocks(title="AIGC Hub", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# AIGC Hub\nGenerate with the models in your hub. Every result carries its seed.")
         with gr.Tabs():
             for key in tabs:

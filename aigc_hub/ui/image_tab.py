@@ -19,7 +19,7 @@ from ..services.image import GenerationStopped, ImageFacts
 from ..services.params import IMAGE
 from .common import WORK, AppContext, SessionStops, card_markdown, on_gpu, shared_args, user_errors
 from .image_edit import editor_input, seed_and_label, use_as_input
-from .inputs import Dropdown, Number, spec_slider
+from .inputs import Dropdown, ImageEditor, Number, spec_slider
 
 TASK = "image"
 SAMPLER_CHOICES = [(title, key) for key, title in SAMPLER_TITLES.items()]
@@ -144,7 +144,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                       visible=bool(facts and facts.edits), elem_id="image-edit-group") as edit_group:
         gr.Markdown("Upload a picture (or use a result). Paint over what should change to inpaint it; without "
                     "strokes the whole picture is redrawn at the strength. It is stretched to the model's size.")
-        editor = gr.ImageEditor(type="numpy", image_mode="RGBA", format="png", sources=("upload", "clipboard"),
+        editor = ImageEditor(type="numpy", image_mode="RGBA", format="png", sources=("upload", "clipboard"),
                                 transforms=(), label="Picture (strokes: the mask)", layers=False,
                                 brush=_brush(facts), elem_id="image-editor")
         with gr.Row():

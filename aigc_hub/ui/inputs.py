@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 from gradio.components.chatbot import ChatbotDataMessages
+from gradio.components.image_editor import EditorData
 from pydantic import ValidationError
 
 from ..errors import UserError
@@ -89,3 +90,27 @@ class _CheckedMessages(ChatbotDataMessages):
 
 class Chatbot(gr.Chatbot):
     data_model = _CheckedMessages
+
+
+class _CheckedEditorData(EditorData):
+    """The image editor's payload, refused in one line when it is not {"background": file, "layers": [files],
+    "composite": file} (Gradio validates it before any preprocess and prints the traceback)."""
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError:
+            raise gr.Error("picture: the image editor's value is needed, {'background': a picture file, 'layers': "
+                           "[stroke files], 'composite': null}", print_exception=False) from None
+
+
+class ImageEditor(gr.ImageEditor):
+    data_model = _CheckedEditorData
+
+    def preprocess(self, payload: Any) -> Any:
+        try:
+            return _quietly(super().preprocess, payload)
+        except (OSError, ValueError) as e:  # a file that is not a picture Gradio can open
+            raise gr.Error(f"picture: not a picture that can be read ({type(e).__name__})",
+                           print_exception=False) from None

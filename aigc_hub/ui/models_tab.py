@@ -8,7 +8,9 @@ from pathlib import Path
 import gradio as gr
 
 from .. import added_models, devices
+from ..backends import NAMES as BACKEND_NAMES
 from .common import AppContext, user_errors
+from .inputs import Dropdown
 
 HEADERS = ["model", "source", "loaded on", "task", "data", "figures"]
 
@@ -46,6 +48,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                           allow_custom_value=True)
         device = gr.Dropdown(device_names, value="auto", label="Device", elem_id="models-device",
                              allow_custom_value=True)
+        backend = Dropdown(["configured", *BACKEND_NAMES], value="configured", label="Backend",
+                              elem_id="models-backend")
     with gr.Row():
         load = gr.Button("Load", variant="primary", elem_id="models-load")
         unload = gr.Button("Unload", elem_id="models-unload")
@@ -58,18 +62,20 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     status = gr.Markdown(label="Status", elem_id="models-status")
 
     @user_errors
-    def load_model(name: str, where: str):
-        """Load a model of the hub onto a device (it stays loaded for the next requests).
+    def load_model(name: str, where: str, runtime: str = "configured"):
+        """Load a model of the hub onto a device (it stays loaded for the next requests), on a backend.
 
         Args:
             name: the model's hub id
             where: auto (the best device that fits it), cpu or cuda:N
+            runtime: configured (the app's setting), transformers, or ctranslate2 (translation models)
         """
         if name not in [e.ref for e in ctx.models()]:
             raise gr.Error(f"unknown model {str(name)[:100]!r}: pick one from the list", print_exception=False)
         if not isinstance(where, str) or not where.strip():  # (names not on this machine: the registry says so)
             raise gr.Error("no device given: auto, or one of the devices listed", print_exception=False)
-        entry = ctx.registry.load(name, None if where == "auto" else where)
+        entry = ctx.registry.load(name, None if where == "auto" else where,
+                                  None if runtime in (None, "configured") else runtime)
         return f"Loaded {entry.describe()}", table(ctx), device_markdown(ctx)
 
     @user_errors
@@ -118,7 +124,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         the devices with their memory, and the model list."""
         return table(ctx), device_markdown(ctx), gr.update(choices=ctx.refresh())
 
-    load.click(load_model, [ref, device], [status, models, inventory], api_name="load_model", concurrency_id="admin")
+    load.click(load_model, [ref, device, backend], [status, models, inventory], api_name="load_model",
+               concurrency_id="admin")
     unload.click(unload_model, ref, [status, models, inventory], api_name="unload_model", concurrency_id="admin")
     add.click(add_model, new_ref, [status, models, inventory, ref], api_name="add_model", concurrency_id="admin")
     remove.click(remove_model, new_ref, [status, models, inventory, ref], api_name="remove_model",
