@@ -28,7 +28,7 @@ def load_ct2_translation(path: Path, config: dict, device: str, dtype: "torch.dt
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
     from .models.translation import BATCH
 
-    model = CT2Translator(converted(path), device, torch.get_num_threads(), BATCH)
+    model = CT2Translator(converted(path, config), device, torch.get_num_threads(), BATCH)
     return Loaded(model, tokenizer, {"backend": f"ctranslate2 {model.compute_type}", "bytes": model.bytes})
 
 

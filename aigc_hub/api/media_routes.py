@@ -67,7 +67,7 @@ async def image_edits(api: Any, request: Request) -> Response:
     OpenAI's rule), the prompt and the rest as fields; this server's own fields as in /v1/images/generations, plus
     `strength` and `outpaint`."""
     spec = api.ctx.service("image").params
-    form = await read_form(request, EDIT_BODY)
+    form = await read_form(request, min(EDIT_BODY, api.ctx.config.max_upload_mb << 20))  # the operator's bound
     f = FormFields(form.fields, {**IMAGE_IGNORABLE, "background": only("auto"), "input_fidelity": anything,
                                  "output_format": only("png"), "partial_images": only(0)})
     asked, prompt, size = _image_fields(api, f, spec)

@@ -44,8 +44,9 @@ def cache_key(folder: Path, quantization: str) -> str:
     return h.hexdigest()[:20]
 
 
-def converted(folder: Path, quantization: str = "int8") -> Path:
-    """The CTranslate2 model of `folder`, converted now if the cache has none for this version of it."""
+def converted(folder: Path, config: dict, quantization: str = "int8") -> Path:
+    """The CTranslate2 model of `folder` (whose checked config.json is `config`), converted now if the cache has
+    none for this version of it."""
     out = cache_root() / cache_key(folder, quantization)
     if (out / "model.bin").is_file():
         return out
@@ -55,14 +56,14 @@ def converted(folder: Path, quantization: str = "int8") -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
         try:
-            _convert(folder, work / "model", quantization)
+            _convert(folder, config, work / "model", quantization)
             os.replace(work / "model", out)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return out
 
 
-def _convert(folder: Path, out: Path, quantization: str) -> None:
+def _convert(folder: Path, config: dict, out: Path, quantization: str) -> None:
     from ctranslate2.converters import TransformersConverter
     from ctranslate2.converters import transformers as ct2t
 
@@ -71,7 +72,6 @@ def _convert(folder: Path, out: Path, quantization: str) -> None:
             kwargs.update(use_safetensors=True, trust_remote_code=False)
             return model_class.from_pretrained(model_name_or_path, **kwargs)
 
-    config = _json(folder / "config.json")
     swaps = {"M2M100Config": _m2m100_loader(), "MBartConfig": _mbart_loader()}  # (NLLB's config is M2M100's)
     if config.get("model_type") == "marian" and "translation_directions" in config:  # train_translation.py's
         swaps["MarianConfig"] = _own_marian_loader()
@@ -150,15 +150,6 @@ def _own_marian_loader() -> Any:
             return ct2t.BartLoader.get_vocabulary(self, model, tokenizer)
 
     return _OwnMarianLoader()
-
-
-def _json(path: Path) -> dict:
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 class CT2Translator:

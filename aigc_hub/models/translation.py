@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .ct2_translation import CT2Translator
+
 if TYPE_CHECKING:
     from .translation_conventions import Convention
 
@@ -56,7 +58,7 @@ def translate_batch(model: Any, tokenizer: Any, sources: list[str], tgt: str, *,
     else:
         extra = convention.prepare(tokenizer, src, tgt)  # before tokenizing: sets the tokenizer's source language
         texts = [convention.source_text(s, src, tgt) for s in sources]
-    if hasattr(model, "translate"):  # a CTranslate2 model (ct2_translation.py): token lists in and out
+    if isinstance(model, CT2Translator):  # token lists in and out
         ids = tokenizer(texts, truncation=True, max_length=max_source_tokens)["input_ids"]
         forced = extra.get("forced_bos_token_id")
         out = model.translate([tokenizer.convert_ids_to_tokens(x) for x in ids], beams, n_best,

@@ -39,6 +39,14 @@ def _check(component: gr.Number | gr.Slider, payload: Any, *, optional: bool) ->
         raise gr.Error(f"{name}: {payload:g} is out of range ({bounds})", print_exception=False)
 
 
+def _validated(validate: Any, obj: Any, args: tuple, kwargs: dict, refusal: str) -> Any:
+    """A payload model's validation, whose refusal is the user's error in one line (no traceback)."""
+    try:
+        return validate(obj, *args, **kwargs)
+    except ValidationError:
+        raise gr.Error(refusal, print_exception=False) from None
+
+
 def _quietly(preprocess: Any, payload: Any) -> Any:
     """Gradio's own refusal, without the traceback it would print."""
     try:
@@ -81,11 +89,8 @@ class _CheckedMessages(ChatbotDataMessages):
         if isinstance(obj, list):  # plain-string contents, as API clients write messages, become text parts
             obj = [{**m, "content": [{"type": "text", "text": m["content"]}]}
                    if isinstance(m, dict) and isinstance(m.get("content"), str) else m for m in obj]
-        try:
-            return super().model_validate(obj, *args, **kwargs)
-        except ValidationError:
-            raise gr.Error("chat history: a list of {'role': 'user' | 'assistant', 'content': text} messages is "
-                           "needed", print_exception=False) from None
+        return _validated(super().model_validate, obj, args, kwargs, "chat history: a list of {'role': 'user' | "
+                          "'assistant', 'content': text} messages is needed")
 
 
 class Chatbot(gr.Chatbot):
@@ -98,11 +103,8 @@ class _CheckedEditorData(EditorData):
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().model_validate(obj, *args, **kwargs)
-        except ValidationError:
-            raise gr.Error("picture: the image editor's value is needed, {'background': a picture file, 'layers': "
-                           "[stroke files], 'composite': null}", print_exception=False) from None
+        return _validated(super().model_validate, obj, args, kwargs, "picture: the image editor's value is needed, "
+                          "{'background': a picture file, 'layers': [stroke files], 'composite': null}")
 
 
 class ImageEditor(gr.ImageEditor):
