@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
 import uuid
@@ -107,6 +108,28 @@ def remove(ref: str) -> bool:
 def listed(extra_refs: list[str] | tuple[str, ...] = ()) -> list[hub.ModelEntry]:
     """The hub's listing with `extra_refs` (the app config's) and the models added by hand, last."""
     return hub.list_models([*extra_refs, *added_refs()])
+
+
+def is_remote_entry(repo_id: str) -> bool:
+    """Whether the local hub holds a remote entry (remote.py) named `repo_id`."""
+    try:
+        config = hub.hub_home() / hub.validate_repo_id(repo_id) / "config.json"
+        return remote.is_remote(json.loads(config.read_text(encoding="utf-8")))
+    except (HubError, OSError, ValueError):
+        return False
+
+
+def remove_remote(repo_id: str) -> str:
+    """Delete the local hub entry `repo_id` when it is a remote entry (only those: a model's weights are never
+    deleted here); where it was. It is renamed aside first, so a crash midway leaves either the entry or nothing."""
+    if not is_remote_entry(repo_id):
+        raise HubError(f"{str(repo_id)[:80]}: no remote entry of that name in the local hub ({hub.hub_home()})")
+    dest = hub.hub_home() / repo_id
+    gone = dest.parent / f".{dest.name}.gone-{uuid.uuid4().hex[:8]}"
+    os.rename(dest, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+    hub.invalidate()
+    return str(dest)
 
 
 def add_remote(repo_id: str, base_url: str, model: str, api_key_env: str | None = None, chat: bool = True) -> str:

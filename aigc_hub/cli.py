@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import hub
+from . import cli_remote, hub
 from .config import AppConfig, add_serve_args
 from .errors import UserError, report_internal
 from .families import tab_keys
@@ -206,9 +206,12 @@ def _add(args: argparse.Namespace) -> None:
 def _remove(args: argparse.Namespace) -> None:
     from . import added_models
 
-    if not added_models.remove(args.ref):
-        raise UserError(f"{args.ref!r} was not added (see `python -m aigc_hub list`)")
-    print(f"removed {args.ref} from the list (its files stay where they are)")
+    if added_models.remove(args.ref):
+        print(f"removed {args.ref} from the list (its files stay where they are)")
+    elif added_models.is_remote_entry(args.ref):
+        print(f"{args.ref}: removed ({added_models.remove_remote(args.ref)})")
+    else:
+        raise UserError(f"{args.ref!r} was not added and is no remote entry (see `python -m aigc_hub list`)")
 
 
 def _push(args: argparse.Namespace) -> None:
@@ -357,28 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--private", action="store_true")
     push.set_defaults(func=_push)
 
-    rem = sub.add_parser("remote", help="list a text model that an OpenAI-compatible server (vLLM, TGI, Ollama, "
-                         "another AIGC Hub) serves, as a local hub entry")
-    rem.add_argument("repo_id", help="owner/name to list it as")
-    rem.add_argument("--base-url", required=True, help="the server's OpenAI API root, e.g. http://gpu-box:8000/v1")
-    rem.add_argument("--model", required=True, help="the model's name on that server")
-    rem.add_argument("--api-key-env", default=None, help="the environment variable holding its API key (the key "
-                     "itself is never written)")
-    rem.add_argument("--completions", action="store_true", help="a base model: plain continuation "
-                     "(/v1/completions) rather than chat")
-    rem.set_defaults(func=_remote_add)
+    cli_remote.add_parser(sub)
 
     serve = sub.add_parser("serve", help="run the Gradio app (same as python app.py)")
     add_serve_args(serve)
     serve.set_defaults(func=_serve)
     return parser
-
-
-def _remote_add(args: argparse.Namespace) -> None:
-    from .added_models import add_remote
-
-    where = add_remote(args.repo_id, args.base_url, args.model, args.api_key_env, chat=not args.completions)
-    print(f"{args.repo_id}: {args.model} served at {args.base_url} ({where})")
 
 
 def main(argv: list[str] | None = None) -> None:
