@@ -139,6 +139,33 @@ def test_a_job_trains_publishes_and_shows_its_progress(tmp_path, tmp_hub, corpus
     assert list((tmp_path / "trackio").rglob("*.db")), "trackio logged beside tensorboard"
 
 
+def test_the_default_id_is_one_no_model_has(tmp_path, tmp_hub):
+    jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
+    assert jobs.free_id("me/my-gan") == "me/my-gan"
+    hub.push(hub.resolve("aigc-hub/dcgan-mnist"), "me/my-gan")
+    assert jobs.free_id("me/my-gan") == "me/my-gan-2"
+    assert jobs.free_id("aigc-hub/dcgan-mnist") == "aigc-hub/dcgan-mnist-2"  # a starter's id is never offered
+
+
+@pytest.mark.slow  # training subprocesses
+def test_a_model_published_while_a_job_waited_is_kept_unless_overwrite_was_asked(tmp_path, tmp_hub, corpus):
+    jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
+    first = jobs.start("text", corpus, "nano", 4, "me/first")
+    late = jobs.start("text", corpus, "nano", 4, "me/taken")
+    asked = jobs.start("text", corpus, "nano", 4, "me/replaced", overwrite=True)
+    assert jobs.get(late.id).state == "queued"  # one job per device: it waits behind the first
+    for repo_id in ("me/taken", "me/replaced"):  # published by someone else meanwhile
+        hub.push(hub.resolve("aigc-hub/dcgan-mnist"), repo_id)
+    wait_for(lambda: all(jobs.get(j.id).state in ("finished", "failed") for j in (first, late, asked)))
+    refused = jobs.get(late.id)
+    assert refused.state == "failed" and "me/taken was published while this run trained" in refused.message
+    assert hub.resolve("me/taken").joinpath("model.safetensors").read_bytes() == \
+        hub.resolve("aigc-hub/dcgan-mnist").joinpath("model.safetensors").read_bytes()
+    assert (jobs.store.output(late.id) / "model.safetensors").is_file()  # the trained model is not lost
+    assert jobs.get(asked.id).state == "finished" and jobs.get(first.id).state == "finished"
+    assert hub.is_model_folder(hub.resolve("me/replaced")) and (hub.resolve("me/replaced") / "tokenizer.json").is_file()
+
+
 @pytest.mark.slow  # training subprocesses
 def test_stop_then_resume_ends_with_the_weights_of_an_unstopped_job(tmp_path, tmp_hub, corpus):
     jobs = JobManager(tmp_path / "jobs", devices=["cpu"])

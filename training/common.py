@@ -60,6 +60,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--hub_model_id", default=None, help="owner/name in the local hub (or on the HF Hub with --hf)")
     g.add_argument("--hf", action="store_true", help="push to the Hugging Face Hub instead of the local hub")
     g.add_argument("--private", action="store_true", help="with --hf: create a private repo")
+    g.add_argument("--hub_keep_existing", action="store_true",
+                   help="never push over a model the local hub has already (the Train tab's jobs, unless asked to "
+                        "overwrite): the model stays in --output_dir and the run says how to publish it")
     g = parser.add_argument_group("model card")
     g.add_argument("--card_title", default=None)
     g.add_argument("--card_dataset", default=None, help="dataset name for the card (default: --dataset)")
@@ -395,6 +398,10 @@ class Trainer:
             if args.push_to_hub:
                 from aigc_hub import hub
 
+                if args.hub_keep_existing and not args.hf and hub.locate(args.hub_model_id)[0] == "local":
+                    raise SystemExit(f"{args.hub_model_id} was published while this run trained, and it is kept: "
+                                     f"the model is in {self.output_dir}; publish it under another id with "
+                                     f"`python -m aigc_hub push {self.output_dir} --repo-id owner/name`")
                 pushed = hub.push(self.output_dir, args.hub_model_id, hf=args.hf, private=args.private)
                 logger.info("pushed to %s", pushed)
         acc.wait_for_everyone()

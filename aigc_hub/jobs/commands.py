@@ -41,10 +41,11 @@ def base_options(recipe: str, base: object, lora_rank: object) -> tuple[list[str
 
 def command(recipe: object, data: object, preset: object, steps: object, hub_id: object, output: Path, data_dir: Path,
             data_root: Path | None, hf: bool = False, trackio: bool = False, base: str | None = None,
-            lora_rank: object = 16) -> tuple[list[str], str, int]:
+            lora_rank: object = 16, overwrite: bool = False) -> tuple[list[str], str, int]:
     """The job's argv (after `python`), its preset (or the model it starts from) and step count; UserErrors for
     what cannot run. Tensorboard is always on (the tab's live view reads it); `trackio` adds trackio; `hf` pushes to
-    the HF Hub (HF_TOKEN); `base` adapts that listed model instead of training from scratch."""
+    the HF Hub (HF_TOKEN); `base` adapts that listed model instead of training from scratch. Without `overwrite`
+    the run will not publish over a model published while it trained."""
     if not isinstance(recipe, str) or recipe not in RECIPES:
         raise UserError(f"unknown recipe {str(recipe)[:40]!r}: choose one of {', '.join(RECIPES)}")
     r = RECIPES[recipe]
@@ -67,7 +68,7 @@ def command(recipe: object, data: object, preset: object, steps: object, hub_id:
             "--max_train_steps", str(steps), "--logging_steps", str(every),
             "--report_to", "tensorboard,trackio" if trackio else "tensorboard",
             "--checkpointing_steps", str(max(1, steps // 10)), "--push_to_hub", "--hub_model_id", hub_id,
-            *(["--hf"] if hf else [])]
+            *(["--hf"] if hf else []), *([] if overwrite else ["--hub_keep_existing"])]
     if r.shows == "samples":
         argv += ["--sample_steps", str(max(1, steps // 10))]
     else:

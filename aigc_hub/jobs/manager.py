@@ -76,7 +76,8 @@ class JobManager:
         job_id = self.store.new_id()
         try:
             argv, preset_name, n = command(recipe, data, preset, steps, hub_id, self.store.output(job_id),
-                                           self.store.data(job_id), self.data_root, hf, trackio, base, lora_rank)
+                                           self.store.data(job_id), self.data_root, hf, trackio, base, lora_rank,
+                                           overwrite)
             label = data.name if isinstance(data, Path) else str(data)
             job = Job(job_id, recipe, label, preset_name, n, hub_id, argv, owner=user)
             with self._lock:  # checked again with the job saved under the lock: starts that raced count
@@ -87,6 +88,18 @@ class JobManager:
             raise
         self._schedule()
         return self.store.load(job_id)
+
+    def free_id(self, stem: str) -> str:
+        """`stem`, or `stem-2`, `stem-3`, …: the first id that no model, starter or job of the local hub has (the
+        tab's default: publishing over a model must be a choice)."""
+        for n in range(1, 1000):
+            repo_id = stem if n == 1 else f"{stem}-{n}"
+            try:
+                self._check_target(repo_id, False, False)
+                return repo_id
+            except UserError:
+                continue
+        return stem
 
     def _check_target(self, hub_id: object, hf: bool, overwrite: bool) -> None:
         """Refuse a hub id that would replace what others are served, unless asked (and never a starter's)."""

@@ -45,7 +45,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         preset = gr.Dropdown(list(first.presets), value=next(iter(first.presets)), label="Preset",
                              elem_id="train-preset")
         steps = gr.Number(1000, precision=0, minimum=1, label="Steps", elem_id="train-steps")
-        hub_id = gr.Textbox(f"me/my-{first.key}", label="Publish as (owner/name)", elem_id="train-hub-id")
+        hub_id = gr.Textbox(jobs.free_id(f"me/my-{first.key}"), label="Publish as (owner/name)",
+                            elem_id="train-hub-id")
     with gr.Row():
         base = gr.Dropdown(_bases(ctx, first.key), value=SCRATCH, label="Start from", elem_id="train-base",
                            visible=first.base_family is not None)
@@ -129,7 +130,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         r = RECIPES[recipe_key]
         presets = list(r.presets)
         return (gr.update(choices=presets, value=presets[0], visible=True),
-                gr.update(label=f"Upload data: {DATA_KINDS[r.data]}"), gr.update(value=f"me/my-{recipe_key}"),
+                gr.update(label=f"Upload data: {DATA_KINDS[r.data]}"),
+                gr.update(value=jobs.free_id(f"me/my-{recipe_key}")),
                 gr.update(choices=_bases(ctx, recipe_key), value=SCRATCH, visible=r.base_family is not None),
                 gr.update(visible=False), "")
 
