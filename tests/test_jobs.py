@@ -148,6 +148,21 @@ def test_the_default_id_is_one_no_model_has(tmp_path, tmp_hub):
 
 
 @pytest.mark.slow  # training subprocesses
+def test_48_uploaded_images_train_on_every_image_recipes_first_preset(tmp_path, tmp_hub):
+    """The tab's defaults on the smallest upload it takes: the presets' batches (64, 128) are cut to the data."""
+    upload = image_zip(tmp_path / "digits.zip", [f"{'ab'[i % 2]}/{i}.png" for i in range(48)])  # two classes
+    one_folder = image_zip(tmp_path / "one.zip", [f"mine/{i}.png" for i in range(48)])  # no classes
+    jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
+    started = [jobs.start(recipe, upload, None, 3, f"me/small-{recipe}") for recipe in ("gan", "diffusion")]
+    started.append(jobs.start("gan", one_folder, None, 3, "me/one-folder"))
+    wait_for(lambda: all(jobs.get(j.id).state in ("finished", "failed") for j in started))
+    for job in started:
+        log = jobs.store.log(job.id).read_text()
+        assert jobs.get(job.id).state == "finished", log[-3000:]
+        assert "is more than the 48 training items hold: batches of 48" in log
+
+
+@pytest.mark.slow  # training subprocesses
 def test_a_model_published_while_a_job_waited_is_kept_unless_overwrite_was_asked(tmp_path, tmp_hub, corpus):
     jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
     first = jobs.start("text", corpus, "nano", 4, "me/first")

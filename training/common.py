@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -78,6 +79,16 @@ def add_optimizer_args(parser: argparse.ArgumentParser, *, weight_decay: float, 
     g.add_argument("--adam_beta1", type=float, default=0.9)
     g.add_argument("--adam_beta2", type=float, default=beta2)
     g.add_argument("--max_grad_norm", type=float, default=1.0)
+
+
+def fit_batch(args: argparse.Namespace, items: int, processes: int = 1) -> None:
+    """Small data: a --train_batch_size larger than the data (per process) becomes the data's size, and the run says
+    so (the Train tab's presets are sized for thousands of items; an upload may hold 48)."""
+    per_process = max(1, items // max(1, processes))
+    if args.train_batch_size > per_process:
+        print(f"--train_batch_size {args.train_batch_size} is more than the {items} training items hold: batches of "
+              f"{per_process}", file=sys.stderr)
+        args.train_batch_size = per_process
 
 
 def adamw(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.AdamW:

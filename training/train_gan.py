@@ -30,7 +30,7 @@ from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.imaging import make_grid
 from aigc_hub.models.dcgan import Generator, Discriminator
 from training import adapt
-from training.common import Trainer, add_common_args
+from training.common import Trainer, add_common_args, fit_batch
 from training.image_data import ImageData
 from training.image_eval import HeldOut, add_image_args, method_text, training_images
 
@@ -125,6 +125,7 @@ def setup(args: argparse.Namespace) -> GanRun:
     # Fused: one kernel per update instead of a for-each over every parameter (see training.common.adamw).
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.learning_rate, betas=betas, fused=True)
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.learning_rate, betas=betas, fused=True)
+    fit_batch(args, len(data.dataset), acc.num_processes)
     loader = DataLoader(data.dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers)
     ema = trainer.ema("generator", gen, args.ema_decay)

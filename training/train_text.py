@@ -33,7 +33,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaC
 from aigc_hub import sft_rows
 from aigc_hub.evaluation.text_metrics import evaluate_lm
 from training import adapt, sft_data
-from training.common import Trainer, adamw, add_common_args, add_optimizer_args
+from training.common import Trainer, adamw, add_common_args, add_optimizer_args, fit_batch
 from training.text_card import figures_of, write_card
 from training.text_data import BUILDERS, Blocks, PackedStream, TextSplits, load_text_stream, load_texts, pack
 from training.text_tokenizers import build_tokenizer
@@ -240,10 +240,8 @@ def setup(args: argparse.Namespace) -> TextRun:
     if base is not None and args.lora_rank:
         model = adapt.lora(model, args, "CAUSAL_LM")
     opt = adamw(model, args)
-    if not args.streaming and len(train_data) < args.train_batch_size:  # small data: one batch holds it all
-        print(f"--train_batch_size {args.train_batch_size} is more than the {len(train_data)} training items: "
-              f"batches of {len(train_data)}", file=sys.stderr)
-        args.train_batch_size = len(train_data)
+    if not args.streaming:
+        fit_batch(args, len(train_data), acc.num_processes)
     loader = DataLoader(train_data, batch_size=args.train_batch_size, shuffle=not args.streaming, drop_last=True,
                         num_workers=args.dataloader_num_workers, **data.loader_args)
     model, opt, loader = acc.prepare(model, opt, loader)

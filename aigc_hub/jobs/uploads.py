@@ -143,7 +143,8 @@ def _image_zip(path: Path, out: Path) -> list[str]:
                         raise UserError(f"{path.name} unpacks to more than {MAX_UNPACKED >> 30} GiB; refused")
                     dst.write(chunk)
     _check_images(out)
-    classes = depths == {2}
+    # One folder of images is no classes (datasets' imagefolder gives no label column for a single folder).
+    classes = depths == {2} and len({parts[strip] for _, parts in images}) > 1
     return ["--dataset", str(out), *(["--label_column", "label"] if classes else [])]
 
 
