@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cli_remote, hub
+from . import cli_remote, hub, serve_checks
 from .config import AppConfig, add_serve_args
 from .errors import UserError, report_internal
 from .families import tab_keys
@@ -33,6 +33,7 @@ def _generate_image(args: argparse.Namespace) -> None:
         raise UserError(f"--out must end in .png (a grid), .npz (arrays) or name a folder (one PNG each): {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     iterative = service.facts(args.model).iterative  # diffusion: seconds a batch, so always show progress
+    service.params["n"].check(args.num)  # the service checks it again: refused here before a bar is drawn
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -223,14 +224,15 @@ def _serve(args: argparse.Namespace) -> None:
     from .ui import build_demo, launch
 
     config = AppConfig.load(args.config).apply_args(args)
+    serve_checks.before_loading(config)  # a busy port, a model no tab can open: said before seconds of loading
     demo = build_demo(config)
     try:
-        launch(demo, config)
-    except OSError as e:  # Gradio's own advice names only its variable; say what works here
+        launch(demo, config, quiet=True)  # Gradio's banner names its own variables (share=True in launch())
+    except OSError as e:
         if "port" not in str(e).lower():
             raise
-        raise UserError(f"port {config.port} on {config.host} is in use: choose another with --port N "
-                        "(or AIGC_HUB_PORT / GRADIO_SERVER_PORT)") from None
+        raise UserError(serve_checks.busy_port(config)) from None
+    print(serve_checks.banner(config, demo.local_url, demo.share_url), flush=True)
     if config.share and not demo.share_url:
         print("error: --share could not create a public link (no internet, or the share server refused); the "
               f"app serves only at {demo.local_url}", file=sys.stderr)

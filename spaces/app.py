@@ -15,12 +15,8 @@ os.environ["AIGC_HUB_HOME"] = str(HERE / "models")  # the models copied into thi
 import aigc_hub  # noqa: E402
 
 aigc_hub.serving_threads()  # before torch is imported
-from aigc_hub.config import AppConfig  # noqa: E402
-from aigc_hub.ui import build_demo, launch  # noqa: E402
+from aigc_hub.cli import main  # noqa: E402
 
-config = AppConfig.load(HERE / "aigc-hub.yaml")
-demo = build_demo(config)
-
-if __name__ == "__main__":
-    launch(demo, config)  # with the /v1 routes; Spaces sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which config reads
-    demo.block_thread()
+if __name__ == "__main__":  # the local app's `serve`: its checks before loading, its one-line errors
+    # Spaces sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which the config reads.
+    main(["serve", "--config", str(HERE / "aigc-hub.yaml")])

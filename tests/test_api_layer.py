@@ -48,6 +48,7 @@ def test_a_completions_body_becomes_one_typed_request():
 
 @pytest.mark.parametrize("body, param, words", [
     ({"prompt": "a"}, "model", "'model' is required"),
+    ({"model": "m", "promt": "a"}, "prompt", "'prompt' is required (the body has 'promt': misspelt?)"),
     ({"model": "m", "prompt": "a", "top_k": 5000}, "top_k", "top_k must be between 0 and 1000, got 5000"),
     ({"model": "m", "prompt": "a", "top_p": 0}, "top_p", "top_p must be in (0, 1], got 0"),
     ({"model": "m", "prompt": "a", "max_tokens": 0}, "max_tokens", "max_new_tokens must be between 1 and 2048"),

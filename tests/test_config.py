@@ -103,3 +103,25 @@ def test_serving_beyond_loopback_without_a_key_warns(launched, capsys):
     assert "without an API key" in capsys.readouterr().err
     launched(host="0.0.0.0", tabs=["models"], preload=False, api_keys=["key-one-123"])
     assert "without an API key" not in capsys.readouterr().err
+
+
+def test_serve_refuses_a_busy_port_and_a_model_no_tab_can_open_before_loading(tmp_hub):
+    import socket
+
+    from aigc_hub.errors import ConfigError
+    from aigc_hub.serve_checks import banner, before_loading
+    from conftest import free_port
+
+    port = free_port()
+    before_loading(AppConfig.of(port=port))  # the starters, a free port
+    with pytest.raises(ConfigError, match="--image-model nope/nope: no such model"):
+        before_loading(AppConfig.of(port=port, image_model="nope/nope"))
+    with pytest.raises(ConfigError, match="--image-model aigc-hub/gpt-tinyshakespeare: that is a text model"):
+        before_loading(AppConfig.of(port=port, image_model="aigc-hub/gpt-tinyshakespeare"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        with pytest.raises(ConfigError, match=f"port {port} on 127.0.0.1 is in use: choose another with --port N"):
+            before_loading(AppConfig.of(port=port))
+    said = banner(AppConfig.of(port=port), f"http://127.0.0.1:{port}/", None)
+    assert "--share" in said and "share=True" not in said and f"http://127.0.0.1:{port}/v1" in said

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -74,3 +76,21 @@ def test_resume_in_process_ends_with_the_same_weights(tmp_path):
                     [*resumed_model.parameters(), *resumed_ema.parameters()]):
         assert torch.equal(a, b)
     assert resumed.global_step == full.global_step == 14
+
+
+def test_a_second_ctrl_c_exits_at_once_in_one_line(caplog):
+    import signal
+
+    from training.stopping import StopSignals
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stops = StopSignals()
+        stops._ask(signal.SIGINT, None)
+        assert stops.requested
+        with pytest.raises(SystemExit) as exit_:
+            stops._ask(signal.SIGINT, None)
+        assert exit_.value.code == 130 and "interrupted at once" in caplog.text
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

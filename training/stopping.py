@@ -26,8 +26,10 @@ class StopSignals:
                 signal.signal(sig, self._ask)
 
     def _ask(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.requested and signum == signal.SIGINT:  # one line, not the traceback of wherever the loop was
+            logger.warning("SIGINT again: interrupted at once, without a checkpoint of this step (the last one is "
+                           "where --resume_from_checkpoint latest goes on)")
+            raise SystemExit(130)
         self.requested = True
         logger.warning("%s: stopping after this step, with a checkpoint", signal.Signals(signum).name)
 

@@ -4,6 +4,7 @@ their neutral value (`user`, `logprobs: null`, ...), so that a typo is not silen
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from typing import Any, Callable
@@ -69,7 +70,9 @@ class Fields:
         present = [n for n in (name, *aliases) if n in self.data and self.data[n] is not None]
         if not present:
             if default is REQUIRED:
-                raise ApiError(400, f"'{name}' is required", param=name, code="missing_required_parameter")
+                near = difflib.get_close_matches(name, [str(k) for k in self.data if k not in self.read], 1, 0.7)
+                hint = f" (the body has '{near[0][:40]}': misspelt?)" if near else ""
+                raise ApiError(400, f"'{name}' is required{hint}", param=name, code="missing_required_parameter")
             return default
         given = present[0]  # errors name the field as the client wrote it
         value = self.data[given]
