@@ -3,6 +3,7 @@ runs) → push → sample through the CLI and the app's API; exact resume; uncon
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 
@@ -32,7 +33,7 @@ def test_tiny_run_is_a_diffusers_folder_that_pushes_samples_and_serves(digits_np
     out = tmp_path / "run"
     train(digits_npz, out, "--max_train_steps", "6", "--checkpointing_steps", "3", "--sample_steps", "3",
           "--report_to", "tensorboard", "--eval_classifier", "mnist", "--eval_image_column", "x_test",
-          "--eval_samples", "40", "--push_to_hub", "--hub_model_id", "me/tiny-ddpm",
+          "--eval_samples", "40", "--push_to_hub", "--hub_model_id", "me/tiny-ddpm", "--guidance_scale", "2",
           env={"AIGC_HUB_HOME": str(tmp_hub)})
     for name in ("model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
                  "scheduler/scheduler_config.json", "README.md", "sample.png", "samples/step-0000003.png"):
@@ -57,8 +58,12 @@ def test_tiny_run_is_a_diffusers_folder_that_pushes_samples_and_serves(digits_np
     # Stock diffusers, no project code: the card's own snippet, pointed at the folder.
     snippet = re.search(r"```python\n(import torch\nfrom diffusers import .*?)```", card, re.S)[1]
     scope: dict = {}
+    assert "label 10 is the empty label" in card and "uncond + 2 * (cond - uncond)" in snippet
     exec(snippet.replace('"me/tiny-ddpm"', repr(str(out))), scope)
     assert tuple(scope["images"].shape) == (10, 1, 32, 32)
+    unet_config = json.loads((out / "unet" / "config.json").read_text())
+    assert (unet_config["num_class_embeds"], unet_config["_null_class_label"], unet_config["_guidance_scale"]) == \
+        (11, 10, 2.0)
 
     pushed = tmp_hub / "me" / "tiny-ddpm"
     assert (pushed / "unet" / "diffusion_pytorch_model.safetensors").exists() and not (pushed / "checkpoints").exists()
@@ -70,7 +75,8 @@ def test_tiny_run_is_a_diffusers_folder_that_pushes_samples_and_serves(digits_np
     assert proc.returncode == 0, proc.stderr[-3000:]
     from aigc_hub.imaging import read_parameters
 
-    assert "Steps: 3, Sampler: DPM-Solver++ (2M), Seed: 0" in read_parameters(str(tmp_path / "grid.png"))
+    text = read_parameters(str(tmp_path / "grid.png"))
+    assert "Steps: 3, Sampler: DPM-Solver++ (2M), Seed: 0" in text and "CFG scale: 2" in text
     proc = run([sys.executable, "-m", "aigc_hub", "generate", "image", "--model", "me/tiny-ddpm", "--num", "4",
                 "--steps", "2", "--sampler", "ddim", "--seed", "7", "--out", str(tmp_path / "s.npz")], env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -17,6 +17,7 @@ from aigc_hub.imaging import read_parameters
 from aigc_hub.services import ImageService, ModelRegistry
 from aigc_hub.services.requests import ImageRequest
 from conftest import run
+from test_class_guidance import guided
 from test_image_editing import SD, lower_half, picture, png, sd_folder  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow  # a subprocess or a server each
@@ -156,3 +157,13 @@ def test_the_tabs_endpoints_edit_and_vary_as_the_service_does(launched, tiny_ddp
     assert seed == 9 and "Seed: 9," in text and "Variation seed strength: 0.3" in text and "Label: 4" in text
     with pytest.raises(Exception, match="cannot edit one"):
         client.predict("me/tiny-gan", picture_value, 0.5, "", 1, 1, "any", api_name="/edit_image")
+    # A model trained with an empty label takes the tab's class guidance; the model's default when left out here.
+    guided(tmp_path / "guided")
+    hub.push(tmp_path / "guided", "me/tiny-guided")
+    paths, _, _ = client.predict("me/tiny-guided", picture_value, 1.0, "", 6, 2, "3", 4, "ddim", class_guidance=3.0,
+                                 api_name="/edit_image")
+    got = np.stack([np.asarray(Image.open(p["image"])) for p in paths])
+    expected = ImageService(ModelRegistry()).run(ImageRequest("me/tiny-guided", 2, 6, "3", 4, "ddim",
+                                                              guidance_scale=3.0, image=source.read_bytes(),
+                                                              mask=png(lower_half()), strength=1.0))
+    assert np.array_equal(got, expected.images[..., 0]) and "CFG scale: 3" in read_parameters(paths[0]["image"])

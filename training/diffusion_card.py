@@ -13,8 +13,28 @@ from training.image_data import ImageData
 from training.image_eval import method_text
 
 
+PLAIN = """with torch.no_grad():
+    for t in scheduler.timesteps:
+        x = scheduler.step(unet(x, t, class_labels=labels).sample, t, x).prev_sample"""
+GUIDED = """empty = torch.full_like(labels, EMPTY)  # the empty label: classifier-free guidance
+with torch.no_grad():
+    for t in scheduler.timesteps:
+        cond, uncond = unet(torch.cat([x, x]), t, class_labels=torch.cat([labels, empty])).sample.chunk(2)
+        x = scheduler.step(uncond + SCALE * (cond - uncond), t, x).prev_sample"""
+
+
+def guided_text(args: argparse.Namespace, empty: int | None, guidance: float) -> str:
+    if empty is None:
+        return ""
+    return (f"\nClassifier-free guidance: label {empty} is the empty label (DiT's convention), trained in place of "
+            f"the class for {args.class_dropout:.0%} of the images. The figures below and the app's default use "
+            f"guidance {guidance:g} (1: none); `--guidance` on the CLI and `guidance_scale` in the API change it.\n")
+
+
 def write_card(args: argparse.Namespace, out: Path, data: ImageData, figures: list[Figure], speed: dict[int, float],
-               steps: int, n_params: int) -> None:
+               steps: int, n_params: int, empty: int | None = None, guidance: float = 1.0) -> None:
+    """`empty`: the empty label of a model trained for classifier-free guidance; `guidance`: its default scale,
+    the one the figures are measured at."""
     conditional = bool(data.num_classes)
     kind = f"class-conditional ({data.num_classes} classes)" if conditional else "unconditional"
     dataset = args.card_dataset or Path(args.dataset).stem
@@ -30,9 +50,7 @@ scheduler = DPMSolverMultistepScheduler.from_pretrained("{ref}", subfolder="sche
 scheduler.set_timesteps(25)
 labels = torch.arange(10) % {data.num_classes}
 x = torch.randn(10, {data.channels}, {args.resolution}, {args.resolution}, generator=torch.Generator().manual_seed(0))
-with torch.no_grad():
-    for t in scheduler.timesteps:
-        x = scheduler.step(unet(x, t, class_labels=labels).sample, t, x).prev_sample
+{GUIDED if empty is not None and guidance != 1 else PLAIN}
 images = ((x.clamp(-1, 1) + 1) * 127.5).round().byte()  # (10, C, H, W) uint8
 ```"""
     else:
@@ -54,6 +72,7 @@ images = pipe(batch_size=16, num_inference_steps=25).images
         use = use.replace(f'from_pretrained("{ref}", subfolder="scheduler")',
                           f'from_pretrained("{args.base_model}", subfolder="scheduler")')
         use = use.replace("```python\n", "```python\nfrom peft import PeftModel\n", 1)
+    use = use.replace("EMPTY", str(empty)).replace("SCALE", f"{guidance:g}")
     rows = "\n".join(f"| {s} | {ms:.1f} |" for s, ms in speed.items())
     sampler = SAMPLER_TITLES[args.eval_sampler]
     how = (f"adapted as {adapt.method(args)} (the base's figures below are measured the same way before training)"
@@ -68,7 +87,7 @@ channel(s), {how} with AIGC Hub's `training/train_diffusion.py` for {steps} opti
 {args.train_batch_size} × {args.gradient_accumulation_steps} accumulation, lr {args.learning_rate}, {args.lr_scheduler},
 {args.prediction_type} prediction, {args.beta_schedule} noise schedule over {args.num_train_timesteps} steps, seed
 {args.seed}). The weights are the EMA (decay {args.ema_decay}) of the UNet. {folder}
-
+{guided_text(args, empty, guidance)}
 ## Use
 
 ```bash

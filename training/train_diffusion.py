@@ -36,9 +36,9 @@ from torch.utils.data import DataLoader
 
 from aigc_hub.cards import Figure
 from aigc_hub.imaging import make_grid
-from aigc_hub.models.diffusion import DEFAULT_SAMPLER, SAMPLERS, denoise
+from aigc_hub.models.diffusion import DEFAULT_SAMPLER, GUIDANCE_KEY, NULL_LABEL_KEY, SAMPLERS, denoise, null_label
 from training import adapt
-from training.common import Trainer, adamw, add_common_args, add_optimizer_args
+from training.common import Trainer, adamw, add_common_args, add_optimizer_args, fit_batch
 from training.diffusion_card import write_card
 from training.image_data import ImageData
 from training.image_eval import HeldOut, add_image_args, training_images
@@ -67,6 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "last training step, where the input is pure noise; it needs --prediction_type v_prediction "
                         "with the cosine schedule (epsilon cannot be inverted where alpha_bar is ~0)")
     g.add_argument("--ema_decay", type=float, default=0.999)
+    g.add_argument("--class_dropout", type=float, default=0.1,
+                   help="labelled data: the share of images trained under the empty label, so that sampling can "
+                        "use classifier-free guidance (the empty label is one more class row, as in DiT); 0: none. "
+                        "A class-conditional --base_model without an empty label gets one (every weight trains)")
+    g.add_argument("--guidance_scale", type=float, default=None,
+                   help="classifier-free guidance of the sample grids and the card's figures, saved as the "
+                        "model's default (1: none; default: the base model's, else 1). With --eval_only: the "
+                        "saved model's default becomes this")
     g = parser.add_argument_group("samples and evaluation")
     g.add_argument("--num_sample_images", type=int, default=40)
     g.add_argument("--sample_sampler", choices=list(SAMPLERS), default=DEFAULT_SAMPLER)
@@ -99,7 +107,7 @@ def unet_config(args: argparse.Namespace, data: ImageData) -> dict:
         layers_per_block=args.layers_per_block or layers, block_out_channels=channels, norm_num_groups=groups,
         down_block_types=("DownBlock2D",) * (levels - 1) + ("AttnDownBlock2D",),
         up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (levels - 1),
-        num_class_embeds=data.num_classes or None, attention_head_dim=channels[-1] // 4 or None,
+        num_class_embeds=(data.num_classes + (args.class_dropout > 0)) or None, attention_head_dim=channels[-1] // 4 or None,
     )
 
 
@@ -149,7 +157,7 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
     data = training_images(args)
     base_figures = None
     if unet is not None:
-        classes = unet.config.num_class_embeds or 0
+        classes = (unet.config.num_class_embeds or 0) - (null_label(unet.config) is not None)
         if (data.channels, data.num_classes) != (unet.config.in_channels, classes):
             raise SystemExit(f"--base_model {args.base_model} makes {unet.config.in_channels}-channel images of "
                              f"{classes or 'no'} classes; this data has {data.channels} channel(s) and "
@@ -158,10 +166,18 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
             base_figures = evaluate(args, unet, dict(scheduler.config), data.num_classes)[0]
         if args.lora_rank:
             unet = adapt.lora(unet, args, None, adapt.UNET_TARGETS)
+        elif data.num_classes and args.class_dropout > 0 and null_label(unet.config) is None:
+            add_null_label(unet)
     else:
         unet = UNet2DModel(**unet_config(args, data))
+        if data.num_classes and args.class_dropout > 0:
+            unet.register_to_config(**{NULL_LABEL_KEY: data.num_classes})
         scheduler = noise_scheduler(args)
+    if args.guidance_scale is not None or GUIDANCE_KEY not in unet.config:
+        unet.register_to_config(**{GUIDANCE_KEY: 1.0 if args.guidance_scale is None else args.guidance_scale})
+    empty = null_label(unet.config) if args.class_dropout > 0 else None
     opt = adamw(unet, args)
+    fit_batch(args, len(data.dataset), acc.num_processes)
     loader = DataLoader(data.dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers)
     ema = trainer.ema("unet", unet, args.ema_decay)
@@ -182,8 +198,11 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
         t = torch.randint(0, args.num_train_timesteps, (clean.shape[0],), device=clean.device)
         noisy = scheduler.add_noise(clean, noise, t)
         target = noise if args.prediction_type == "epsilon" else scheduler.get_velocity(clean, noise, t)
+        labels = batch.get("label")
+        if labels is not None and empty is not None:  # some images train unconditioned (classifier-free guidance)
+            labels = torch.where(torch.rand(labels.shape, device=labels.device) < args.class_dropout, empty, labels)
         with acc.autocast():
-            pred = unet(noisy, t, class_labels=batch.get("label")).sample
+            pred = unet(noisy, t, class_labels=labels).sample
         loss = F.mse_loss(pred.float(), target)
         trainer.step(loss, unet, opt)
         return {"loss": loss.detach().item()}
@@ -191,10 +210,30 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
     return DiffusionRun(args, trainer, data, unet, ema, scheduler, loader, train_step, base_figures)
 
 
+def add_null_label(unet: torch.nn.Module) -> None:
+    """One more class row, the empty label, started at the mean of the others (the average class)."""
+    old = unet.class_embedding
+    new = torch.nn.Embedding(old.num_embeddings + 1, old.embedding_dim).to(old.weight.device, old.weight.dtype)
+    with torch.no_grad():
+        new.weight[:-1] = old.weight
+        new.weight[-1] = old.weight.mean(0)
+    unet.class_embedding = new
+    unet.register_to_config(num_class_embeds=new.num_embeddings, **{NULL_LABEL_KEY: old.num_embeddings})
+    print(f"the base model gets an empty label ({old.num_embeddings}) for classifier-free guidance", file=sys.stderr)
+
+
+def guidance_of(unet: torch.nn.Module) -> tuple[int | None, float]:
+    """The empty label (None: no guidance) and the default scale the model samples with."""
+    return null_label(unet.config), float(unet.config.get(GUIDANCE_KEY, 1.0))
+
+
 def sample(unet: torch.nn.Module, scheduler_config: dict, seeds: list[int], labels: torch.Tensor | None,
            steps: int, sampler: str) -> torch.Tensor:
-    """Images in [-1, 1] from the EMA UNet, batch-size independent (one generator per seed)."""
-    return denoise(unet.eval(), scheduler_config, seeds, steps=steps, sampler=sampler, labels=labels)
+    """Images in [-1, 1] from the EMA UNet, batch-size independent (one generator per seed), at the model's own
+    guidance scale."""
+    empty, guidance = guidance_of(unet)
+    return denoise(unet.eval(), scheduler_config, seeds, steps=steps, sampler=sampler, labels=labels,
+                   guidance=guidance, null_label=empty)
 
 
 def evaluate_saved(args: argparse.Namespace) -> None:
@@ -209,6 +248,9 @@ def evaluate_saved(args: argparse.Namespace) -> None:
         raise SystemExit(f"--eval_only evaluates a pipeline folder; {out} holds a LoRA adapter (its card's figures "
                          "were measured when it was trained)")
     unet = UNet2DModel.from_pretrained(str(out), subfolder="unet", use_safetensors=True)
+    if args.guidance_scale is not None:  # the figures are measured at the default the model will have
+        unet.register_to_config(**{GUIDANCE_KEY: args.guidance_scale})
+        unet.save_config(str(out / "unet"))
     config = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
     data = training_images(args)
     save_sample_grid(args, unet, config, data.num_classes, out / "sample.png")
@@ -219,7 +261,8 @@ def evaluate_saved(args: argparse.Namespace) -> None:
         print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
     new = {f.name for f in figures}
     figures = sorted(figures + [f for f in old if f.name not in new and steps_of(f)], key=lambda f: steps_of(f) or 0)
-    write_card(args, out, data, figures, speed, args.max_train_steps, sum(p.numel() for p in unet.parameters()))
+    write_card(args, out, data, figures, speed, args.max_train_steps, sum(p.numel() for p in unet.parameters()),
+               *guidance_of(unet))
 
 
 def steps_of(figure: Figure) -> int | None:
@@ -274,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         for f in figures:  # on the console too, not only in the card
             print(f"evaluation: {f.name} {f.value:.4g} ({f.dataset})", file=sys.stderr)
         trained = sum(p.numel() for p in unet.parameters() if p.requires_grad or not adapt.is_lora(unet))
-        write_card(args, out, data, figures, speed, trainer.global_step, trained)
+        write_card(args, out, data, figures, speed, trainer.global_step, trained, *guidance_of(unet))
         if args.merge:  # folds the adapter into the EMA UNet: last
             DDPMPipeline(unet=unet.merge_and_unload(), scheduler=run.scheduler).save_pretrained(
                 str(out / adapt.MERGED_DIR), safe_serialization=True)

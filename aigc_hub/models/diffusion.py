@@ -26,6 +26,8 @@ MAX_STEPS = 1000
 SAMPLER_TITLES = {"dpm-solver": "DPM-Solver++ (2M)", "ddim": "DDIM", "euler": "Euler", "euler-a": "Euler a",
                   "ddpm": "DDPM"}
 
+NULL_LABEL_KEY = "_null_class_label"  # in unet/config.json
+GUIDANCE_KEY = "_guidance_scale"  # the scale the model's card figures were measured at: its default
 StepFn = Callable[[int, int], None]  # (steps done, total)
 
 
@@ -49,6 +51,14 @@ def make_scheduler(config: dict, sampler: str):
     return cls.from_config({**public, **overrides})
 
 
+def null_label(unet_config: dict) -> int | None:
+    """The empty label of a UNet trained for classifier-free guidance (its last class row), else None. Saved as a
+    private key of the UNet's config.json: diffusers passes over keys that start with "_" in silence."""
+    value = unet_config.get(NULL_LABEL_KEY)
+    classes = unet_config.get("num_class_embeds") or 0
+    return int(value) if isinstance(value, int) and 0 < value == classes - 1 else None
+
+
 def generators(seeds: list[int]) -> list[torch.Generator]:
     """One CPU generator per image (CPU: the same numbers on every device)."""
     return [torch.Generator().manual_seed(s % 2**64) for s in seeds]
@@ -69,6 +79,8 @@ def denoise(
     init: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
     strength: float = 1.0,
+    guidance: float = 1.0,
+    null_label: int | None = None,
 ) -> torch.Tensor:
     """Sample one image per seed; returns (N, C, H, W) in [-1, 1] on the UNet's device, float32. `noise` replaces
     the seeds' initial noise (interpolation, variations); the seeds still draw what stochastic samplers add at each
@@ -78,7 +90,11 @@ def denoise(
     the level of step `steps × (1 − strength)` and only the last `int(steps × strength)` steps run (SDEdit);
     strength 1 starts from the seed's noise alone, as generation does, and strength 0 returns `init`. `mask`
     ((N, 1, H, W), 1: repaint, 0: keep) puts the known pixels back after every step, noised to the next step's
-    level with the same noise, and exactly at the end (RePaint-style inpainting)."""
+    level with the same noise, and exactly at the end (RePaint-style inpainting).
+
+    Classifier-free guidance for class-conditional UNets trained with an empty label (`null_label`, DiT's
+    convention: the row after the classes): with `guidance` ≠ 1 each step predicts under the labels and under the
+    empty label in one batch and moves `guidance` times the difference from the latter."""
     from diffusers.utils.torch_utils import randn_tensor
 
     weights = next(unet.parameters())
@@ -107,12 +123,19 @@ def denoise(
         x = scheduler.add_noise(init, noise, timesteps[:1].repeat(len(seeds)))
     keep = None if mask is None else 1.0 - mask.to(device, torch.float32)
     class_labels = None if labels is None else labels.to(device)
+    guided = class_labels is not None and null_label is not None and guidance != 1.0
+    if guided:
+        class_labels = torch.cat([class_labels, torch.full_like(class_labels, null_label)])
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         if should_stop is not None and should_stop():
             raise Stopped()
         model_in = scheduler.scale_model_input(x, t).to(dtype)
-        out = unet(model_in, t, class_labels=class_labels).sample.float()
+        if guided:
+            cond, empty = unet(model_in.repeat(2, 1, 1, 1), t, class_labels=class_labels).sample.float().chunk(2)
+            out = empty + guidance * (cond - empty)
+        else:
+            out = unet(model_in, t, class_labels=class_labels).sample.float()
         x = scheduler.step(out, t, x, generator=gens).prev_sample
         if keep is not None:
             known = init if i == total - 1 else scheduler.add_noise(init, noise, timesteps[i + 1:i + 2].repeat(len(x)))

@@ -104,13 +104,15 @@ class ImageService:
 
     def _denoise(self, entry: LoadedModel, seeds: list[int], labels: list[int | None], steps: int, sampler: str,
                  noise: torch.Tensor | None = None, on_step: diffusion.StepFn | None = None,
-                 stop: threading.Event | None = None, edit: EditInput | None = None) -> np.ndarray:
-        """The denoising loop for `seeds`, batched with other requests' seeds of the same model, sampler and steps
-        (and, for edits, strength; not for given noise: interpolation, variations). Stop ends the loop when every
+                 stop: threading.Event | None = None, edit: EditInput | None = None,
+                 guidance: float = 1.0) -> np.ndarray:
+        """The denoising loop for `seeds`, batched with other requests' seeds of the same model, sampler, steps and
+        guidance (and, for edits, strength; not for given noise: interpolation, variations). Stop ends the loop when every
         request in it has stopped; until then a stopped request's rows ride along and it returns, stopped, when
         the batch ends."""
         init, mask = _edit_tensors(edit, len(seeds))
         strength = edit.strength if edit else 1.0
+        guide = dict(guidance=guidance, null_label=self._facts(entry).null_label)
         if noise is not None:
             y = None if labels[0] is None else torch.tensor(labels)
 
@@ -118,7 +120,7 @@ class ImageService:
                 return to_uint8(diffusion.denoise(entry.model, entry.extras["scheduler"], seeds, steps=steps,
                                                   sampler=sampler, labels=y, noise=noise, on_step=on_step,
                                                   should_stop=stop.is_set if stop else None, init=init, mask=mask,
-                                                  strength=strength))
+                                                  strength=strength, **guide))
 
             try:
                 return self.registry.run(entry.device, alone)
@@ -149,11 +151,11 @@ class ImageService:
                 entry.model, entry.extras["scheduler"], all_seeds, steps=steps, sampler=sampler,
                 labels=None if all_labels[0] is None else torch.tensor(all_labels), on_step=each_step,
                 should_stop=(lambda: all(s.is_set() for s in stops)) if all(stops) else None,
-                init=inits, mask=masks, strength=strength))
+                init=inits, mask=masks, strength=strength, **guide))
             parts = dict(zip(map(id, items), np.split(images, np.cumsum([len(item[0]) for item in items])[:-1])))
             return [None if item[3] and item[3].is_set() else parts.get(id(item)) for item in batch]
 
-        key = ("denoise", entry.ref, id(entry.model), steps, sampler, None if edit is None else strength)
+        key = ("denoise", entry.ref, id(entry.model), steps, sampler, guidance, None if edit is None else strength)
         try:
             images = self.registry.batcher.call(entry.device, key, (seeds, labels, on_step, stop, init, mask),
                                                 len(seeds), together)
@@ -234,6 +236,14 @@ class ImageService:
         return PromptRequest(texts[0], texts[1], scale, sizes[0], sizes[1])
 
     @staticmethod
+    def _class_guidance(facts: ImageFacts, guidance: object) -> float:
+        """The classifier-free guidance of a class-conditional UNet with an empty label: the request's (checked
+        as for a prompt), else the model's own default; 1 (none) for other models."""
+        if facts.null_label is None:
+            return 1.0
+        return facts.default_guidance if guidance is None else IMAGE["guidance_scale"].check(guidance)
+
+    @staticmethod
     def _sampling(entry: LoadedModel, steps: object, sampler: object) -> tuple[int, str]:
         # Checked for any model, as _prompt's values are: one answer from every front end.
         n = IMAGE["steps"].default if steps is None else IMAGE["steps"].check(steps)
@@ -282,6 +292,7 @@ class ImageService:
                                 request.width, request.height)
         edit = self._edit(entry, facts, request, prompted)
         variation = self._variation(request, base, n)
+        guidance = self._class_guidance(facts, request.guidance_scale)
         classes = facts.num_classes
         seeds = list(range(base, base + n))
         labels = [fixed if fixed is not None else (i % classes if classes else None) for i in range(n)]
@@ -306,7 +317,7 @@ class ImageService:
                                                      latents=given, on_step=on_step, stop=stop, edit=edit))
                     continue
                 chunks.append(self._denoise(entry, rows[part], labels[part], n_steps, sampler_name, noise=given,
-                                            on_step=on_step, stop=stop, edit=edit))
+                                            on_step=on_step, stop=stop, edit=edit, guidance=guidance))
             else:
                 chunks.append(self._forward(entry, draws(seeds[part], shape) if given is None else given,
                                             labels[part]))
@@ -314,7 +325,7 @@ class ImageService:
                     progress(min(start + size, n), n)
         images = np.concatenate(chunks)
         title = diffusion.SAMPLER_TITLES.get(sampler_name, sampler_name)
-        extra = "" if edit is None else edit.parameters()
+        extra = ("" if edit is None else edit.parameters()) + (f", CFG scale: {guidance:g}" if guidance != 1 else "")
         params = [parameters_text(ref, base if variation else s, lab, images.shape[2], n_steps, title, prompted,
                                   images.shape[1], extra + _variation_text(variation, i))
                   for i, (s, lab) in enumerate(zip(seeds, labels))]
@@ -344,7 +355,8 @@ class ImageService:
                                    latents=z[i:i + PIPELINE_BATCH], stop=stop)
                 for i in range(0, frames, PIPELINE_BATCH)])
         elif facts.iterative:
-            images = self._denoise(entry, [a] * frames, [lab] * frames, n_steps, sampler_name, noise=z, stop=stop)
+            images = self._denoise(entry, [a] * frames, [lab] * frames, n_steps, sampler_name, noise=z, stop=stop,
+                                   guidance=self._class_guidance(facts, guidance_scale))
         else:
             images = self._forward(entry, z, [lab] * frames)
         return images, gif_bytes(images)

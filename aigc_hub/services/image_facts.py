@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models import text_to_image
+from ..models import diffusion, text_to_image
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,12 @@ class ImageFacts:
     resolution: int
     channels: int
     class_names: tuple[str, ...] = ()  # names of the labels, when the model's config has them
+    null_label: int | None = None  # a class-conditional UNet's empty label: it takes classifier-free guidance
+    default_guidance: float = 1.0  # the guidance its card's figures were measured at
+
+    @property
+    def guided(self) -> bool:  # a guidance scale applies (text-to-image, or labels with an empty label)
+        return self.prompted or self.null_label is not None
 
     @property
     def iterative(self) -> bool:  # takes steps and a sampler
@@ -48,6 +54,9 @@ def facts_of(family: str, path: Path, config: dict, unet: dict | None = None, va
         unet = unet if unet is not None else diffusion_parts(path, config)[0]
         size = unet.get("sample_size")
         size = size if isinstance(size, int) else (size or [0])[0]
-        return ImageFacts(family, int(unet.get("num_class_embeds") or 0), int(size), int(unet.get("in_channels", 3)))
+        empty = diffusion.null_label(unet)
+        classes = int(unet.get("num_class_embeds") or 0) - (empty is not None)
+        return ImageFacts(family, classes, int(size), int(unet.get("in_channels", 3)), null_label=empty,
+                          default_guidance=float(unet.get(diffusion.GUIDANCE_KEY) or 1.0))
     return ImageFacts(family, int(config.get("num_classes", 0)), int(config["resolution"]), int(config["channels"]),
                       tuple(str(n) for n in config.get("class_names") or ()))

@@ -37,6 +37,8 @@ MODEL_ARGS = (  # the controls that apply to some image models only (generate_im
     f"guidance_scale: {IMAGE['guidance_scale'].help}",
     f"width: {IMAGE['width'].help}",
     f"height: {IMAGE['height'].help}",
+    "class_guidance: class-conditional diffusion models trained with an empty label only: classifier-free "
+    "guidance, 1 for none, more to follow the label more strongly (the tab starts at the model's default)",
 )
 
 
@@ -53,7 +55,9 @@ def _model_updates(facts: ImageFacts | None) -> tuple[dict, ...]:
     return (gr.update(choices=label_choices(facts), value="any", visible=bool(classes)),
             gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=prompted),
             size, size, gr.update(visible=edits), gr.update(visible=edits),
-            gr.update(visible=bool(facts) and not edits), gr.update(brush=_brush(facts)))
+            gr.update(visible=bool(facts) and not edits), gr.update(brush=_brush(facts)),
+            gr.update(visible=bool(facts and facts.null_label is not None),
+                      value=facts.default_guidance if facts else 1.0))
 
 
 def _brush(facts: ImageFacts | None) -> gr.Brush:
@@ -74,9 +78,12 @@ def label_choices(facts: ImageFacts | None) -> list[tuple[str, str]]:
 
 
 def _prompt_args(ctx: AppContext, ref: str, prompt: str, negative: str, guidance: float, width: float | None,
-                 height: float | None) -> dict:
-    """The prompt controls, passed on only for text-to-image models (the hidden controls of others are ignored)."""
+                 height: float | None, class_guidance: float | None = None) -> dict:
+    """The prompt controls, passed on only for text-to-image models, and the class guidance only for class-conditional
+    models trained with an empty label (the hidden controls of others are ignored)."""
     facts = _facts(ctx, ref)
+    if facts and facts.null_label is not None:
+        return {} if class_guidance is None else dict(guidance_scale=class_guidance)
     if not (facts and facts.prompted):
         return {}
     return dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance, width=width, height=height)
@@ -118,6 +125,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         sampler = Dropdown(SAMPLER_CHOICES, value=DEFAULT_SAMPLER, label="Sampler", visible=iterative,
                            elem_id="image-sampler")
         steps = spec_slider(spec["steps"], "Sampling steps", 1, visible=iterative, elem_id="image-steps")
+        class_guidance = spec_slider(spec["guidance_scale"], "Class guidance (1: none; more follows the label)", 0.5,
+                                     value=facts.default_guidance if facts else 1.0,
+                                     visible=bool(facts and facts.null_label is not None),
+                                     elem_id="image-class-guidance")
     with gr.Row():
         button = gr.Button("Generate", variant="primary", elem_id="image-generate")
         stop = gr.Button("Stop", variant="stop", visible=iterative, elem_id="image-stop")
@@ -180,7 +191,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     def generate_image(model: str, seed: float, num_images: float, label: str, steps: float = DEFAULT_STEPS,
                        sampler: str = DEFAULT_SAMPLER, prompt: str = "", negative_prompt: str = "",
                        guidance_scale: float = DEFAULT_GUIDANCE, width: float | None = None,
-                       height: float | None = None, request: gr.Request = None, progress=gr.Progress()):
+                       height: float | None = None, class_guidance: float | None = None, request: gr.Request = None,
+                       progress=gr.Progress()):
         """Generate images with an image model of the hub (a GAN, a diffusion model or a text-to-image pipeline);
         the same seed gives the same images. Returns the images (PNG files that carry their generation parameters),
         the seed used, and a grid PNG with a zip of all images.
@@ -193,7 +205,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         """
         ref = known(model)
         asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
-                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height))
+                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height, class_guidance))
         return run_and_save(asked, request, progress)
 
     @user_errors
@@ -202,7 +214,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     def edit_image(model: str, picture: dict, strength: float, outpaint: str, seed: float, num_images: float,
                    label: str, steps: float = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, prompt: str = "",
                    negative_prompt: str = "", guidance_scale: float = DEFAULT_GUIDANCE, width: float | None = None,
-                   height: float | None = None, request: gr.Request = None, progress=gr.Progress()):
+                   height: float | None = None, class_guidance: float | None = None, request: gr.Request = None,
+                   progress=gr.Progress()):
         """Edit a picture with a diffusion model of the hub: image-to-image at a strength, inpainting of the
         painted strokes, outpainting. Returns what generate_image returns; each PNG names the input's hash, the
         strength and the mask.
@@ -219,7 +232,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         ref = known(model)
         image, mask = editor_input(picture)
         asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
-                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height),
+                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height, class_guidance),
                              image=image, mask=mask, strength=strength, outpaint=outpaint or None)
         return run_and_save(asked, request, progress)
 
@@ -229,8 +242,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     def image_variations(model: str, seed: float, num_images: float, label: str, variation_strength: float,
                          steps: float = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, prompt: str = "",
                          negative_prompt: str = "", guidance_scale: float = DEFAULT_GUIDANCE,
-                         width: float | None = None, height: float | None = None, request: gr.Request = None,
-                         progress=gr.Progress()):
+                         width: float | None = None, height: float | None = None,
+                         class_guidance: float | None = None, request: gr.Request = None, progress=gr.Progress()):
         """Variations of one image of any image model: image i blends the seed's noise with that of a new random
         seed + i, at the variation strength. Returns what generate_image returns.
 
@@ -243,7 +256,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         """
         ref = known(model)
         asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
-                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height),
+                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height, class_guidance),
                              variation_seed=-1, variation_strength=variation_strength)
         return run_and_save(asked, request, progress)
 
@@ -278,7 +291,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     def interpolate(model: str, seed_a: float, seed_b: float, frames: float, label: str,
                     steps: float = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER, prompt: str = "",
                     negative_prompt: str = "", guidance_scale: float = DEFAULT_GUIDANCE, width: float | None = None,
-                    height: float | None = None, request: gr.Request = None):
+                    height: float | None = None, class_guidance: float | None = None, request: gr.Request = None):
         """Morph between the images of two seeds of an image model (spherical interpolation of their noise).
         Returns an animated GIF and its frames as PNG files.
 
@@ -296,7 +309,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                                                        None if label in (None, "any") else label,
                                                        steps=steps, sampler=sampler, stop=event,
                                                        **_prompt_args(ctx, ref, prompt, negative_prompt,
-                                                                      guidance_scale, width, height))
+                                                                      guidance_scale, width, height, class_guidance))
         except GenerationStopped:
             raise gr.Error("Stopped.") from None
         out = ctx.scratch("interpolation-")
@@ -319,9 +332,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             return path, gr.update(), gr.update()
         return path, seed_of, "any" if label_of is None else str(label_of)
 
-    prompt_inputs = [prompt, negative, guidance, width, height]
+    prompt_inputs = [prompt, negative, guidance, width, height, class_guidance]
     model.change(on_model, model, [card, label, steps, sampler, stop, prompt_group, width, height, edit_group,
-                                   use_result, cannot_edit, editor], api_visibility="private")
+                                   use_result, cannot_edit, editor, class_guidance], api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
     tab.select(on_refresh, model, model, api_visibility="private")  # a model the Train tab just published
     button.click(generate_image, [model, seed, count, label, steps, sampler, *prompt_inputs],
