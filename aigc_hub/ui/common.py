@@ -54,16 +54,18 @@ SAMPLING_ARGS = (  # from the one spec of text parameters (services/params.py), 
 )
 
 
-def user_errors(fn: Callable) -> Callable:
-    """The user's errors become a visible gr.Error with their message; anything else is logged with a short id and
-    shown as an internal error naming that id."""
+def refusal(fn_name: str, e: Exception) -> gr.Error:
+    """The gr.Error a handler's exception becomes: the user's errors with their message; anything else logged with a
+    short id and shown as an internal error naming that id."""
+    if isinstance(e, gr.Error):
+        return e
+    if isinstance(e, UserError):
+        return gr.Error(str(e), print_exception=False)
+    return gr.Error(report_internal(logger, e, fn_name), print_exception=False)
 
-    def translate(e: Exception) -> gr.Error:
-        if isinstance(e, gr.Error):
-            return e
-        if isinstance(e, UserError):
-            return gr.Error(str(e), print_exception=False)
-        return gr.Error(report_internal(logger, e, fn.__name__), print_exception=False)
+
+def user_errors(fn: Callable) -> Callable:
+    """The user's errors become a visible gr.Error with their message (refusal())."""
 
     if inspect.isgeneratorfunction(fn):  # streaming handlers fail while iterated, not when called
 
@@ -72,7 +74,7 @@ def user_errors(fn: Callable) -> Callable:
             try:
                 yield from fn(*args, **kwargs)
             except Exception as e:
-                raise translate(e) from None
+                raise refusal(fn.__name__, e) from None
 
         return stream
 
@@ -81,9 +83,37 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except Exception as e:
-            raise translate(e) from None
+            raise refusal(fn.__name__, e) from None
 
     return wrapper
+
+
+def in_notice(fn: Callable, status_of: int = 0) -> Callable:
+    """A browser event's handler whose refusal leaves the page as it was: the message in a warning toast (and, with
+    `status_of` outputs, in the first: a status line), every other output untouched. A raised gr.Error would put an
+    error badge on each output of the event: tables, dropdowns, curves, until a refresh."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            message = refusal(fn.__name__, e).message
+            gr.Warning(message)
+            return (f"**Refused:** {message}", *[gr.skip()] * (status_of - 1)) if status_of else gr.skip()
+
+    return wrapper
+
+
+def ui_and_api(trigger: Any, fn: Callable, inputs: Any, outputs: list, api_name: str, **options: Any) -> None:
+    """`trigger` runs `fn` for the browser with refusals in_notice (the first output: the status line); the API
+    endpoint `api_name` (gradio_client, MCP) is the same function on a hidden twin, whose refusals are errors, as a
+    client expects."""
+    # The twin first, named explicitly: Gradio names an event after its function, and a second `load_model` would
+    # become `load_model_1`.
+    gr.Button(visible=False, render=True).click(fn, inputs, outputs, api_name=api_name, **options)
+    trigger.click(in_notice(fn, len(outputs)), inputs, outputs, api_name=f"{api_name}_in_browser",
+                  api_visibility="private", **options)
 
 
 def on_gpu(fn: Callable) -> Callable:

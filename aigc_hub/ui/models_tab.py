@@ -9,7 +9,7 @@ import gradio as gr
 
 from .. import added_models, devices
 from ..backends import NAMES as BACKEND_NAMES
-from .common import AppContext, user_errors
+from .common import AppContext, ui_and_api, user_errors
 from .inputs import Dropdown
 
 HEADERS = ["model", "source", "loaded on", "task", "data", "figures"]
@@ -124,11 +124,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         the devices with their memory, and the model list."""
         return table(ctx), device_markdown(ctx), gr.update(choices=ctx.refresh())
 
-    load.click(load_model, [ref, device, backend], [status, models, inventory], api_name="load_model",
+    ui_and_api(load, load_model, [ref, device, backend], [status, models, inventory], "load_model",
                concurrency_id="admin")
-    unload.click(unload_model, ref, [status, models, inventory], api_name="unload_model", concurrency_id="admin")
-    add.click(add_model, new_ref, [status, models, inventory, ref], api_name="add_model", concurrency_id="admin")
-    remove.click(remove_model, new_ref, [status, models, inventory, ref], api_name="remove_model",
-                 concurrency_id="admin")
+    ui_and_api(unload, unload_model, ref, [status, models, inventory], "unload_model", concurrency_id="admin")
+    ui_and_api(add, add_model, new_ref, [status, models, inventory, ref], "add_model", concurrency_id="admin")
+    ui_and_api(remove, remove_model, new_ref, [status, models, inventory, ref], "remove_model",
+               concurrency_id="admin")
     refresh.click(list_models, None, [models, inventory, ref], api_name="list_models", concurrency_id="admin")
     tab.select(list_models, None, [models, inventory, ref], api_visibility="private")  # always show the state now

@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..jobs import Job, read
 from ..paths import within
 from ..recipes import DATA_KINDS, RECIPES
-from .common import AppContext, shared_args, user_errors
+from .common import AppContext, in_notice, shared_args, user_errors
 
 DATA_SUFFIXES = [".zip", ".npz", ".txt", ".jsonl", ".csv"]
 HEADERS = ["job", "recipe", "data", "state", "steps", "publish as", "message"]
@@ -141,10 +141,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     for source in (base, upload, dataset):
         source.change(on_data, [recipe, base, upload, dataset], preview, api_visibility="private",
                       show_progress="hidden")
-    start.click(on_start, [recipe, upload, dataset, preset, steps, hub_id, to_hf, trackio, overwrite, base, lora_rank],
+    start.click(in_notice(on_start), [recipe, upload, dataset, preset, steps, hub_id, to_hf, trackio, overwrite, base, lora_rank],
                 [job, *outputs], api_visibility="private", **STARTS)
-    stop.click(on_stop, job, outputs, api_visibility="private")
-    resume.click(on_resume, job, outputs, api_visibility="private")
+    stop.click(in_notice(on_stop), job, outputs, api_visibility="private")
+    resume.click(in_notice(on_resume), job, outputs, api_visibility="private")
     job.change(view, job, outputs, api_visibility="private")
     timer.tick(view, job, outputs, api_visibility="private", show_progress="hidden")
     tab.select(lambda job_id: gr.update(choices=_choices(jobs.jobs()), value=job_id), job, job,
