@@ -6,6 +6,7 @@ import socket
 
 from .config import AppConfig
 from .errors import ConfigError
+from .families import TASKS
 
 
 def busy_port(config: AppConfig) -> str:
@@ -26,6 +27,8 @@ def before_loading(config: AppConfig) -> None:
 
     listed = {e.ref: e for e in added_models.listed([*config.models.values(), *config.extra_models])}
     for task, ref in config.models.items():
+        if task not in config.tabs or ref == TASKS[task].default_model:  # a starter a Space left out: the tab's
+            continue  # first model stands in, as before
         entry = listed.get(ref)
         flag = f"--{task}-model {ref}"
         if entry is not None and entry.task == task:

@@ -103,7 +103,8 @@ def build(out: str | Path, tabs: list[str], models: dict[str, str], *, title: st
             cards.append(card)
             datasets += card.datasets
             licenses += [card.license] if card.license else []
-        shutil.copytree(PACKAGE, tmp / "aigc_hub", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "weights"))
+        shutil.copytree(PACKAGE, tmp / "aigc_hub",  # the README's screenshots are not the app's (416 KB)
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "weights", "screenshots"))
         shutil.copy2(TEMPLATE, tmp / "app.py")
         config = {"tabs": list(tabs), "preload": True, **{f"{t}_model": ref for t, ref in plan.models.items()}}
         (tmp / "aigc-hub.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -98,6 +98,7 @@ def test_front_matter_and_requirements(tmp_hub, tiny_gan, tmp_path):
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__ and meta["app_file"] == "app.py"
     assert meta["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert not (out / "aigc_hub" / "ui" / "screenshots").exists()  # the README's pictures: not the app's
     for key in ("title", "emoji", "colorFrom", "colorTo", "license", "short_description", "suggested_hardware"):
         assert meta.get(key), key
     assert len(meta["short_description"]) <= 60

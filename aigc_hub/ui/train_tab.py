@@ -70,10 +70,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         resume = gr.Button("Resume", elem_id="train-resume", scale=0, min_width=80)
     status = gr.Markdown(elem_id="train-status")
     with gr.Row():
-        curve = gr.LinePlot(x="step", y="value", color="series", label="Loss and evaluation", height=300,
-                            elem_id="train-curve")
+        # No label: with one, Gradio 6.31 cuts the legend off below the plot (the series' names went missing).
+        curve = gr.LinePlot(x="step", y="value", color="series", color_title="training loss", show_label=False,
+                            height=300, elem_id="train-curve")
         sample = gr.Image(label="Latest samples", type="filepath", interactive=False, elem_id="train-sample")
-    texts = gr.Textbox(label="Latest text samples", lines=6, interactive=False, elem_id="train-texts")
+    texts = gr.Textbox(label="Latest text samples", lines=6, interactive=False, visible=False,
+                       elem_id="train-texts")  # shown when the job writes text samples
     log = gr.File(label="Log", interactive=False, elem_id="train-log")
     table = gr.Dataframe(_table(jobs.jobs()), headers=HEADERS, interactive=False, label="Jobs",
                          elem_id="train-jobs")
@@ -84,7 +86,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         listing = jobs.jobs()
         current = next((j for j in listing if j.id == job_id), None)
         if current is None:
-            return "_No job selected._", None, None, "", None, _table(listing), gr.Timer(active=False)
+            return ("_No job selected._", None, None, gr.update(value="", visible=False), None, _table(listing),
+                    gr.Timer(active=False))
         p = read(jobs.store.log(current.id), jobs.store.output(current.id), current.steps)
         # The curve: the training losses, whose series all exist from the first logged step (Gradio 6.31's plot
         # keeps the series of the first data it drew, and draws nothing after an empty frame: None until then).
@@ -96,7 +99,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         frame = pd.DataFrame(points).astype({"step": "int64", "value": "float64"}) if points else None
         texts_now = "\n\n".join(f"{k}:\n{v}" for k, v in p.texts.items())
         live = current.state in ("queued", "running", "stopping")
-        return (_status(current, p), frame, str(p.sample) if p.sample else None, texts_now,
+        return (_status(current, p), frame, str(p.sample) if p.sample else None,
+                gr.update(value=texts_now, visible=bool(texts_now)),
                 str(jobs.store.log(current.id)) if jobs.store.log(current.id).exists() else None, _table(listing),
                 gr.Timer(active=live))
 
