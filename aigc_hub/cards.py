@@ -55,8 +55,12 @@ def render_card(
     tags come from the family table (families.FAMILIES[family]), `tags` adds the model's own."""
     meta = card_fields(family, tags)
     pipeline_tag, task = meta["pipeline_tag"], meta["task"]
+    task_type = pipeline_tag
+    if "class-conditional" in tags and pipeline_tag == "unconditional-image-generation":
+        # The Hub has no task for images made from a class label, and "unconditional" would be false: no pipeline tag.
+        pipeline_tag, task_type = None, "class-conditional-image-generation"
     evals = [
-        EvalResult(task_type=pipeline_tag, task_name=task, dataset_type=datasets[0] if datasets else "custom",
+        EvalResult(task_type=task_type, task_name=task, dataset_type=datasets[0] if datasets else "custom",
                    dataset_name=f.dataset or (datasets[0] if datasets else "custom"), metric_type=f.metric_type,
                    metric_name=f.name, metric_value=round(float(f.value), 6))
         for f in figures

@@ -43,7 +43,8 @@ def test_tiny_run_is_a_diffusers_folder_that_pushes_samples_and_serves(digits_np
     for figure in ("FD (classifier features), 2 steps", "FD (classifier features), 3 steps", "FD real-vs-real floor",
                    "conditional accuracy, 3 steps", "| 3 | "):
         assert figure in card, figure
-    assert "library_name: diffusers" in card and "pipeline_tag: unconditional-image-generation" in card
+    assert "library_name: diffusers" in card and "type: class-conditional-image-generation" in card
+    assert "pipeline_tag:" not in card  # the Hub has no class-conditional task; "unconditional" would be false
 
     # --eval_only adds a step count to the card and keeps the ones it does not recompute.
     fd3 = re.search(r"FD \(classifier features\), 3 steps \| ([^ |]+)", card)[1]
