@@ -201,7 +201,8 @@ def test_the_readmes_api_examples_work_against_the_starters(launched, tmp_path, 
     from conftest import REPO
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## API: OpenAI-compatible"):readme.index("## Serving many users")]
+    start = readme.index("## API: OpenAI-compatible")
+    section = readme[start:readme.index("\n## ", start)]
     commands = [line for block in re.findall(r"```sh\n(.*?)\n```", section, flags=re.S)
                 for line in block.splitlines() if line.startswith("curl ")]
     assert len(commands) >= 5
