@@ -221,3 +221,13 @@ def test_a_killed_server_leaves_its_job_interrupted_and_resumable(tmp_path, tmp_
     jobs.resume(job_id)
     wait_for(lambda: jobs.get(job_id).state == "finished")
     assert "resumed from" in log.read_text()
+
+
+def test_the_live_view_warns_of_a_collapsed_gan_and_a_diverged_loss():
+    from aigc_hub.jobs.progress import Progress
+
+    healthy = Progress(curves={"loss_d": [(10, 1.2), (20, 0.9), (30, 0.02), (40, 0.8)], "loss_g": [(40, 1.1)]})
+    assert healthy.warnings() == []
+    collapsed = Progress(curves={"loss_d": [(10, 1.2), (20, 0.01), (30, 0.003), (40, 0.0)]})
+    assert "collapsed" in collapsed.warnings()[0]
+    assert "diverged" in Progress(curves={"loss": [(5, 0.3), (6, float("nan"))]}).warnings()[0]

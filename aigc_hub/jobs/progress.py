@@ -5,6 +5,7 @@ reader), the newest sample grid of an image script, the newest text samples of a
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 BAR = re.compile(r"steps:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+) \[([0-9:]+)<([0-9:?]+),\s*([0-9.?]+)\s*(s/it|it/s)")
 TAIL_BYTES = 64 << 10
+COLLAPSE_POINTS, COLLAPSE_LOSS_D = 3, 0.05  # loss_d below this at the last logged points: D wins, G collapsed
 
 
 @dataclass
@@ -25,6 +27,18 @@ class Progress:
     figures: dict[str, float] = field(default_factory=dict)  # each tag's latest value
     sample: Path | None = None  # the newest sample grid (image scripts)
     texts: dict[str, str] = field(default_factory=dict)  # the newest text samples (text, translation scripts)
+
+    def warnings(self) -> list[str]:
+        """What the curves say has gone wrong, in words a user can act on (the live view shows them)."""
+        said = []
+        if any(math.isnan(v) or math.isinf(v) for points in self.curves.values() for _, v in points[-1:]):
+            said.append("a loss is not a number: training diverged; start again with a lower learning rate")
+        d = [v for _, v in self.curves.get("loss_d", [])[-COLLAPSE_POINTS:]]
+        if len(d) == COLLAPSE_POINTS and max(d) < COLLAPSE_LOSS_D:
+            said.append("the discriminator wins outright (loss_d ≈ 0): the generator has likely collapsed (the "
+                        "samples look alike or blank). On little data: more images, fewer steps, or the diffusion "
+                        "recipe, which does not collapse")
+        return said
 
 
 def read(log: Path, output: Path, total: int) -> Progress:

@@ -304,7 +304,7 @@ def _status_dict(jobs: Any, job: Job) -> dict:
     p = read(jobs.store.log(job.id), jobs.store.output(job.id), job.steps)
     return {"job_id": job.id, "recipe": job.recipe, "state": job.state, "step": p.step, "total_steps": job.steps,
             "figures": p.figures, "device": job.device, "hub_id": job.hub_id, "published": job.published,
-            "message": job.message, "data": job.data, "preset": job.preset}
+            "message": job.message, "data": job.data, "preset": job.preset, "warnings": p.warnings()}
 
 
 def _selected(job_id: str | None) -> str:
@@ -325,8 +325,9 @@ def _status(job: Job, p: Any) -> str:
     speed = f"{p.steps_per_s:.2f} steps/s" if p.steps_per_s else "—"
     left = f", about {p.remaining} left" if p.remaining and job.state == "running" else ""
     figures = " · ".join(f"{k} {v:.4g}" for k, v in sorted(p.figures.items()) if k != "lr")
+    warned = "".join(f"\n\n**Warning:** {w}" for w in p.warnings())
     return (f"**{job.state}** — step {p.step} / {job.steps} on {job.device} · {speed}{left} · "
-            f"{sum(len(v) for v in p.curves.values())} points on the curve\n\n{figures}\n\n{job.message}")
+            f"{sum(len(v) for v in p.curves.values())} points on the curve\n\n{figures}{warned}\n\n{job.message}")
 
 
 def _data_files(ctx: AppContext) -> list[str]:
