@@ -223,6 +223,28 @@ def test_models_tab_loads_and_unloads(page):
     page.wait_for_function("document.querySelector('#models-status').innerText.includes('Unloaded me/long-lm')")
 
 
+def test_a_refusal_leaves_the_rest_of_the_tab_as_it_was(page):
+    """A refused Add (an HF id not cached, offline) and a Stop with no job: the message shows, and the tables, lists
+    and curves keep what they showed (a raised error put an "Error" badge on every output of the event)."""
+    from playwright.sync_api import expect
+
+    page.click("#tab-models-button")
+    expect(page.locator("#models-table")).to_contain_text("me/long-lm")
+    page.locator("#models-add-ref textarea, #models-add-ref input").first.fill("nobody/not-cached")
+    page.click("#models-add")
+    expect(page.locator("#models-status")).to_contain_text("Refused:")
+    expect(page.locator(".toast-body").first).to_contain_text("nobody/not-cached")
+    expect(page.locator("#models-table")).to_contain_text("me/long-lm")
+    for part in ("models-table", "models-devices", "models-ref"):  # the badge reads "Error"
+        expect(page.locator(f"#{part}")).not_to_contain_text("Error")
+    page.click("#tab-train-button")
+    page.click("#train-stop")
+    expect(page.locator(".toast-body", has_text="job").first).to_be_visible()
+    for part in ("train-jobs", "train-curve", "train-status", "train-log"):
+        expect(page.locator(f"#{part}")).not_to_contain_text("Error")
+    page.screenshot(path=str(SHOTS / "refusal.png"), full_page=True)
+
+
 def test_image_tab_text_to_image_prompt_controls(page, tmp_path):
     """A Stable Diffusion-family pipeline shows prompt, negative prompt, guidance and size (and no label); the
     images come at the asked size, with the prompt in their PNG parameters."""
@@ -257,9 +279,12 @@ def test_image_tab_inpaints_strokes_drawn_on_a_result(page):
 
     expect(page.locator("#image-cannot-edit")).to_be_visible()  # the GAN starter
     expect(page.locator("#image-edit-group")).to_be_hidden()
+    expect(page.locator("#image-class-guidance")).to_be_hidden()
     pick(page, "image-model", "aigc-hub/ddpm-mnist")
     expect(page.locator("#image-edit-group")).to_be_visible()
     expect(page.locator("#image-cannot-edit")).to_be_hidden()
+    expect(page.locator("#image-class-guidance")).to_be_visible()  # trained with an empty label: it can guide
+    expect(page.locator("#image-class-guidance input[type=number]")).to_have_value("1")  # its default
     generate_images(page, steps=4, count=2, seed=7)
     page.locator("#image-gallery .grid-wrap img").nth(1).click()
     expect(page.locator("#image-vary-seed input")).to_have_value("8")  # image 1 of seed 7

@@ -27,13 +27,13 @@ def test_starter_is_a_diffusers_folder_with_its_figures():
     figures = {f.name: f.value for f in card.figures}
     floor = figures["FD real-vs-real floor"]
     steps = [s for s in (10, 25, 50) if f"FD (classifier features), {s} steps" in figures]
-    assert steps == [10, 25, 50]
+    assert steps == [10, 25]  # (50 steps buy little over 25: the recipe measures two)
     for s in steps:
         assert figures[f"FD (classifier features), {s} steps"] > floor > 0
         assert 0.5 < figures[f"conditional accuracy, {s} steps"] <= 1
     text = (FOLDER / "README.md").read_text()
     assert card.datasets == ["mnist"] and "CC BY-SA" in text and "ddpm-mnist.sh" in text and "ms per image" in text
-    assert "Training budget" in text
+    assert "Training budget" in text and "label 10 is the empty label" in text
 
 
 def test_stock_diffusers_loads_it_without_project_code():
@@ -41,13 +41,14 @@ def test_stock_diffusers_loads_it_without_project_code():
 
     unet = UNet2DModel.from_pretrained(str(FOLDER), subfolder="unet")
     scheduler = DPMSolverMultistepScheduler.from_pretrained(str(FOLDER), subfolder="scheduler")
-    assert unet.config.num_class_embeds == 10 and unet.config.sample_size == 32
+    assert unet.config.num_class_embeds == 11 and unet.config.sample_size == 32  # 10 digits and the empty label
     scheduler.set_timesteps(10)
     x = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    labels = torch.tensor([3, 7])
-    with torch.no_grad():
+    labels, empty = torch.tensor([3, 7]), torch.tensor([10, 10])
+    with torch.no_grad():  # classifier-free guidance 3, as the card's snippet writes it
         for t in scheduler.timesteps:
-            x = scheduler.step(unet(x, t, class_labels=labels).sample, t, x).prev_sample
+            cond, uncond = unet(torch.cat([x, x]), t, class_labels=torch.cat([labels, empty])).sample.chunk(2)
+            x = scheduler.step(uncond + 3 * (cond - uncond), t, x).prev_sample
     assert x.shape == (2, 1, 32, 32) and x.abs().max() < 3
 
 

@@ -107,7 +107,8 @@ def unet_config(args: argparse.Namespace, data: ImageData) -> dict:
         layers_per_block=args.layers_per_block or layers, block_out_channels=channels, norm_num_groups=groups,
         down_block_types=("DownBlock2D",) * (levels - 1) + ("AttnDownBlock2D",),
         up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * (levels - 1),
-        num_class_embeds=(data.num_classes + (args.class_dropout > 0)) or None, attention_head_dim=channels[-1] // 4 or None,
+        num_class_embeds=data.num_classes + (args.class_dropout > 0) if data.num_classes else None,
+        attention_head_dim=channels[-1] // 4 or None,
     )
 
 
@@ -250,7 +251,7 @@ def evaluate_saved(args: argparse.Namespace) -> None:
     unet = UNet2DModel.from_pretrained(str(out), subfolder="unet", use_safetensors=True)
     if args.guidance_scale is not None:  # the figures are measured at the default the model will have
         unet.register_to_config(**{GUIDANCE_KEY: args.guidance_scale})
-        unet.save_config(str(out / "unet"))
+        set_unet_config(out, {GUIDANCE_KEY: args.guidance_scale})  # (save_config would add the folder's path)
     config = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
     data = training_images(args)
     save_sample_grid(args, unet, config, data.num_classes, out / "sample.png")
@@ -263,6 +264,14 @@ def evaluate_saved(args: argparse.Namespace) -> None:
     figures = sorted(figures + [f for f in old if f.name not in new and steps_of(f)], key=lambda f: steps_of(f) or 0)
     write_card(args, out, data, figures, speed, args.max_train_steps, sum(p.numel() for p in unet.parameters()),
                *guidance_of(unet))
+
+
+def set_unet_config(out: Path, values: dict) -> None:
+    """Set `values` in the saved UNet's config.json, and drop the path it was loaded from (diffusers writes a base
+    model's folder there: a path of the training machine)."""
+    saved = out / "unet" / "config.json"
+    config = {k: v for k, v in json.loads(saved.read_text()).items() if k != "_name_or_path"}
+    saved.write_text(json.dumps({**config, **values}, indent=2, sort_keys=True) + "\n")
 
 
 def steps_of(figure: Figure) -> int | None:
@@ -311,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
             adapt.save_adapter(unet, out, args)
         else:  # the pipeline folder: model_index.json, unet/ (EMA weights, safetensors), scheduler/
             DDPMPipeline(unet=unet, scheduler=run.scheduler).save_pretrained(str(out), safe_serialization=True)
+            set_unet_config(out, {})
         Image.fromarray(sample_grid().squeeze()).save(out / "sample.png")
         figures, speed = evaluate(args, unet, config, data.num_classes)
         figures += adapt.base_figures(run.base_figures or [])
