@@ -22,12 +22,13 @@ BAD_TEXT = ["", "   ", "x" * 100_000, "\x00\x07\x1b[2J", "\ud800 lone surrogate"
             12345, ["a", "list"], {"a": "dict"}]
 BAD_NUMBER = [NAN, INF, -INF, 1e300, -10**12, "abc", [], {"n": 1}]
 
-PROMPT = ["a cat", "", 7.5, 64, 64]
+PROMPT = ["a cat", "", 7.5, 64, 64, 1.0]  # and the class guidance of UNets with an empty label
 EDITOR: dict = {}  # the image editor's value: a picture uploaded by `hostile_app` as its background  # prompt, negative prompt, guidance, width, height: text-to-image pipelines
 GOOD = {  # "endpoint@variant" names a second model kind on the same endpoint
     "generate_image": ["me/tiny-gan", 1, 2, "any", 2, "ddim", *PROMPT],
     "generate_image@ddpm": ["me/tiny-ddpm", 1, 2, "any", 2, "ddim", *PROMPT],
     "generate_image@sd": ["me/tiny-sd", 1, 2, "any", 2, "ddim", *PROMPT],
+    "generate_image@guided": ["me/tiny-guided", 1, 2, "any", 2, "ddim", *PROMPT],  # its class guidance is used
     "interpolate": ["me/tiny-gan", 0, 1, 3, "any", 2, "ddim", *PROMPT],
     "interpolate@ddpm": ["me/tiny-ddpm", 0, 1, 3, "any", 2, "ddim", *PROMPT],
     "interpolate@sd": ["me/tiny-sd", 0, 1, 3, "any", 2, "ddim", *PROMPT],
@@ -62,6 +63,7 @@ ACCEPTED = {
     ("generate_image", 3, None), ("interpolate", 4, None),  # no label: every class in turn
     ("generate_image@ddpm", 3, None), ("interpolate@ddpm", 4, None),
     ("generate_image@ddpm", 5, None), ("interpolate@ddpm", 6, None),  # no sampler: the default one
+    ("generate_image@guided", 3, None), ("generate_image@guided", 5, None),
     ("generate_image@sd", 3, None), ("interpolate@sd", 4, None), ("generate_image@sd", 5, None),
     ("interpolate@sd", 6, None),
     # A prompt is free text: empty (or None) asks for an unconditioned image, and a path is only words.
@@ -69,9 +71,11 @@ ACCEPTED = {
       for pos in (first, first + 1) for v in ("", "   ", None, "../../etc/passwd", "a/b/c")),
 }
 # A GAN takes no steps, sampler or prompt; a DDPM no prompt: those inputs are varied where they are used.
-UNUSED = {"generate_image": set(range(4, 11)), "interpolate": set(range(5, 12)), "image_variations": set(range(5, 12)),
-          "edit_image@ddpm": set(range(9, 14)),
-          "generate_image@ddpm": set(range(6, 11)), "interpolate@ddpm": set(range(7, 12))}
+# The class guidance (the last input) applies to class-conditional UNets with an empty label only.
+UNUSED = {"generate_image": set(range(4, 12)), "interpolate": set(range(5, 13)), "image_variations": set(range(5, 13)),
+          "edit_image@ddpm": set(range(9, 15)),
+          "generate_image@ddpm": set(range(6, 12)), "interpolate@ddpm": set(range(7, 13)),
+          "generate_image@sd": {11}, "interpolate@sd": {12}, "generate_image@guided": set(range(6, 11))}
 EXTRA_ARGUMENT = "extra"  # Gradio drops arguments beyond an endpoint's inputs: harmless, so accepted
 COERCED = "coerced"  # Gradio's Textbox turns any JSON value into its string form before the handler sees it
 
@@ -141,7 +145,10 @@ def tiny_sd(tmp_path_factory):
 
 
 @pytest.fixture
-def hostile_app(launched, tmp_hub, tiny_gan, tiny_ddpm, tiny_sd, long_lm, tiny_mt):
+def hostile_app(launched, tmp_hub, tiny_gan, tiny_ddpm, tiny_sd, long_lm, tiny_mt, tmp_path):
+    from test_class_guidance import guided
+
+    hub.push(guided(tmp_path / "guided"), "me/tiny-guided")
     hub.push(tiny_gan, "me/tiny-gan")
     hub.push(tiny_ddpm, "me/tiny-ddpm")
     hub.push(tiny_sd, "me/tiny-sd")
