@@ -110,13 +110,18 @@ def listed(extra_refs: list[str] | tuple[str, ...] = ()) -> list[hub.ModelEntry]
     return hub.list_models([*extra_refs, *added_refs()])
 
 
-def is_remote_entry(repo_id: str) -> bool:
-    """Whether the local hub holds a remote entry (remote.py) named `repo_id`."""
+def remote_settings(repo_id: str) -> dict | None:
+    """The settings of the local hub's remote entry (remote.py) named `repo_id`; None when it is no remote entry."""
     try:
-        config = hub.hub_home() / hub.validate_repo_id(repo_id) / "config.json"
-        return remote.is_remote(json.loads(config.read_text(encoding="utf-8")))
+        config = json.loads((hub.hub_home() / hub.validate_repo_id(repo_id) / "config.json").read_text(
+            encoding="utf-8"))
     except (HubError, OSError, ValueError):
-        return False
+        return None
+    return config[remote.KEY] if remote.is_remote(config) else None
+
+
+def is_remote_entry(repo_id: str) -> bool:
+    return remote_settings(repo_id) is not None
 
 
 def remove_remote(repo_id: str) -> str:

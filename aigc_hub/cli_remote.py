@@ -39,17 +39,10 @@ def _remove(args: argparse.Namespace) -> None:
 
 
 def _list(args: argparse.Namespace) -> None:
-    import json
-
-    from . import hub, remote
+    from . import hub
+    from .added_models import remote_settings
 
     for entry in hub.list_models():
-        if entry.source != "local" or entry.path is None:
-            continue
-        try:
-            config = json.loads((entry.path / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if remote.is_remote(config):
-            settings = config[remote.KEY]
+        settings = remote_settings(entry.ref) if entry.source == "local" else None
+        if settings:
             print(f"{entry.ref}\t{settings.get('model')}\t{settings.get('base_url')}")

@@ -45,5 +45,6 @@ def banner(config: AppConfig, local_url: str, share_url: str | None) -> str:
         lines.append(f"* Public link: {share_url}")
     else:
         lines.append("* A public link for a while: --share; for good: python -m aigc_hub space build (README)")
-    lines.append(f"* OpenAI-compatible API: {local_url}v1" + (f" · MCP: {local_url}gradio_api/mcp/" if config.mcp else ""))
+    mcp = f" · MCP: {local_url}gradio_api/mcp/" if config.mcp else ""
+    lines.append(f"* OpenAI-compatible API: {local_url}v1{mcp}")
     return "\n".join(lines)

@@ -179,7 +179,8 @@ def main() -> None:
     parser.add_argument("--digits", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--model", default="aigc-hub/ddpm-mnist", help="another class-conditional MNIST diffusion model (a folder)")
+    parser.add_argument("--model", default="aigc-hub/ddpm-mnist",
+                        help="another class-conditional MNIST diffusion model (a folder)")
     parser.add_argument("--guidance", type=float, nargs="+", default=[None],
                         help="classifier-free guidance scales to inpaint at (default: the model's own)")
     parser.add_argument("--only", choices=["rules", "speed", "quality", "ceiling"], nargs="+",

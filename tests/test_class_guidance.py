@@ -33,7 +33,7 @@ def test_the_empty_label_is_not_offered_and_guidance_one_is_plain_sampling(tmp_p
     ref = guided(tmp_path / "g")
     service = ImageService(ModelRegistry())
     facts = service.facts(ref)
-    assert (facts.num_classes, facts.null_label, facts.guided, facts.default_guidance) == (10, 10, True, 1.0)
+    assert (facts.num_classes, facts.null_label, facts.class_guided, facts.default_guidance) == (10, 10, True, 1.0)
     with pytest.raises(UserError, match="between 0 and 9"):
         service.generate(ref, 1, seed=0, label=10, steps=2)
     plain = service.generate(ref, 4, seed=3, label=2, steps=3)
@@ -57,7 +57,7 @@ def test_guided_image_i_depends_on_its_seed_alone_and_the_model_default_applies(
 def test_an_unguided_model_ignores_the_scale_and_a_bad_key_is_no_empty_label(tmp_path):
     ref = str(make_diffusion(tmp_path / "plain"))
     service = ImageService(ModelRegistry())
-    assert not service.facts(ref).guided
+    assert not service.facts(ref).class_guided
     a = service.generate(ref, 2, seed=1, label=4, steps=2)
     b = service.generate(ref, 2, seed=1, label=4, steps=2, guidance_scale=5.0)
     assert np.array_equal(a.images, b.images)

@@ -107,7 +107,8 @@ class ImageService:
                  stop: threading.Event | None = None, edit: EditInput | None = None,
                  guidance: float = 1.0) -> np.ndarray:
         """The denoising loop for `seeds`, batched with other requests' seeds of the same model, sampler, steps and
-        guidance (and, for edits, strength; not for given noise: interpolation, variations). Stop ends the loop when every
+        guidance (and, for edits, strength; not for given noise: interpolation, variations). Stop ends the loop when
+        every
         request in it has stopped; until then a stopped request's rows ride along and it returns, stopped, when
         the batch ends."""
         init, mask = _edit_tensors(edit, len(seeds))
@@ -239,7 +240,7 @@ class ImageService:
     def _class_guidance(facts: ImageFacts, guidance: object) -> float:
         """The classifier-free guidance of a class-conditional UNet with an empty label: the request's (checked
         as for a prompt), else the model's own default; 1 (none) for other models."""
-        if facts.null_label is None:
+        if not facts.class_guided:
             return 1.0
         return facts.default_guidance if guidance is None else IMAGE["guidance_scale"].check(guidance)
 

@@ -22,8 +22,8 @@ class ImageFacts:
     default_guidance: float = 1.0  # the guidance its card's figures were measured at
 
     @property
-    def guided(self) -> bool:  # a guidance scale applies (text-to-image, or labels with an empty label)
-        return self.prompted or self.null_label is not None
+    def class_guided(self) -> bool:  # its labels take classifier-free guidance
+        return self.null_label is not None
 
     @property
     def iterative(self) -> bool:  # takes steps and a sampler

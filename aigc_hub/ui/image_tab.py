@@ -56,7 +56,7 @@ def _model_updates(facts: ImageFacts | None) -> tuple[dict, ...]:
             gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=steps), gr.update(visible=prompted),
             size, size, gr.update(visible=edits), gr.update(visible=edits),
             gr.update(visible=bool(facts) and not edits), gr.update(brush=_brush(facts)),
-            gr.update(visible=bool(facts and facts.null_label is not None),
+            gr.update(visible=bool(facts and facts.class_guided),
                       value=facts.default_guidance if facts else 1.0))
 
 
@@ -82,7 +82,7 @@ def _prompt_args(ctx: AppContext, ref: str, prompt: str, negative: str, guidance
     """The prompt controls, passed on only for text-to-image models, and the class guidance only for class-conditional
     models trained with an empty label (the hidden controls of others are ignored)."""
     facts = _facts(ctx, ref)
-    if facts and facts.null_label is not None:
+    if facts and facts.class_guided:
         return {} if class_guidance is None else dict(guidance_scale=class_guidance)
     if not (facts and facts.prompted):
         return {}
@@ -127,7 +127,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         steps = spec_slider(spec["steps"], "Sampling steps", 1, visible=iterative, elem_id="image-steps")
         class_guidance = spec_slider(spec["guidance_scale"], "Class guidance (1: none; more follows the label)", 0.5,
                                      value=facts.default_guidance if facts else 1.0,
-                                     visible=bool(facts and facts.null_label is not None),
+                                     visible=bool(facts and facts.class_guided),
                                      elem_id="image-class-guidance")
     with gr.Row():
         button = gr.Button("Generate", variant="primary", elem_id="image-generate")
@@ -205,7 +205,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         """
         ref = known(model)
         asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
-                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height, class_guidance))
+                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height,
+                                           class_guidance))
         return run_and_save(asked, request, progress)
 
     @user_errors
@@ -232,7 +233,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         ref = known(model)
         image, mask = editor_input(picture)
         asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
-                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height, class_guidance),
+                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height,
+                                           class_guidance),
                              image=image, mask=mask, strength=strength, outpaint=outpaint or None)
         return run_and_save(asked, request, progress)
 
@@ -256,7 +258,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         """
         ref = known(model)
         asked = ImageRequest(ref, num_images, seed, None if label in (None, "any") else label, steps, sampler,
-                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height, class_guidance),
+                             **_prompt_args(ctx, ref, prompt, negative_prompt, guidance_scale, width, height,
+                                           class_guidance),
                              variation_seed=-1, variation_strength=variation_strength)
         return run_and_save(asked, request, progress)
 

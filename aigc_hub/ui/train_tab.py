@@ -145,7 +145,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     for source in (base, upload, dataset):
         source.change(on_data, [recipe, base, upload, dataset], preview, api_visibility="private",
                       show_progress="hidden")
-    start.click(in_notice(on_start), [recipe, upload, dataset, preset, steps, hub_id, to_hf, trackio, overwrite, base, lora_rank],
+    start.click(in_notice(on_start),
+                [recipe, upload, dataset, preset, steps, hub_id, to_hf, trackio, overwrite, base, lora_rank],
                 [job, *outputs], api_visibility="private", **STARTS)
     stop.click(in_notice(on_stop), job, outputs, api_visibility="private")
     resume.click(in_notice(on_resume), job, outputs, api_visibility="private")
