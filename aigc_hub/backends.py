@@ -1,5 +1,5 @@
 """The runtime a model is served on: transformers / diffusers (the default), or another where its family has one
-(CTranslate2 for translation: int8 on CPU, int8_float16 on GPU). Chosen per model in the app settings
+(CTranslate2 for translation and causal LMs: int8 on CPU, int8_float16 on GPU). Chosen per model in the app settings
 (`--backend REF=NAME`, `*=NAME` for every model whose family has that backend), on the CLI (`--backend`), and shown
 in the Models tab. A backend a model cannot take is refused in one line, never swapped for another silently."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelLoadError, UserError
-from .loaders import Loaded, Loader
+from .loaders import Loaded, Loader, check_auto_size
 
 if TYPE_CHECKING:
     import torch
@@ -23,8 +23,10 @@ def load_ct2_translation(path: Path, config: dict, device: str, dtype: "torch.dt
     import torch
     from transformers import AutoTokenizer
 
-    from .models.ct2_translation import CT2Translator, converted
+    from .models.ct2_convert import converted
+    from .models.ct2_translation import CT2Translator
 
+    check_auto_size(path, "AutoModelForSeq2SeqLM")  # before the converter builds it
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
     from .models.translation import BATCH
 
@@ -32,7 +34,25 @@ def load_ct2_translation(path: Path, config: dict, device: str, dtype: "torch.dt
     return Loaded(model, tokenizer, {"backend": f"ctranslate2 {model.compute_type}", "bytes": model.bytes})
 
 
-BACKENDS: dict[str, dict[str, Loader]] = {"seq2seq": {"ctranslate2": load_ct2_translation}}
+def load_ct2_text(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from .models.ct2_convert import converted
+    from .models.ct2_text import CT2Generator
+
+    check_auto_size(path, "AutoModelForCausalLM")  # before the converter builds it
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    if (path / "generation_config.json").is_file():
+        generation = GenerationConfig.from_pretrained(str(path))
+    else:  # as transformers does: the model config's token ids
+        generation = GenerationConfig.from_dict({k: config[k] for k in ("eos_token_id", "bos_token_id") if k in config})
+    model = CT2Generator(converted(path, config), device, torch.get_num_threads(), generation)
+    return Loaded(model, tokenizer, {"backend": f"ctranslate2 {model.compute_type}", "bytes": model.bytes})
+
+
+BACKENDS: dict[str, dict[str, Loader]] = {"seq2seq": {"ctranslate2": load_ct2_translation},
+                                          "causal-lm": {"ctranslate2": load_ct2_text}}
 NAMES = (DEFAULT, *sorted({name for table in BACKENDS.values() for name in table}))
 
 

@@ -72,9 +72,9 @@ def _read(path: str | None, flag: str) -> bytes | None:
 
 
 def _generate_text(args: argparse.Namespace) -> None:
-    from .services import ModelRegistry, TextRequest, TextService
+    from .services import TextRequest, TextService
 
-    service = TextService(ModelRegistry({args.model: args.device} if args.device else None))
+    service = TextService(_registry(args))
     stream, = service.run(TextRequest(args.model, prompt=args.prompt, settings=_settings(args), seed=args.seed))
     _print_stream(stream, args.prompt)
 
@@ -87,7 +87,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _generate_chat(args: argparse.Namespace) -> None:
-    from .services import ModelRegistry, TextRequest, TextService
+    from .services import TextRequest, TextService
 
     history = []
     if args.history:
@@ -97,7 +97,7 @@ def _generate_chat(args: argparse.Namespace) -> None:
             raise UserError(f"--history {args.history}: not a readable JSON file ({e})") from None
     if not isinstance(history, list):
         raise UserError("--history: a JSON list of {\"role\", \"content\"} messages is needed")
-    service = TextService(ModelRegistry({args.model: args.device} if args.device else None))
+    service = TextService(_registry(args))
     messages = [*history, {"role": "user", "content": args.message}]
     stream, = service.run(TextRequest(args.model, messages=messages, system=args.system, settings=_settings(args),
                                       seed=args.seed))
@@ -122,11 +122,10 @@ def _print_stream(stream: Any, head: str) -> None:
 def _translate(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
-    from .services import ModelRegistry, TranslationRequest, TranslationService
+    from .services import TranslationRequest, TranslationService
     from .services.translation import MAX_LINES
 
-    service = TranslationService(ModelRegistry({args.model: args.device} if args.device else None,
-                                               backends={args.model: args.backend}))
+    service = TranslationService(_registry(args))
     try:
         source = (open(args.input, encoding="utf-8", errors="strict") if args.input else sys.stdin).read()
     except UnicodeDecodeError as e:
@@ -249,6 +248,21 @@ def _sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop", action="append",
                         help="end the text just before this string, when it comes (repeatable)")
     parser.add_argument("--device", default=None)
+    _backend_option(parser)
+
+
+def _backend_option(parser: argparse.ArgumentParser) -> None:
+    from .backends import DEFAULT, NAMES
+
+    parser.add_argument("--backend", default=DEFAULT, choices=NAMES,
+                        help="ctranslate2: converted once (cached outside the hub), int8 on CPU")
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    """The registry of a one-model command: its --device and --backend."""
+    from .services import ModelRegistry
+
+    return ModelRegistry({args.model: args.device} if args.device else None, backends={args.model: args.backend})
 
 
 def _spec_option(parser: argparse.ArgumentParser, spec: Any, flag: str, default: Any = "spec") -> None:
@@ -259,8 +273,6 @@ def _spec_option(parser: argparse.ArgumentParser, spec: Any, flag: str, default:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .backends import DEFAULT as DEFAULT_BACKEND
-    from .backends import NAMES as BACKEND_NAMES
     from .services.params import IMAGE, TRANSLATION
 
     parser = argparse.ArgumentParser(prog="python -m aigc_hub", description="AIGC Hub command line")
@@ -318,8 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--input", default=None, help="UTF-8 text file, one sentence per line (default: stdin)")
     tr.add_argument("--output", default=None, help="default: stdout")
     tr.add_argument("--device", default=None)
-    tr.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKEND_NAMES,
-                    help="ctranslate2: converted once (cached outside the hub), int8 on CPU")
+    _backend_option(tr)
     tr.set_defaults(func=_translate)
 
     sp = sub.add_parser("space", help="build or deploy a Hugging Face Space").add_subparsers(dest="action",

@@ -218,7 +218,7 @@ def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--device", action="append", metavar="[REF=]DEVICE",
                         help="placement: cpu (every model) or aigc-hub/dcgan-mnist=cuda:1 (one model); repeatable")
     parser.add_argument("--backend", action="append", metavar="[REF=]NAME",
-                        help="runtime: ctranslate2 (every model that has it: translation) or "
+                        help="runtime: ctranslate2 (every model that has it: translation, causal LMs) or "
                              "aigc-hub/translator-en-zh=ctranslate2 (one model); default transformers; repeatable")
     parser.add_argument("--extra-model", dest="extra_models", action="append", default=None,
                         help="an HF Hub id to list in the app (repeatable)")

@@ -63,6 +63,16 @@ def load_dcgan(path: Path, config: dict, device: str, dtype: "torch.dtype") -> L
     return Loaded(model.to(device=device, dtype=dtype).eval().requires_grad_(False))
 
 
+def check_auto_size(path: Path, auto_class: str) -> None:
+    """`check_declared_size` for a transformers folder of `auto_class` (AutoModelForCausalLM, ...)."""
+    import transformers
+
+    auto = getattr(transformers, auto_class)
+    # int8 is the smallest weight these loaders read (no 4-bit formats are served)
+    check_declared_size(path, lambda: auto.from_config(transformers.AutoConfig.from_pretrained(
+        str(path), trust_remote_code=False)), 1)
+
+
 def transformers_loader(auto_class: str) -> Loader:
     """A loader for a transformers Auto class: the model and its tokenizer."""
 
@@ -72,9 +82,7 @@ def transformers_loader(auto_class: str) -> Loader:
 
         hf_logging.disable_progress_bar()
         auto = getattr(transformers, auto_class)
-        # int8 is the smallest weight these loaders read (no 4-bit formats are served)
-        check_declared_size(path, lambda: auto.from_config(transformers.AutoConfig.from_pretrained(
-            str(path), trust_remote_code=False)), 1)
+        check_auto_size(path, auto_class)
         # Safetensors only, never remote code: a folder that asks for either is refused by the loader.
         model = auto.from_pretrained(str(path), dtype=dtype, use_safetensors=True, trust_remote_code=False)
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)

@@ -1,8 +1,9 @@
 """Every family on a GPU, through the app's services, as a user's requests run: the shipped starters in fp32 and in
-the device's half precision (bf16 where the GPU has it, else fp16: what the app picks), and translation also on
-CTranslate2 (int8_float16). Images/s, tokens/s or sentences/s at several batch sizes, and the peak GPU memory of
-each run. On a machine without a CUDA GPU it says so and measures nothing (exit 0); `--device cpu` runs the same
-script small, as a check that it works.
+the device's half precision (bf16 where the GPU has it, else fp16: what the app picks), and text and translation
+also on CTranslate2 (int8_float16; CTranslate2's memory is not in PyTorch's peak, so the loaded size is printed).
+Images/s, tokens/s or sentences/s at several batch sizes, and the peak GPU memory of each run. On a machine without
+a CUDA GPU it says so and measures nothing (exit 0); `--device cpu` runs the same script small, as a check that it
+works.
 
     python benchmarks/bench_gpu.py [--device cuda:0] [--repeats 3] [--quick]
 """
@@ -73,8 +74,9 @@ def images(device: str, dtypes: dict, repeats: int, quick: bool) -> None:
 
 def text(device: str, dtypes: dict, repeats: int, quick: bool) -> None:
     tokens = 50 if quick else 200
-    for label, dtype in dtypes.items():
-        service = TextService(registry(device, dtype))
+    for label, dtype, backend in [(label, dtype, None) for label, dtype in dtypes.items()] + [
+            ("ct2", None, "ctranslate2")]:
+        service = TextService(registry(device, dtype, backend))
         for streams in (1, 4) if quick else (1, 8, 32):
             def run() -> float:
                 def one(seed: int) -> None:
@@ -89,7 +91,9 @@ def text(device: str, dtypes: dict, repeats: int, quick: bool) -> None:
                 return streams * tokens / (time.perf_counter() - start)
 
             value, peak = measured(device, run, repeats)
-            print(f"  {LM:30s} {label:5s} {streams:3d} streams: {value:9.1f} tokens/s in all; {memory(peak)}")
+            loaded = service.registry.get(LM).describe().split("(", 1)[1].rstrip(")")
+            print(f"  {LM:30s} {label:5s} {streams:3d} streams: {value:9.1f} tokens/s in all; {memory(peak)} "
+                  f"({loaded})")
 
 
 def translation(device: str, dtypes: dict, repeats: int, quick: bool) -> None:

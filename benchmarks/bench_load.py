@@ -10,6 +10,7 @@ bound set small on purpose (and batches of `--small-batch`), where the requests 
 refused at once ("queue full") rather than wait or crash.
 
     python benchmarks/bench_load.py [--users 32] [--requests 5] [--many-users 128] [--queue-size 64] [--small-queue 4]
+                                    [--backend ctranslate2]
 """
 
 from __future__ import annotations
@@ -205,6 +206,8 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=600, help="seconds for a phase, in all")
     parser.add_argument("--lane-concurrency", type=int, default=None, help="the app's setting (default: its own)")
     parser.add_argument("--engines", type=int, default=1, help="engine processes per device in the engine runs")
+    parser.add_argument("--backend", action="append", default=[], metavar="[REF=]NAME",
+                        help="the app's --backend (e.g. ctranslate2: text and translation on CTranslate2); repeatable")
     for kind, ref in MODELS.items():
         parser.add_argument(f"--{kind}-model", default=ref)
     args = parser.parse_args()
@@ -214,6 +217,8 @@ def main() -> None:
         served += [f"--{kind}-model", MODELS[kind], "--extra-model", MODELS[kind]]
     if args.lane_concurrency:
         served += ["--lane-concurrency", str(args.lane_concurrency)]
+    for backend in args.backend:
+        served += ["--backend", backend]
 
     off = load("batching off", args.users, args.requests, args.deadline, "--queue-size", str(args.queue_size), *served,
                "--no-batching", "--engine", "inline")

@@ -12,7 +12,7 @@ import pytest
 from aigc_hub import hub
 from aigc_hub.config import AppConfig
 from aigc_hub.errors import ConfigError, GenerationError, ModelLoadError, UserError
-from aigc_hub.models import ct2_translation
+from aigc_hub.models import ct2_convert, ct2_translation
 from aigc_hub.services import ImageService, ModelRegistry, TranslationService
 from test_translation_families import MODELS, built  # noqa: F401 (a fixture)
 
@@ -104,16 +104,16 @@ def test_the_conversion_is_cached_outside_the_hub_and_redone_when_the_model_chan
     entry_files = {p.name for p in hub.resolve("me/mt").rglob("*")}
     first = service("ctranslate2")
     first.translate("me/mt", ["Hi."], "en", "zh")
-    folders = list(ct2_translation.cache_root().iterdir())
+    folders = list(ct2_convert.cache_root().iterdir())
     assert len(folders) == 1 and (folders[0] / "model.bin").is_file()
     stamp = (folders[0] / "model.bin").stat().st_mtime_ns
     service("ctranslate2").translate("me/mt", ["Hi."], "en", "zh")  # a new process would find it too
-    assert list(ct2_translation.cache_root().iterdir()) == folders
+    assert list(ct2_convert.cache_root().iterdir()) == folders
     assert (folders[0] / "model.bin").stat().st_mtime_ns == stamp, "converted once"
     assert {p.name for p in hub.resolve("me/mt").rglob("*")} == entry_files, "nothing written into the hub entry"
     hub.push(tiny_mt, "me/mt")  # the same weights pushed again: a new version of the entry
     service("ctranslate2").translate("me/mt", ["Hi."], "en", "zh")
-    assert len(list(ct2_translation.cache_root().iterdir())) == 2
+    assert len(list(ct2_convert.cache_root().iterdir())) == 2
 
 
 def test_a_backend_a_model_cannot_take_is_refused_in_one_line(tmp_hub, tiny_gan):

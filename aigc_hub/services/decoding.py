@@ -88,6 +88,15 @@ class DecodeJob:
             self.finish_reason = "length"
         return self.finish_reason is not None
 
+    def end(self, error: BaseException | None = None) -> None:
+        """The stream is over (once): its future gets the token count, or its own error."""
+        if self.future.done():
+            return
+        if error is None:
+            self.future.set_result(self.made)
+        else:
+            self.future.set_exception(error)
+
 
 class DecodeLoop:
     """The streams of one model on one device (see the module docstring)."""
@@ -145,7 +154,7 @@ class DecodeLoop:
                 self.inbox.clear()
                 self.scheduled, self.closed = False, True
             for job in jobs:
-                _end(job, e)
+                job.end(e)
         self.on_idle(self)
 
     # --- joining -----------------------------------------------------------------------------------------------
@@ -165,7 +174,7 @@ class DecodeLoop:
                         break
                     jobs.append(self.inbox.popleft())
             for job in [job for job in jobs if job.stop_event.is_set()]:  # stopped while it waited
-                _end(job)
+                job.end()
             jobs = [job for job in jobs if not job.future.done()]
             if not jobs:
                 continue
@@ -177,12 +186,12 @@ class DecodeLoop:
                     if job.future.done():
                         continue
                     if len(jobs) == 1 or job.made != before:  # its own failure, or one after its prompt was read
-                        _end(job, e)
+                        job.end(e)
                         continue
                     try:
                         self._prefill([job])
                     except Exception as own:
-                        _end(job, own)
+                        job.end(own)
 
     def _prefill(self, jobs: list[DecodeJob]) -> None:
         """Read the streams' prompts in one forward pass (left-padded to the longest), choose their first tokens,
@@ -197,11 +206,11 @@ class DecodeLoop:
         keep = []
         for i, (job, token) in enumerate(zip(jobs, self._choose(jobs, out.logits[:, -1, :]))):
             if isinstance(token, Exception):
-                _end(job, token)
+                job.end(token)
                 continue
             job.take(token)
             if job.finished(token, self.eos):
-                _end(job)
+                job.end()
             elif len(job.window) >= job.context:  # a window of one prompt-and-token: slide before it joins
                 self._slide(job)
             else:
@@ -241,11 +250,11 @@ class DecodeLoop:
         keep, sliding = [], []
         for i, (job, token) in enumerate(zip(self.rows, self._choose(self.rows, out.logits[:, -1, :]))):
             if isinstance(token, Exception):  # this stream's own failure: it leaves, the others go on
-                _end(job, token)
+                job.end(token)
                 continue
             job.take(token)
             if job.finished(token, self.eos):
-                _end(job)
+                job.end()
             elif len(job.window) >= job.context:
                 sliding.append(job)
             else:
@@ -316,12 +325,3 @@ def _left_pad(x: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
     shape = list(x.shape)
     shape[dim] = missing
     return torch.cat([x.new_zeros(shape), x], dim)
-
-
-def _end(job: DecodeJob, error: BaseException | None = None) -> None:
-    if job.future.done():
-        return
-    if error is None:
-        job.future.set_result(job.made)
-    else:
-        job.future.set_exception(error)

@@ -212,6 +212,9 @@ class ModelRegistry:
             raise ModelLoadError(f"{ref} is a LoRA adapter for {' or '.join(family.base_families)} models; its base "
                                  f"{name[:100]} is a {kind} model")
         base = self.get(name, device or self.override(ref))
+        if "backend" in base.extras:  # another runtime's model has no layers to add an adapter to
+            raise ModelLoadError(f"{ref}: LoRA adapters are served on transformers; its base {name[:100]} is loaded "
+                                 f"on {base.extras['backend']} (load the base with the transformers backend)")
         tokenizer = base.tokenizer
         if tokenizer is not None and (path / "tokenizer_config.json").is_file():  # an adapter may ship its own (an
             # added chat template)

@@ -35,6 +35,7 @@ from transformers import StopStringCriteria
 from .. import hub
 from ..errors import GenerationError
 from ..models import adapters
+from ..models.ct2_text import CT2Generator
 from ..remote import KEY
 from ..validation import MAX_SEED, check_text, check_unicode, resolve_seed
 from .chat import chat_prompt, check_messages, template_in_folder
@@ -285,7 +286,10 @@ class TextService:
         job = DecodeJob(ids.to(model.device), max_new, s.temperature, s.top_k, s.top_p, s.repetition_penalty, seed,
                         context, event, emit, stop_strings)
         job.future.add_done_callback(lambda _: streamer.end())
-        self._decode(entry, job)
+        if isinstance(model, CT2Generator):  # a runtime that decodes each stream on a thread of its own
+            model.start(job)
+        else:
+            self._decode(entry, job)
         done = job.future
 
         def chunks() -> Iterator[str]:

@@ -68,7 +68,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         Args:
             name: the model's hub id
             where: auto (the best device that fits it), cpu or cuda:N
-            runtime: configured (the app's setting), transformers, or ctranslate2 (translation models)
+            runtime: configured (the app's setting), transformers, or ctranslate2 (translation and causal LMs)
         """
         if name not in [e.ref for e in ctx.models()]:
             raise gr.Error(f"unknown model {str(name)[:100]!r}: pick one from the list", print_exception=False)
