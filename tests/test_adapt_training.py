@@ -230,3 +230,16 @@ def test_a_diffusion_pipeline_is_fine_tuned_whole_with_its_schedule(digits_npz, 
     assert json.loads((out / "scheduler" / "scheduler_config.json").read_text())["num_train_timesteps"] == json.loads(
         (hub.resolve("me/tiny-ddpm") / "scheduler" / "scheduler_config.json").read_text())["num_train_timesteps"]
     assert "base_model: me/tiny-ddpm" in (out / "README.md").read_text()
+
+
+def test_a_card_names_a_hub_base_in_its_metadata_and_a_local_folder_only_in_its_text(tmp_path):
+    """The Hub's `base_model` field must name a Hub model: a recipe's earlier stage read from a folder is not one."""
+    from argparse import Namespace
+
+    from training.adapt import base_metadata
+
+    assert base_metadata(Namespace(base_model="me/base"), adapter=False) == {"base_model": "me/base"}
+    assert base_metadata(Namespace(base_model="me/base"), adapter=True) == {"base_model": "me/base",
+                                                                            "base_model_relation": "adapter"}
+    assert base_metadata(Namespace(base_model=str(tmp_path)), adapter=True) == {}
+    assert base_metadata(Namespace(base_model=None), adapter=False) == {}

@@ -176,6 +176,14 @@ def save_adapter(model: Any, out: Path, args: argparse.Namespace) -> None:
     (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
+def base_metadata(args: argparse.Namespace, adapter: bool) -> dict:
+    """The card's `base_model` fields. The Hub's field names a Hub model: a base read from a local folder (a recipe's
+    earlier stage) is said in the card's text only."""
+    if args.base_model is None or Path(args.base_model).expanduser().is_dir():
+        return {}
+    return {"base_model": args.base_model, **({"base_model_relation": "adapter"} if adapter else {})}
+
+
 def method(args: argparse.Namespace) -> str:
     """How the model was made, for the card: "LoRA rank 16 (alpha 32) on X", "full fine-tune of X" or None."""
     if args.base_model is None:

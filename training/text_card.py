@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from aigc_hub.cards import Figure, figures_table, render_card
-from training.adapt import base_figures
+from training.adapt import base_figures, base_metadata
 
 FIGURES = {  # score key → (card name, metric type), in the card's order
     "val_nats_per_char": ("validation nats/char", "nats-per-char"),
@@ -94,9 +94,7 @@ def write_card(args: argparse.Namespace, out: Path, figures: list[Figure], steps
 {args.card_notes}
 """
     tags = [args.architecture] if not adapting else ["lora", "peft"] if adapter else ["fine-tuned"]
-    extra = {"base_model": args.base_model} if adapting else {}
-    if adapter:
-        extra["base_model_relation"] = "adapter"
+    extra = base_metadata(args, adapter)
     title = args.card_title or (f"{args.architecture} {dataset}" if not adapting else f"{dataset} {tags[0]}")
     card = render_card(title=title + (" (merged)" if merged else ""), family="causal-lm",
                        tags=tags if adapting else [*tags, "from-scratch"], datasets=[dataset],

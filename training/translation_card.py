@@ -10,7 +10,7 @@ from typing import Any
 from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.evaluation.translation_metrics import TranslationScores
 from aigc_hub.models.translation import language_tag
-from training.adapt import base_figures
+from training.adapt import base_figures, base_metadata
 
 
 def _figures(scores: list[TranslationScores], dataset: str) -> list[Figure]:
@@ -99,10 +99,7 @@ sacreBLEU, beam {args.num_beams}, every reference of a source counted (`{signatu
     tags = ["lora", "peft"] if adapter else ["fine-tuned"] if adapting else ["marian", "from-scratch"]
     # Source first: a fine-tuned one-direction OPUS-MT is recognised by its card's two languages in that order.
     extra: dict = {"language": list(dict.fromkeys(lang for d in dirs for lang in d))}
-    if adapting:
-        extra["base_model"] = args.base_model
-    if adapter:
-        extra["base_model_relation"] = "adapter"
+    extra.update(base_metadata(args, adapter))
     title = args.card_title or f"Translation {src}-{tgt} ({dataset})"
     card = render_card(title=title + (" (merged)" if merged else ""), family="seq2seq",
                        tags=[*tags, *[f"{a}-{b}" for a, b in dirs]], datasets=[dataset], license=args.card_license,

@@ -8,6 +8,7 @@
   cut into windows. Lines over MAX_LINE_CHARS and requests over MAX_LINES are refused: the CLI feeds big files in
   chunks.
 - Beam search is deterministic: the same input gives the same output.
+- A line written in another script than the source language's gets a notice (scripts.py): "你好" under en→zh.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..validation import check_unicode
 from .params import TRANSLATION
 from .registry import ModelRegistry
 from .requests import TranslationRequest
+from .scripts import script_notice
 
 TASK = "translation"
 
@@ -133,7 +135,7 @@ class TranslationService:
                                                                        256))
         tok = entry.tokenizer
 
-        notices: list[str] = []
+        notices = [n for n in [script_notice(lines, src)] if n]
         pieces: list[tuple[int, str]] = []  # (line index, piece of that line)
         # On the worker, like every other use of this tokenizer: a fast tokenizer keeps its padding / truncation
         # settings in shared state, and an unpadded call here racing a padded batch there broke the batch.
