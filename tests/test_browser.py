@@ -370,6 +370,7 @@ def test_train_tab_trains_a_gan_from_an_uploaded_folder_and_the_image_tab_uses_i
     pick(page, "train-preset", "tiny")
     set_number(page, "train-steps", 200)  # long enough to be watched: 40 tiny steps could end within one tick
     page.locator("#train-hub-id textarea, #train-hub-id input").first.fill("me/browser-gan")
+    expect(page.locator("#train-estimate")).to_contain_text("s a step: 2 CPU cores, the project's measurement")
     page.click("#train-start")
     points = []
     deadline = time.time() + 600
@@ -383,6 +384,8 @@ def test_train_tab_trains_a_gan_from_an_uploaded_folder_and_the_image_tab_uses_i
     expect(page.locator("#train-sample img")).to_be_visible()
     expect(page.locator("#train-curve path[aria-roledescription='line mark']").first).to_be_visible()  # drawn
     page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
+    set_number(page, "train-steps", 400)  # the next estimate: this server's own speed
+    expect(page.locator("#train-estimate")).to_contain_text("ran at that speed on this server")
     page.click("#tab-image-button")
     pick(page, "image-model", "me/browser-gan")  # listed on entering the tab
     set_number(page, "image-count", 4)

@@ -56,6 +56,12 @@ def test_uploads_are_checked_before_anything_runs(tmp_path, monkeypatch):
     flat = uploads.data_options("gan", image_zip(tmp_path / "flat.zip", [f"{i}.png" for i in range(20)]),
                                 tmp_path / "flat")
     assert "--label_column" not in flat
+    many = [f"{c}/{i}.png" for c in ("cats", "dogs") for i in range(100)]  # labelled and big enough to measure
+    assert uploads.data_options("gan", image_zip(tmp_path / "many.zip", many), tmp_path / "many")[4:] == [
+        "--holdout_fraction", "0.1", "--eval_classifier", "own", "--eval_samples", "1000"]
+    flat = uploads.data_options("gan", image_zip(tmp_path / "flat2.zip", [f"{i}.png" for i in range(200)]),
+                                tmp_path / "flat2")
+    assert "--eval_classifier" not in flat, "no labels, no classifier of them"
     bad = {
         "climbs out": (image_zip(tmp_path / "a.zip", ["../../evil.png", *classes]), "outside the job folder"),
         "absolute": (image_zip(tmp_path / "b.zip", ["/etc/evil.png", *classes]), "outside the job folder"),
@@ -99,6 +105,11 @@ def test_uploads_are_checked_before_anything_runs(tmp_path, monkeypatch):
     pairs.write_text("".join(json.dumps({"en": f"I have {i} books.", "zh": f"我有{i}本书。"}) + "\n" for i in range(30)))
     assert uploads.data_options("translation", pairs, out) == ["--dataset", str(out / "upload.jsonl"), "--source_lang",
                                                                  "en", "--target_lang", "zh", "--bidirectional"]
+    attributed = tmp_path / "attributed.jsonl"  # Tatoeba's rows, with their attribution: the two codes are read
+    attributed.write_text("".join(json.dumps({"en": f"I have {i} books.", "zh": f"我有{i}本书。", "attribution":
+                                              "CC-BY 2.0 (France)"}) + "\n" for i in range(30)))
+    assert uploads.data_options("translation", attributed, out)[2:] == ["--source_lang", "en", "--target_lang", "zh",
+                                                                        "--bidirectional"]
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text("".join(json.dumps({"source": "a", "target": "b"}) + "\n" for _ in range(30)))
     with pytest.raises(UserError, match="language codes"):
@@ -160,6 +171,25 @@ def test_48_uploaded_images_train_on_every_image_recipes_first_preset(tmp_path, 
         log = jobs.store.log(job.id).read_text()
         assert jobs.get(job.id).state == "finished", log[-3000:]
         assert "is more than the 48 training items hold: batches of 48" in log
+
+
+@pytest.mark.slow  # a training subprocess
+def test_a_model_of_labelled_uploaded_images_is_measured_with_a_classifier_trained_in_the_job(tmp_path, tmp_hub):
+    """No shipped classifier knows the user's classes: the job holds a tenth out, trains one on the rest, and the
+    card states FD in its features, the floor, conditional accuracy and the judge's own accuracy."""
+    # Two classes a classifier can tell apart: image k is a square of grey k, dark 0-109, light 110-219.
+    upload = image_zip(tmp_path / "shades.zip", [f"{c}/{i}.png" for c in ("dark", "light") for i in range(110)])
+    jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
+    job = jobs.start("gan", upload, "tiny", 3, "me/shades")
+    wait_for(lambda: jobs.get(job.id).state in ("finished", "failed"))
+    assert jobs.get(job.id).state == "finished", jobs.store.log(job.id).read_text()[-3000:]
+    card = (hub.resolve("me/shades") / "README.md").read_text()
+    for figure in ("FD (classifier features)", "FD real-vs-real floor", "conditional accuracy",
+                   "classifier accuracy on the real held-out images"):
+        assert figure in card
+    assert "a small classifier trained in the same run on the training images only" in card
+    assert (jobs.store.output(job.id) / "logs" / "eval-classifier").is_dir()
+    assert not any("classifier" in p.name for p in hub.resolve("me/shades").iterdir()), "kept, not published"
 
 
 @pytest.mark.slow  # training subprocesses
@@ -231,3 +261,47 @@ def test_the_live_view_warns_of_a_collapsed_gan_and_a_diverged_loss():
     collapsed = Progress(curves={"loss_d": [(10, 1.2), (20, 0.01), (30, 0.003), (40, 0.0)]})
     assert "collapsed" in collapsed.warnings()[0]
     assert "diverged" in Progress(curves={"loss": [(5, 0.3), (6, float("nan"))]}).warnings()[0]
+
+
+def test_the_expected_time_comes_from_this_servers_last_job_of_that_preset_else_the_projects_figure(tmp_path):
+    from aigc_hub.jobs import Job
+    from aigc_hub.jobs.estimate import CPU_SECONDS_PER_STEP, expected
+
+    from aigc_hub.recipes import RECIPES
+
+    assert set(CPU_SECONDS_PER_STEP) == {(key, p) for key, r in RECIPES.items() for p in r.presets}, "one each"
+    jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
+    each = CPU_SECONDS_PER_STEP["gan", "small"]
+    said = expected(jobs, "gan", "small", 120 / each)
+    assert "about 2 min of training on cpu for" in said and "the project's measurement" in said
+    assert "nothing measured yet for this model" in expected(jobs, "gan", "me/base, full fine-tune", 100)
+    assert expected(jobs, "gan", "small", 0) == ""
+    for job_id, preset, rate in (("20261204-090000-aaaaaa", "small", "2.00it/s"),
+                                 ("20261204-090100-bbbbbb", "tiny", "50.00it/s")):
+        jobs.store.save(Job(job_id, "gan", "data.zip", preset, 1000, "me/gan", [], state="done"))
+        jobs.store.log(job_id).write_text(f"steps:  50%|#####     | 500/1000 [04:10<04:10, {rate}]\n")
+    said = expected(jobs, "gan", "small", 1000)
+    assert "about 8 min" in said and "0.5 s a step: job 20261204-090000-aaaaaa ran at that speed on this server" in said
+    assert "the live view shows it" in expected(JobManager(tmp_path / "gpu", devices=["cuda:0"]), "gan", "small",
+                                                 1000), "no CPU figure stands for a GPU"
+
+
+@pytest.mark.parametrize("recipe", ["text", "translation"])
+def test_every_preset_the_train_tab_offers_builds_its_model(recipe, tmp_path):
+    """A preset whose shapes do not fit (6 heads of a 256-wide model) failed only once a user's job had started."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from aigc_hub.recipes import RECIPES
+    from training import train_text, train_translation
+
+    script, auto, starter, extra = {
+        "text": (train_text, AutoModelForCausalLM, "gpt-tinyshakespeare", []),
+        "translation": (train_translation, AutoModelForSeq2SeqLM, "translator-en-zh",
+                        ["--source_lang", "en", "--target_lang", "zh"])}[recipe]
+    tokenizer = AutoTokenizer.from_pretrained(str(REPO / "starters" / "aigc-hub" / starter))
+    for preset, options in RECIPES[recipe].presets.items():
+        args = script.parse_args(["--dataset", "x", "--output_dir", str(tmp_path), *extra, *options])
+        with torch.device("meta"):
+            model = auto.from_config(script.model_config(args, tokenizer))
+        assert sum(p.numel() for p in model.parameters()) > 0, preset

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from aigc_hub.cards import Figure
 from aigc_hub.evaluation.image_metrics import GenerateFn, ImageScores
@@ -31,7 +32,8 @@ def add_image_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--eval_image_column", default=None, help=".npz: the key of the held-out images (e.g. x_test)")
     g.add_argument("--eval_label_column", default=None)
     g.add_argument("--eval_classifier", default=None,
-                   help="a shipped classifier ('mnist', 'twemoji') or a classifier folder; none = skip")
+                   help="a shipped classifier ('mnist', 'twemoji'), a classifier folder, or 'own' (trained here on "
+                        "the training side of labelled data, with --holdout_fraction); none = skip")
     g.add_argument("--eval_samples", type=int, default=10_000)
 
 
@@ -46,6 +48,29 @@ def training_images(args: argparse.Namespace, part: str = "train", resolution: i
                        seed=args.seed)
 
 
+OWN = "own"  # --eval_classifier own: one trained in the same run on the training side (the Train tab's labelled data)
+OWN_STEPS = 600  # its optimizer steps at least (batch 128): a few epochs of a big set, many of a small one
+
+
+def own_classifier(args: argparse.Namespace) -> Any:
+    """A classifier of the run's own labels, trained on the training side only (the held-out images stay new to it)
+    and kept beside the logs (`<output_dir>/logs/eval-classifier`: never published)."""
+    from training.train_eval_classifier import fit
+
+    if not args.label_column:
+        raise SystemExit("--eval_classifier own needs labelled data (--label_column): a classifier learns labels")
+    if not args.holdout_fraction:
+        raise SystemExit("--eval_classifier own needs --holdout_fraction: images neither model has seen")
+    train = training_images(args)
+    channels = train.dataset.pixels.shape[1]
+    steps_per_epoch = -(-len(train.dataset) // 128)
+    model = fit(train, 3 if channels >= 3 else 1, args.resolution, epochs=min(100, max(3, -(-OWN_STEPS //
+                                                                                         steps_per_epoch))),
+                seed=args.seed)
+    model.save_pretrained(str(Path(args.output_dir) / "logs" / "eval-classifier"))
+    return model
+
+
 class HeldOut:
     """The held-out images, a real training sample of the same size and the classifier, loaded once for any number
     of evaluations (a diffusion model is scored at several step counts)."""
@@ -54,7 +79,8 @@ class HeldOut:
         from aigc_hub.evaluation.classifier import load_classifier
 
         self.args = args
-        self.classifier = load_classifier(args.eval_classifier)
+        self.classifier = own_classifier(args) if args.eval_classifier == OWN else load_classifier(
+            args.eval_classifier)
         size = self.classifier.input_size  # the classifier resizes anyway: load the real sets at its size once
         if args.holdout_fraction:
             self.eval = training_images(args, part="holdout", resolution=size)
@@ -102,9 +128,11 @@ def method_text(args: argparse.Namespace) -> str:
 
     name = args.eval_classifier
     if not name:
-        return ""
+        return ("No figures: nothing held out and no classifier to measure with (the Train tab measures labelled "
+                "uploads of 200 images or more; the scripts take `--eval_classifier`, `own` for labelled data).")
     which = (f"AIGC Hub's shipped `{name}` classifier (`aigc_hub/evaluation/weights/{name}-classifier`)"
-             if name in SHIPPED else f"the classifier in `{name}`")
+             if name in SHIPPED else "a small classifier trained in the same run on the training images only (this "
+             "data has no shipped one)" if name == OWN else f"the classifier in `{name}`")
     held = (f"the {args.holdout_fraction:.0%} of the data held out with seed {args.seed}" if args.holdout_fraction
             else "held-out real images")
     return (f"The Fréchet distance is computed in the feature space of {which} (not Inception), on "

@@ -56,34 +56,42 @@ def held_out(args: argparse.Namespace) -> ImageData:
                        channels=args.channels)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if not args.label_column:
-        raise SystemExit("--label_column is required: a classifier learns labels")
-    torch.manual_seed(args.seed)
-    train, test = training_images(args), held_out(args)
-    model = ImageClassifier(train.num_classes, args.num_features, args.in_channels, args.resolution, args.background)
+def fit(train: ImageData, in_channels: int, resolution: int, background: float = -1.0, num_features: int = 128,
+        epochs: int = 3, batch_size: int = 128, seed: int = 0) -> ImageClassifier:
+    """A classifier of `train`'s labels, trained with small random translations (an offset must not fool it)."""
+    torch.manual_seed(seed)
+    model = ImageClassifier(train.num_classes, num_features, in_channels, resolution, background)
     x, y = model.prepare(train.dataset.pixels), train.dataset.labels
     # Inverse-frequency class weights: on Twemoji 60 % of the images are "People & Body", and a judge that favours
     # the big class would flatter a generator's conditional accuracy there.
     counts = torch.bincount(y, minlength=train.num_classes).float()
     weight = counts.sum() / (counts.clamp(min=1) * train.num_classes)
-    steps_per_epoch = (len(x) + args.batch_size - 1) // args.batch_size
+    steps_per_epoch = (len(x) + batch_size - 1) // batch_size
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=args.epochs * steps_per_epoch)
-    max_shift = max(1, args.resolution // 16)
-    for epoch in range(args.epochs):
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * steps_per_epoch)
+    max_shift = max(1, resolution // 16)
+    for epoch in range(epochs):
         model.train()
         perm = torch.randperm(len(x))
-        for i in tqdm(range(0, len(perm), args.batch_size), desc=f"epoch {epoch}", leave=False):
-            idx = perm[i : i + args.batch_size]
-            shift = torch.randint(-max_shift, max_shift + 1, (2,))  # small translations: offsets must not fool it
+        for i in tqdm(range(0, len(perm), batch_size), desc=f"classifier epoch {epoch}", leave=False):
+            idx = perm[i : i + batch_size]
+            shift = torch.randint(-max_shift, max_shift + 1, (2,))
             xb = torch.roll(x[idx], shifts=(int(shift[0]), int(shift[1])), dims=(2, 3))
             loss = F.cross_entropy(model(xb), y[idx], weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+    return model.eval()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not args.label_column:
+        raise SystemExit("--label_column is required: a classifier learns labels")
+    train, test = training_images(args), held_out(args)
+    model = fit(train, args.in_channels, args.resolution, args.background, args.num_features, args.epochs,
+                args.batch_size, args.seed)
     pixels, labels = test.dataset.pixels, test.dataset.labels
     acc = accuracy(model, pixels, labels)
     per_class = [accuracy(model, pixels[labels == c], labels[labels == c]) for c in labels.unique().tolist()]

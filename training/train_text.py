@@ -41,7 +41,7 @@ from training.text_tokenizers import build_tokenizer
 PRESETS = {  # n_layer, n_head, n_embd
     "nano": (4, 4, 128),  # nanoGPT's CPU configuration
     "micro": (4, 4, 256),
-    "mini": (6, 6, 256),
+    "mini": (6, 4, 256),  # (6 heads do not divide 256)
     "small": (6, 6, 384),  # nanoGPT's "baby GPT" (A100 Shakespeare configuration)
 }
 

@@ -43,7 +43,7 @@ class Progress:
 
 def read(log: Path, output: Path, total: int) -> Progress:
     p = Progress(total=total)
-    _bar(log, p)
+    bar(log, p)
     _tensorboard(output / "logs", p)
     p.step = max(p.step, max((s for points in p.curves.values() for s, _ in points[-1:]), default=0))
     samples = sorted((output / "samples").glob("step-*.png"))
@@ -60,7 +60,8 @@ def log_tail(log: Path, size: int = TAIL_BYTES) -> str:
         return ""
 
 
-def _bar(log: Path, p: Progress) -> None:
+def bar(log: Path, p: Progress) -> None:
+    """The step, total, times and speed of the latest progress bar in `log`."""
     found = BAR.findall(log_tail(log).replace("\r", "\n"))
     if found:
         step, total, p.elapsed, p.remaining, rate, unit = found[-1]

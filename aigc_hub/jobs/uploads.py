@@ -35,6 +35,8 @@ MAX_UPLOAD = 512 << 20
 MAX_UNPACKED = 2 << 30
 MAX_FILES = 100_000
 MIN_IMAGES = 16
+EVAL_MIN_IMAGES = 200  # labelled images for a card with figures: a tenth (20 or more) held out to measure on
+EVAL_SAMPLES = 1000  # generated images the card's figures are measured on (the scripts' default 10,000 is for starters)
 MIN_TEXT_CHARS = 1_000
 MIN_PAIRS = 20
 MAX_PIXELS = 4096 * 4096  # an image above it is refused from its header (the scripts train at 32-128 px)
@@ -145,7 +147,7 @@ def _image_zip(path: Path, out: Path) -> list[str]:
     _check_images(out)
     # One folder of images is no classes (datasets' imagefolder gives no label column for a single folder).
     classes = depths == {2} and len({parts[strip] for _, parts in images}) > 1
-    return ["--dataset", str(out), *(["--label_column", "label"] if classes else [])]
+    return ["--dataset", str(out), *(["--label_column", "label"] if classes else []), *evaluation(len(images), classes)]
 
 
 def _check_images(folder: Path) -> None:
@@ -212,7 +214,17 @@ def _npz(path: Path) -> list[str]:
     n = shapes[image][0][0]
     labels = [k for k, (s, d) in shapes.items() if s == (n,) and np.issubdtype(d, np.integer)]
     label = next((k for k in labels if "train" in k), labels[0] if labels else None)
-    return ["--dataset", str(path), "--image_column", image, *(["--label_column", label] if label else [])]
+    return ["--dataset", str(path), "--image_column", image, *(["--label_column", label] if label else []),
+            *evaluation(n, label is not None)]
+
+
+def evaluation(images: int, labelled: bool) -> list[str]:
+    """How a model of this data is measured for its card. Labelled data of EVAL_MIN_IMAGES or more: a tenth held
+    out, and a classifier of its own labels trained in the job on the rest (the FD's features, the judge of
+    conditional accuracy); smaller or unlabelled data gets no figures (the card says so)."""
+    if not labelled or images < EVAL_MIN_IMAGES:
+        return []
+    return ["--holdout_fraction", "0.1", "--eval_classifier", "own", "--eval_samples", str(EVAL_SAMPLES)]
 
 
 def _not_utf8(path: Path, offset: int) -> UserError:
@@ -307,8 +319,9 @@ def _pair_columns(path: Path) -> tuple[str, str]:
         count += 1
     if count < MIN_PAIRS:
         raise UserError(f"{path.name} holds {count} pairs; a translation model needs at least {MIN_PAIRS}")
-    columns = columns or []
-    if len(columns) != 2 or not all(re.fullmatch(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?", c) for c in columns):
+    # Other fields (an attribution, a source) are left alone: the script reads the two languages by name.
+    columns = [c for c in columns or [] if re.fullmatch(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?", c)]
+    if len(columns) != 2:
         raise UserError(f"{path.name}: each pair needs exactly two text fields named by their language codes "
                         f"(such as en and zh), got {first}")
     return columns[0], columns[1]

@@ -1,8 +1,9 @@
 """The Train tab: pick a recipe (what to train: aigc_hub/recipes.py), data, a preset and a step count; Start runs the
 project's own training script as a job (aigc_hub.jobs, a subprocess, never in the server); watch it learn (loss
 curve, latest samples, step, speed, time left, evaluation figures, its log); Stop and Resume it; when it ends well it
-is published to the hub and listed in the Image / Text / Translation tab. The job list lives on disk: it survives a
-page reload and a server restart.
+is published to the hub and listed in the Image / Text / Translation tab. Before Start it says about how long the
+chosen steps will train (aigc_hub/jobs/estimate.py). The job list lives on disk: it survives a page reload and a
+server restart.
 
 "Start from" adapts a model the hub lists (LoRA of a rank, or every weight) instead of training from scratch, for the
 recipes whose script can (aigc_hub/recipes.py); a preview shows the first rows of the data as the model will read
@@ -26,6 +27,8 @@ from gradio.data_classes import FileData
 
 from ..errors import UserError
 from ..jobs import Job, read
+from ..jobs.commands import base_options
+from ..jobs.estimate import expected
 from ..paths import within
 from ..recipes import DATA_KINDS, RECIPES
 from .common import AppContext, in_notice, shared_args, user_errors
@@ -63,6 +66,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         trackio = gr.Checkbox(False, label="Also log to trackio (beside tensorboard)", elem_id="train-trackio")
         overwrite = gr.Checkbox(False, label="Replace the model if the id is taken", elem_id="train-overwrite")
     preview = gr.Markdown(elem_id="train-preview")
+    estimate = gr.Markdown(expected(jobs, first.key, next(iter(first.presets)), 1000), elem_id="train-estimate")
     start = gr.Button("Start training", variant="primary", elem_id="train-start")
     with gr.Row():
         job = gr.Dropdown(_choices(jobs.jobs()), value=None, label="Job", elem_id="train-job", scale=3)
@@ -139,7 +143,19 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 gr.update(choices=_bases(ctx, recipe_key), value=SCRATCH, visible=r.base_family is not None),
                 gr.update(visible=False), "")
 
+    def on_plan(recipe_key: str, preset_name: str, n: float, start_from: str | None, rank: float) -> str:
+        label, adapting = preset_name, _base(start_from)
+        if adapting:  # the job's label for it: this server's history of the same base and rank
+            try:
+                label = base_options(recipe_key, adapting, rank)[1]
+            except UserError:
+                return ""
+        return expected(jobs, recipe_key, label, n)
+
     outputs = [status, curve, sample, texts, log, table, timer]
+    plan = [recipe, preset, steps, base, lora_rank]
+    for source in plan:
+        source.change(on_plan, plan, estimate, api_visibility="private", show_progress="hidden")
     recipe.change(on_recipe, recipe, [preset, upload, hub_id, base, lora_rank, preview], api_visibility="private")
     base.change(on_base, [recipe, base], [preset, lora_rank], api_visibility="private")
     for source in (base, upload, dataset):
