@@ -81,7 +81,7 @@ def main() -> None:
             set_number(page, "image-count", 16)
             set_number(page, "image-seed", 3)
             page.click("#image-generate")
-            page.wait_for_function("document.querySelector('#image-used-seed input').value === '3'")
+            page.wait_for_function("document.querySelector('#image-used-seed input')?.value === '3'")
             time.sleep(1.5)
             page.screenshot(path=str(OUT / "image-tab-published.png"))
             browser.close()

@@ -89,7 +89,7 @@ def generate_images(pg, steps: int, count: int, seed: int) -> None:
     set_number(pg, "image-count", count)
     set_number(pg, "image-seed", seed)
     pg.click("#image-generate")
-    pg.wait_for_function(f"document.querySelector('#image-used-seed input').value === '{seed}'")
+    pg.wait_for_function(f"document.querySelector('#image-used-seed input')?.value === '{seed}'")
     assert pg.locator("#image-gallery .grid-wrap img").count() == count
 
 
@@ -98,13 +98,17 @@ def value_of(pg, selector: str) -> str:
 
 
 def test_image_tab_generates_the_asked_number_of_images(page):
+    from playwright.sync_api import expect
+
+    expect(page.locator("#image-used-seed")).to_be_hidden()  # no "Seed used: 0" before a run
     pick(page, "image-model", "aigc-hub/dcgan-mnist")
     set_number(page, "image-seed", 42)
     set_number(page, "image-count", 6)
     page.click("#image-generate")
     page.wait_for_function("document.querySelectorAll('#image-gallery .thumbnail-item img, "
                            "#image-gallery .grid-wrap img').length >= 6")
-    page.wait_for_function("document.querySelector('#image-used-seed input').value === '42'")
+    page.wait_for_function("document.querySelector('#image-used-seed input')?.value === '42'")
+    expect(page.locator("#image-used-seed")).to_be_visible()
     page.screenshot(path=str(SHOTS / "image.png"), full_page=True)
     images = page.locator("#image-gallery .grid-wrap img").count()
     assert images == 6
@@ -301,7 +305,7 @@ def test_image_tab_inpaints_strokes_drawn_on_a_result(page):
     set_number(page, "image-strength", 1)
     set_number(page, "image-seed", 11)
     page.click("#image-edit")
-    page.wait_for_function("document.querySelector('#image-used-seed input').value === '11'")
+    page.wait_for_function("document.querySelector('#image-used-seed input')?.value === '11'")
     page.screenshot(path=str(SHOTS / "image-inpainting.png"), full_page=True)
     src = page.locator("#image-gallery .grid-wrap img").first.get_attribute("src")
     with httpx.Client() as client:
@@ -327,7 +331,7 @@ def test_text_tab_chat_view_streams_regenerates_and_clears(page, tmp_path):
     set_number(page, "text-seed", 3)
     page.fill("#chat-message textarea", "Hello there")
     page.click("#chat-send")
-    page.wait_for_function("document.querySelector('#text-used-seed input').value === '3'")
+    page.wait_for_function("document.querySelector('#text-used-seed input')?.value === '3'")
     user, bot = page.locator("#chat-history [data-testid=user]"), page.locator("#chat-history [data-testid=bot]")
     expect(user).to_have_count(1, timeout=TIMEOUT_MS)
     expect(user.first).to_contain_text("Hello there")
@@ -337,7 +341,7 @@ def test_text_tab_chat_view_streams_regenerates_and_clears(page, tmp_path):
     set_number(page, "text-max-new", 2048)  # long enough to be still streaming when Clear is pressed
     set_number(page, "text-seed", 4)
     page.click("#chat-regenerate")
-    page.wait_for_function("document.querySelector('#text-used-seed input').value === '4'")  # it answered again
+    page.wait_for_function("document.querySelector('#text-used-seed input')?.value === '4'")  # it answered again
     page.wait_for_function("document.querySelector('#chat-history [data-testid=bot]')?.innerText.trim().length > 0")
     expect(user).to_have_count(1)  # the last answer was replaced, not added to
     expect(bot).to_have_count(1)
@@ -391,7 +395,7 @@ def test_train_tab_trains_a_gan_from_an_uploaded_folder_and_the_image_tab_uses_i
     set_number(page, "image-count", 4)
     set_number(page, "image-seed", 7)
     page.click("#image-generate")
-    page.wait_for_function("document.querySelector('#image-used-seed input').value === '7'")
+    page.wait_for_function("document.querySelector('#image-used-seed input')?.value === '7'")
     expect(page.locator("#image-gallery .grid-wrap img")).to_have_count(4)
 
 

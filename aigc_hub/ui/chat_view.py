@@ -9,7 +9,7 @@ import gradio as gr
 from ..errors import GenerationError
 from ..services import SamplingSettings, TextRequest
 from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, cleared, on_gpu, shared_args,
-                     streamed, user_errors)
+                     reveal_after, streamed, user_errors)
 from .inputs import Chatbot
 
 TASK = "text"
@@ -107,13 +107,15 @@ def build(ctx: AppContext, model: gr.Dropdown, controls: list[gr.components.Comp
 
     sampling = [system, *controls]
     outs = [chatbot, message, used_seed, notice]
-    send.click(chat, [model, message, chatbot, *sampling], outs, api_name="chat", **WORK)
-    message.submit(chat, [model, message, chatbot, *sampling], outs, api_visibility="private", **WORK)
+    reveal_after(send.click(chat, [model, message, chatbot, *sampling], outs, api_name="chat", **WORK), used_seed)
+    reveal_after(message.submit(chat, [model, message, chatbot, *sampling], outs, api_visibility="private", **WORK),
+                 used_seed)
     def stop_chat(request: gr.Request) -> str:
         """Stop this session's running chat answer; it ends within a token."""
         return sessions.stop(request)
 
-    again.click(chat_regenerate, [model, chatbot, *sampling], outs, api_name="chat_regenerate", **WORK)
+    reveal_after(again.click(chat_regenerate, [model, chatbot, *sampling], outs, api_name="chat_regenerate", **WORK),
+                 used_seed)
     stop.click(stop_chat, None, notice, api_name="stop_chat", concurrency_limit=None)
 
     def clear_chat(request: gr.Request):

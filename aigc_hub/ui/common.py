@@ -116,6 +116,13 @@ def ui_and_api(trigger: Any, fn: Callable, inputs: Any, outputs: list, api_name:
                   api_visibility="private", **options)
 
 
+def reveal_after(event: Any, component: Any) -> None:
+    """Show `component` (hidden until then) once `event` has succeeded: a Number with no value yet renders "0",
+    and "Seed used: 0" before any run reads as a fact. Done in a private step after the event, so that the event's
+    API output stays the plain value (an update would reach gradio_client as a dict)."""
+    event.success(lambda: gr.update(visible=True), None, component, api_visibility="private", queue=False)
+
+
 def on_gpu(fn: Callable) -> Callable:
     """`spaces.GPU(fn)` where the `spaces` package is importable (ZeroGPU Spaces attach a GPU only inside such
     functions, and it is a no-op on other hardware); `fn` itself everywhere else."""

@@ -17,7 +17,8 @@ from ..models.text_to_image import DEFAULT_GUIDANCE, SIZE_MULTIPLE
 from ..services import ImageRequest
 from ..services.image import GenerationStopped, ImageFacts
 from ..services.params import IMAGE
-from .common import WORK, AppContext, SessionStops, card_markdown, on_gpu, shared_args, user_errors
+from .common import (WORK, AppContext, SessionStops, card_markdown, on_gpu, reveal_after, shared_args,
+                     user_errors)
 from .image_edit import editor_input, seed_and_label, use_as_input
 from .inputs import Dropdown, ImageEditor, Number, spec_slider
 
@@ -137,7 +138,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                          elem_id="image-gallery")
     selected = gr.State(None)  # the path of the gallery image last clicked
     with gr.Row():
-        vary_seed = Number(None, label="Seed to vary (click an image)", precision=0, elem_id="image-vary-seed")
+        vary_seed = Number(None, label="Seed to vary", precision=0, visible=False,  # shown on a click on an image
+                           elem_id="image-vary-seed")
         vary_label = gr.Textbox("any", visible=False, elem_id="image-vary-label")  # the clicked image's label
         variation_strength = spec_slider(spec["variation_strength"], "Variation strength", 0.05,
                                          elem_id="image-variation-strength")
@@ -146,7 +148,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                                elem_id="image-use-result")
     with gr.Row():
         used_seed = Number(label="Seed used (image i has seed + i)", precision=0, interactive=False,
-                           elem_id="image-used-seed")
+                           visible=False, elem_id="image-used-seed")  # shown with the first result
         files = gr.File(label="Download: grid + every image (PNGs carry their generation parameters)",
                         file_count="multiple", elem_id="image-files")
     cannot_edit = gr.Markdown(CANNOT_EDIT, visible=bool(facts) and not (facts and facts.edits),
@@ -340,19 +342,22 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                                    use_result, cannot_edit, editor, class_guidance], api_visibility="private")
     refresh.click(on_refresh, model, model, api_visibility="private")
     tab.select(on_refresh, model, model, api_visibility="private")  # a model the Train tab just published
-    button.click(generate_image, [model, seed, count, label, steps, sampler, *prompt_inputs],
-                 [gallery, used_seed, files], api_name="generate_image", **WORK)
+    reveal_after(button.click(generate_image, [model, seed, count, label, steps, sampler, *prompt_inputs],
+                              [gallery, used_seed, files], api_name="generate_image", **WORK), used_seed)
     button.click(lambda: "", None, notice, api_visibility="private", queue=False)  # a new run: no old notice
     interp_button.click(interpolate, [model, seed_a, seed_b, frames, label, steps, sampler, *prompt_inputs],
                         [gif, strip],
                         api_name="interpolate", **WORK)
-    gallery.select(on_select, None, [selected, vary_seed, vary_label], api_visibility="private")
+    reveal_after(gallery.select(on_select, None, [selected, vary_seed, vary_label], api_visibility="private"),
+                 vary_seed)
     use_result.click(user_errors(use_as_input), selected, editor, api_visibility="private")
-    edit_button.click(edit_image, [model, editor, strength, outpaint, seed, count, label, steps, sampler,
-                                   *prompt_inputs], [gallery, used_seed, files], api_name="edit_image", **WORK)
+    reveal_after(edit_button.click(edit_image, [model, editor, strength, outpaint, seed, count, label, steps, sampler,
+                                                *prompt_inputs], [gallery, used_seed, files], api_name="edit_image",
+                                   **WORK), used_seed)
     edit_button.click(lambda: "", None, notice, api_visibility="private", queue=False)
-    more.click(image_variations, [model, vary_seed, count, vary_label, variation_strength, steps, sampler,
-                                  *prompt_inputs], [gallery, used_seed, files], api_name="image_variations", **WORK)
+    reveal_after(more.click(image_variations, [model, vary_seed, count, vary_label, variation_strength, steps, sampler,
+                                               *prompt_inputs], [gallery, used_seed, files],
+                            api_name="image_variations", **WORK), used_seed)
     # Stop runs outside the device lane (it must not queue behind the run it stops): it sets the flag, and the
     # denoising loop ends before its next step.
     stop.click(stop_images, None, notice, api_name="stop_images", concurrency_limit=None)

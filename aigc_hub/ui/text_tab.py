@@ -11,7 +11,7 @@ from ..services.params import TEXT
 from ..errors import UserError
 from . import chat_view as chat_view_ui
 from .common import (SAMPLING_ARGS, WORK, AppContext, SessionStops, card_markdown, on_gpu,
-                     shared_args, streamed, user_errors)
+                     reveal_after, shared_args, streamed, user_errors)
 from .inputs import Dropdown, Number, spec_slider
 
 TASK = "text"
@@ -63,7 +63,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
         output = gr.Textbox(label="Output", lines=12, elem_id="text-output", buttons=["copy"])
     # Shared by both views, shown below them: made first, placed after the chat view.
-    used_seed = Number(label="Seed used", precision=0, interactive=False, elem_id="text-used-seed", render=False)
+    used_seed = Number(label="Seed used", precision=0, interactive=False, visible=False, elem_id="text-used-seed",
+                       render=False)  # shown with the first text
     notice = gr.Markdown(label="Notice", elem_id="text-notice", render=False)
     controls = [max_new, temperature, top_k, top_p, penalty, stop_strings, seed]
     chat_view, chat_history = chat_view_ui.build(ctx, model, controls, stops_of_sessions, (used_seed, notice),
@@ -107,8 +108,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         """Stop this session's running text generation; it ends within a token."""
         return stops_of_sessions.stop(request)
 
-    run.click(generate_text, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings, seed],
-                      [output, used_seed, notice], api_name="generate_text", **WORK)
+    reveal_after(run.click(generate_text, [model, prompt, max_new, temperature, top_k, top_p, penalty, stop_strings,
+                                           seed], [output, used_seed, notice], api_name="generate_text", **WORK),
+                 used_seed)
     # Stop runs outside the device lane (it must not queue behind the generation it stops). It only sets the flag:
     # the generation ends within a token and its stream closes with a last "Stopped." update. (With `cancels=`, the
     # browser's cancellation could land after Stop's answer under load and leave the notice in an error state.)
