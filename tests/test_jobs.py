@@ -188,6 +188,10 @@ def test_a_model_of_labelled_uploaded_images_is_measured_with_a_classifier_train
                    "classifier accuracy on the real held-out images"):
         assert figure in card
     assert "a small classifier trained in the same run on the training images only" in card
+    assert ("![Samples of the final weights](sample.png)\n\nOne column per class, in label order: `dark`, "
+            "`light`.") in card
+    grid = Image.open(hub.resolve("me/shades") / "sample.png")
+    assert grid.width < grid.height, "two columns, one per class"
     assert (jobs.store.output(job.id) / "logs" / "eval-classifier").is_dir()
     assert not any("classifier" in p.name for p in hub.resolve("me/shades").iterdir()), "kept, not published"
 

@@ -10,7 +10,7 @@ from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.models.diffusion import SAMPLER_TITLES
 from training import adapt
 from training.image_data import ImageData
-from training.image_eval import method_text
+from training.image_eval import method_text, samples_section
 
 
 PLAIN = """with torch.no_grad():
@@ -98,9 +98,10 @@ With diffusers alone:
 
 {use}
 
+{samples_section(data.num_classes, data.class_names)}
 ## Evaluation
 
-{figures_table(figures) if figures else "Not evaluated (no held-out set and classifier given)."}
+{figures_table(figures) if figures else ""}
 
 Sampler: {sampler}. {method_text(args)}
 

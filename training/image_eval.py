@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigc_hub.cards import Figure
 from aigc_hub.evaluation.image_metrics import GenerateFn, ImageScores
 from training.image_data import ImageData, load_images
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 
 def add_image_args(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +50,25 @@ def training_images(args: argparse.Namespace, part: str = "train", resolution: i
                        limit=limit if limit is not None or part == "holdout" else args.max_train_samples,
                        holdout_fraction=args.holdout_fraction, group_column=args.holdout_group_column, part=part,
                        seed=args.seed)
+
+
+def sample_grid(images: "torch.Tensor", num_classes: int) -> "np.ndarray":
+    """A grid of samples whose labels were given in turn (0, 1, …): one column per class for 2 to 16 classes (at
+    most 8 rows), else 8 columns."""
+    from aigc_hub.imaging import make_grid
+
+    if 2 <= num_classes <= 16:
+        rows = max(1, min(8, len(images) // num_classes))
+        return make_grid(images[: rows * num_classes].float().cpu(), nrow=num_classes)
+    return make_grid(images.float().cpu(), nrow=8)
+
+
+def samples_section(num_classes: int, class_names: list[str] | None) -> str:
+    """The card's section showing sample.png, saying what its columns are."""
+    names = class_names or [str(i) for i in range(num_classes)]
+    what = (f"One column per class, in label order: {', '.join(f'`{n}`' for n in names)}." if 2 <= num_classes <= 16
+            else "Labels in turn, 8 a row." if num_classes else "")
+    return f"## Samples\n\n![Samples of the final weights](sample.png)\n\n{what}\n"
 
 
 OWN = "own"  # --eval_classifier own: one trained in the same run on the training side (the Train tab's labelled data)

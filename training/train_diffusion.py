@@ -35,13 +35,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from aigc_hub.cards import Figure
-from aigc_hub.imaging import make_grid
 from aigc_hub.models.diffusion import DEFAULT_SAMPLER, GUIDANCE_KEY, NULL_LABEL_KEY, SAMPLERS, denoise, null_label
 from training import adapt
 from training.common import Trainer, adamw, add_common_args, add_optimizer_args, fit_batch
 from training.diffusion_card import write_card
 from training.image_data import ImageData
 from training.image_eval import HeldOut, add_image_args, training_images
+from training.image_eval import sample_grid as sample_grid_of
 
 PRESETS = {  # block_out_channels, layers_per_block; attention at the lowest resolution only
     "tiny": ((32, 64, 64), 1),  # 1.1 M parameters at 32 px, 1 channel: the CPU size
@@ -287,7 +287,7 @@ def save_sample_grid(args: argparse.Namespace, unet: torch.nn.Module, config: di
     seeds = list(range(args.seed, args.seed + args.num_sample_images))
     labels = torch.arange(args.num_sample_images) % num_classes if num_classes else None
     images = sample(unet, config, seeds, labels, args.sample_inference_steps, args.sample_sampler)
-    Image.fromarray(make_grid(images.float().cpu(), nrow=10 if num_classes == 10 else 8).squeeze()).save(path)
+    Image.fromarray(sample_grid_of(images, num_classes).squeeze()).save(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def sample_grid() -> np.ndarray:
         images = sample(ema.module, config, seeds, fixed_labels, args.sample_inference_steps, args.sample_sampler)
-        return make_grid(images.float().cpu(), nrow=10 if data.num_classes == 10 else 8)
+        return sample_grid_of(images, data.num_classes)
 
     trainer.fit(run.loader, [run.unet], run.train_step,
                 hooks=[(args.sample_steps, trainer.grid_hook(sample_grid))])

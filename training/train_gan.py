@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from aigc_hub.cards import Figure, figures_table, render_card
-from aigc_hub.imaging import make_grid
 from aigc_hub.models.dcgan import Generator, Discriminator
 from training import adapt
 from training.common import Trainer, add_common_args, fit_batch
 from training.image_data import ImageData
-from training.image_eval import HeldOut, add_image_args, method_text, training_images
+from training.image_eval import HeldOut, add_image_args, method_text, samples_section, training_images
+from training.image_eval import sample_grid as sample_grid_of
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,11 +189,11 @@ def main(argv: list[str] | None = None) -> None:
     fixed_labels = torch.arange(args.num_sample_images) % data.num_classes if data.num_classes else None
 
     @torch.no_grad()
-    def sample_grid() -> np.ndarray:
+    def sample_grid() -> np.ndarray:  # one column per class
         model = ema.module.eval()
         device = next(model.parameters()).device
         images = model(fixed_z.to(device), None if fixed_labels is None else fixed_labels.to(device))
-        return make_grid(images.float().cpu(), nrow=10 if data.num_classes == 10 else 8)
+        return sample_grid_of(images, data.num_classes)
 
     trainer.fit(run.loader, [run.gen, run.disc], run.train_step,
                 hooks=[(args.sample_steps, trainer.grid_hook(sample_grid))])
@@ -263,6 +263,7 @@ from aigc_hub.models.dcgan import Generator
 generator = Generator.from_pretrained(hub.resolve("{ref}"))  # local hub, starters or HF Hub
 ```
 
+{samples_section(data.num_classes, data.class_names)}
 ## Evaluation
 
 {figures_table(figures)}
@@ -274,7 +275,7 @@ generator = Generator.from_pretrained(hub.resolve("{ref}"))  # local hub, starte
     tags = (["class-conditional"] if data.num_classes else []) + (["fine-tuned"] if args.base_model else [])
     card = render_card(title=args.card_title or f"DCGAN {dataset}", family="dcgan", tags=tags,
                        datasets=[dataset], license=args.card_license, figures=figures, body=body,
-                       extra={"base_model": args.base_model} if args.base_model else None)
+                       extra=adapt.base_metadata(args, adapter=False) or None)
     card.save(out / "README.md")
 
 
