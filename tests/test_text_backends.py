@@ -17,7 +17,7 @@ from tiny_hub_models import make_chat_llama, make_lora
 pytest.importorskip("ctranslate2")
 BACKENDS = ["transformers", "ctranslate2"]
 STARTER = "aigc-hub/gpt-tinyshakespeare"
-ASKS = [("ROMEO:", dict(max_new_tokens=60), 1),
+ASKS = [("ROMEO:", dict(max_new_tokens=40), 1),
         ("JULIET:", dict(max_new_tokens=40, temperature=0.7, top_p=0.9), 2),
         ("First Citizen:", dict(max_new_tokens=50, top_k=5, repetition_penalty=1.3), 3),
         ("KING", dict(max_new_tokens=30, temperature=0), 4)]
@@ -43,15 +43,15 @@ def test_the_seed_rule_holds_alone_beside_other_streams_and_across_choices(tmp_h
     svc = service(backend)
     alone = [svc.generate(STARTER, p, SamplingSettings(**s), seed)[0] for p, s, seed in ASKS]
     assert alone == [svc.generate(STARTER, p, SamplingSettings(**s), seed)[0] for p, s, seed in ASKS]
-    assert svc.generate(STARTER, "ROMEO:", SamplingSettings(max_new_tokens=60), 5)[0] != alone[0]
+    assert svc.generate(STARTER, "ROMEO:", SamplingSettings(max_new_tokens=40), 5)[0] != alone[0]
     greedy = SamplingSettings(max_new_tokens=30, temperature=0)
     assert svc.generate(STARTER, "KING", greedy, 99)[0] == alone[3]  # greedy: the seed plays no part
     together = in_parallel([lambda p=p, s=s, seed=seed: svc.generate(STARTER, p, SamplingSettings(**s), seed)[0]
-                            for p, s, seed in ASKS * 3])
-    assert together == alone * 3
-    choices = svc.run(TextRequest(STARTER, prompt="ROMEO:", settings=SamplingSettings(max_new_tokens=60), seed=1, n=3))
+                            for p, s, seed in ASKS * 2])
+    assert together == alone * 2
+    choices = svc.run(TextRequest(STARTER, prompt="ROMEO:", settings=SamplingSettings(max_new_tokens=40), seed=1, n=3))
     texts = in_parallel([lambda st=st: "".join(st.chunks) for st in choices])
-    assert texts == [alone[0]] + [svc.generate(STARTER, "ROMEO:", SamplingSettings(max_new_tokens=60), seed)[0]
+    assert texts == [alone[0]] + [svc.generate(STARTER, "ROMEO:", SamplingSettings(max_new_tokens=40), seed)[0]
                                   for seed in (2, 3)]
 
 
