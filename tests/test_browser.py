@@ -97,6 +97,19 @@ def value_of(pg, selector: str) -> str:
     return pg.locator(selector).first.input_value()
 
 
+def test_interpolation_frames_fit_the_page(page):
+    """16 frames in 8 columns: beside the animation the last columns were cut off; every frame is seen whole."""
+    pick(page, "image-model", "aigc-hub/dcgan-mnist")
+    page.get_by_text("Interpolate between two seeds").click()
+    set_number(page, "interp-frames", 16)
+    page.click("#interp-run")
+    page.wait_for_function("document.querySelectorAll('#interp-frames-gallery .grid-wrap img').length === 16")
+    right = page.locator("#interp-frames-gallery").bounding_box()
+    edges = [box["x"] + box["width"] for box in (img.bounding_box() for img in
+                                                 page.locator("#interp-frames-gallery .grid-wrap img").all())]
+    assert max(edges) <= right["x"] + right["width"], (edges, right)
+
+
 def test_image_tab_generates_the_asked_number_of_images(page):
     from playwright.sync_api import expect
 

@@ -172,9 +172,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             seed_b = Number(1, label="To seed", precision=0, elem_id="interp-seed-b")
             frames = spec_slider(spec["frames"], "Frames", 1, elem_id="interp-frames")
         interp_button = gr.Button("Interpolate", elem_id="interp-run")
-        with gr.Row():
-            gif = gr.Image(label="Animation", type="filepath", elem_id="interp-gif")
-            strip = gr.Gallery(label="Frames", columns=8, format="png", elem_id="interp-frames-gallery")
+        gif = gr.Image(label="Animation", type="filepath", elem_id="interp-gif")
+        # Full width: beside the animation, 8 columns overflowed half the page and the last ones were cut off.
+        strip = gr.Gallery(label="Frames", columns=8, format="png", elem_id="interp-frames-gallery")
 
     def known(ref: str) -> str:
         return ctx.check(ref, TASK)  # UnknownModel / WrongTask: the user's errors, shown by user_errors
