@@ -279,7 +279,7 @@ def test_the_expected_time_comes_from_this_servers_last_job_of_that_preset_else_
     said = expected(jobs, "gan", "small", 120 / each)
     assert "about 2 min of training on cpu for" in said and "the project's measurement" in said
     assert "nothing measured yet for this model" in expected(jobs, "gan", "me/base, full fine-tune", 100)
-    assert expected(jobs, "gan", "small", 0) == ""
+    assert [expected(jobs, "gan", "small", n) for n in (0, float("nan"), float("inf"), 10**9)] == [""] * 4
     for job_id, preset, rate in (("20261204-090000-aaaaaa", "small", "2.00it/s"),
                                  ("20261204-090100-bbbbbb", "tiny", "50.00it/s")):
         jobs.store.save(Job(job_id, "gan", "data.zip", preset, 1000, "me/gan", [], state="done"))

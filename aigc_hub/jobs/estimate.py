@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .commands import MAX_STEPS
 from .progress import Progress, bar
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def seconds_per_step(jobs: "JobManager", recipe: str, preset: str, device: str) 
 
 def expected(jobs: "JobManager", recipe: str, preset: str, steps: object) -> str:
     """One line for the Train tab: about how long `steps` steps of `preset` take on the device a job would get."""
-    if not isinstance(steps, (int, float)) or not steps or steps < 1:
+    if not isinstance(steps, (int, float)) or not 1 <= steps <= MAX_STEPS:  # (NaN and infinity too) Start refuses
         return ""
     device = jobs.devices[0]
     found = seconds_per_step(jobs, recipe, preset, device)
