@@ -52,12 +52,15 @@ def training_images(args: argparse.Namespace, part: str = "train", resolution: i
                        seed=args.seed)
 
 
+PER_CLASS = range(2, 17)  # class counts whose sample grid has one column per class
+
+
 def sample_grid(images: "torch.Tensor", num_classes: int) -> "np.ndarray":
     """A grid of samples whose labels were given in turn (0, 1, …): one column per class for 2 to 16 classes (at
     most 8 rows), else 8 columns."""
     from aigc_hub.imaging import make_grid
 
-    if 2 <= num_classes <= 16:
+    if num_classes in PER_CLASS:
         rows = max(1, min(8, len(images) // num_classes))
         return make_grid(images[: rows * num_classes].float().cpu(), nrow=num_classes)
     return make_grid(images.float().cpu(), nrow=8)
@@ -66,7 +69,7 @@ def sample_grid(images: "torch.Tensor", num_classes: int) -> "np.ndarray":
 def samples_section(num_classes: int, class_names: list[str] | None) -> str:
     """The card's section showing sample.png, saying what its columns are."""
     names = class_names or [str(i) for i in range(num_classes)]
-    what = (f"One column per class, in label order: {', '.join(f'`{n}`' for n in names)}." if 2 <= num_classes <= 16
+    what = (f"One column per class, in label order: {', '.join(f'`{n}`' for n in names)}." if num_classes in PER_CLASS
             else "Labels in turn, 8 a row." if num_classes else "")
     return f"## Samples\n\n![Samples of the final weights](sample.png)\n\n{what}\n"
 

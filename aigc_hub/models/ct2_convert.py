@@ -29,6 +29,17 @@ _CONVERTING = threading.Lock()  # conversions are rare: one at a time (a loader 
 COMPUTE_TYPES = {"cpu": "int8", "cuda": "int8_float16"}
 
 
+def placement(device: str) -> tuple[str, int, str]:
+    """CTranslate2's device kind, index and compute type for one of ours ("cpu", "cuda:1")."""
+    kind, _, index = device.partition(":")
+    return kind, int(index or 0), COMPUTE_TYPES.get(kind, "default")
+
+
+def folder_bytes(folder: Path) -> int:
+    """The loaded size of a converted model: its files."""
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
 def cache_root() -> Path:
     return hub_home().parent / "runtimes" / "ctranslate2"
 

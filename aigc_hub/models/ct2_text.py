@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .ct2_convert import COMPUTE_TYPES
+from .ct2_convert import folder_bytes, placement
 
 _SEEDING = threading.Lock()  # held from setting the process-wide seed until the stream's thread has drawn once
 
@@ -57,16 +57,15 @@ class CT2Generator:
     """A causal LM on CTranslate2; `start(job)` decodes a `DecodeJob` on a thread of its own."""
 
     def __init__(self, folder: Path, device: str, threads: int, generation_config: Any) -> None:
-        kind, _, index = device.partition(":")
-        self.folder, self.kind, self.index = folder, kind, int(index or 0)
-        self.compute_type = COMPUTE_TYPES.get(kind, "default")
+        self.folder = folder
+        self.kind, self.index, self.compute_type = placement(device)
         self.device = torch.device(device)  # where a job's ids live (its stop strings read them)
-        self.slots = threading.BoundedSemaphore(max(1, threads) if kind == "cpu" else 1)
+        self.slots = threading.BoundedSemaphore(max(1, threads) if self.kind == "cpu" else 1)
         self.vocabulary = read_vocabulary(folder)
         eos = generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         self.rules = self._rules(generation_config)
-        self.bytes = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        self.bytes = folder_bytes(folder)
         self._generator()  # a folder CTranslate2 cannot read fails here, at load, not at the first request
 
     def _rules(self, config: Any) -> dict:
@@ -100,7 +99,7 @@ class CT2Generator:
                     seed = _Seed(job.seed) if job.temperature > 0 else None
                     try:
                         while not self._decode(generator, job, seed):
-                            job.keep_last(max(1, job.context // 2))  # the window is full: slide
+                            job.slide()
                     finally:
                         if seed is not None:
                             seed.release()

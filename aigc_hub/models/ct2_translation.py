@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .ct2_convert import COMPUTE_TYPES
+from .ct2_convert import folder_bytes, placement
 
 
 class CT2Translator:
@@ -14,15 +14,15 @@ class CT2Translator:
     def __init__(self, folder: Path, device: str, threads: int, batch: int) -> None:
         import ctranslate2
 
-        kind, _, index = device.partition(":")
-        self.folder, self.compute_type, self.batch = folder, COMPUTE_TYPES.get(kind, "default"), batch
+        kind, index, self.compute_type = placement(device)
+        self.folder, self.batch = folder, batch
         # On CPU, one thread per batch and the batches in parallel: 2 threads on one batch ran the starter's held-out
         # set at 269 sentences/s, 1 thread at 721, 2 batches of 1 thread each at 1,391 (bench_backends.py's machine).
         self.workers = threads if kind == "cpu" else 1
-        self.translator = ctranslate2.Translator(str(folder), device=kind, device_index=int(index or 0),
+        self.translator = ctranslate2.Translator(str(folder), device=kind, device_index=index,
                                                  compute_type=self.compute_type, inter_threads=self.workers,
                                                  intra_threads=1 if kind == "cpu" else 0)
-        self.bytes = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        self.bytes = folder_bytes(folder)
 
     def translate(self, tokens: list[list[str]], beams: int, n_best: int, max_new_tokens: int,
                   prefix: list[str] | None) -> list[list[tuple[list[str], float | None]]]:

@@ -70,8 +70,9 @@ class DecodeJob:
             self._seq = torch.tensor([self.window], device=self.device)
         return self._seq
 
-    def keep_last(self, n: int) -> None:
-        self.window, self._seq = self.window[-n:], None
+    def slide(self) -> None:
+        """The window is full: keep its last half, to be read again (see TextService's docstring)."""
+        self.window, self._seq = self.window[-max(1, self.context // 2):], None
 
     def take(self, token: int) -> None:
         """Append the chosen token to the window and emit it."""
@@ -234,8 +235,8 @@ class DecodeLoop:
         self.lengths += lengths
 
     def _slide(self, job: DecodeJob) -> None:
-        """The window is full: keep its last half and read it again (see TextService's docstring)."""
-        job.keep_last(max(1, job.context // 2))
+        """The window is full: keep its last half and read it again."""
+        job.slide()
         with self.lock:
             self.inbox.appendleft(job)
 
