@@ -150,6 +150,30 @@ def test_a_job_trains_publishes_and_shows_its_progress(tmp_path, tmp_hub, corpus
     assert list((tmp_path / "trackio").rglob("*.db")), "trackio logged beside tensorboard"
 
 
+@pytest.mark.parametrize("zip64", [False, True])
+def test_a_zip_of_too_many_entries_is_refused_before_they_take_memory(tmp_path, monkeypatch, zip64):
+    """zipfile builds an object (~600 bytes) for every entry before anything can count them: 512 MiB of empty
+    entries would take 3.5 GB in the server. The entries are counted from the central directory first."""
+    import tracemalloc
+
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as zf:  # past 65,535 entries the archive needs zip64's end records
+        for i in range(70_000 if zip64 else 20_000):
+            zf.writestr(f"{i:x}", b"")
+    monkeypatch.setattr(uploads, "MAX_FILES", 1_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError, match="more than 1000 entries"):
+            uploads.data_options("gan", many, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 << 20, f"{peak / 2**20:.1f} MiB to refuse it"  # all of zipfile's entries: 12-40 MiB
+    monkeypatch.setattr(uploads, "MAX_FILES", 100_000)  # under the limit, the same archive reaches the image check
+    with pytest.raises(UserError, match="holds 0 images"):
+        uploads.data_options("gan", many, tmp_path / "out")
+
+
 def test_the_default_id_is_one_no_model_has(tmp_path, tmp_hub):
     jobs = JobManager(tmp_path / "jobs", devices=["cpu"])
     assert jobs.free_id("me/my-gan") == "me/my-gan"

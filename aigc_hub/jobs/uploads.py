@@ -20,6 +20,7 @@ import itertools
 import json
 import re
 import shutil
+import struct
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Iterator
@@ -106,13 +107,13 @@ def _file_options(kind: str, path: Path, out: Path, upload: bool) -> list[str]:
 
 def _image_zip(path: Path, out: Path) -> list[str]:
     try:
+        if _more_entries_than(path, MAX_FILES):
+            raise UserError(f"{path.name} holds more than {MAX_FILES} entries (files and folders): the limit")
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
         raise UserError(f"{path.name} is not a readable .zip archive") from None
     with archive:
         entries = [i for i in archive.infolist() if not i.is_dir()]
-        if len(entries) > MAX_FILES:
-            raise UserError(f"{path.name} holds {len(entries)} files; the limit is {MAX_FILES}")
         images = []
         for info in entries:
             parts = PurePosixPath(info.filename.replace("\\", "/")).parts
@@ -148,6 +149,27 @@ def _image_zip(path: Path, out: Path) -> list[str]:
     # One folder of images is no classes (datasets' imagefolder gives no label column for a single folder).
     classes = depths == {2} and len({parts[strip] for _, parts in images}) > 1
     return ["--dataset", str(out), *(["--label_column", "label"] if classes else []), *evaluation(len(images), classes)]
+
+
+def _more_entries_than(path: Path, limit: int) -> bool:
+    """Whether the zip's central directory holds more than `limit` entries, counted by walking its headers, at
+    most limit + 1 of them: zipfile builds an object of ~600 bytes for every entry before anything can count them,
+    and 512 MiB of empty entries are 6 million (3.5 GB in the server). zipfile reads the same headers afterwards."""
+    with open(path, "rb") as f:
+        end = zipfile._EndRecData(f)  # the end records, zip64 too (what ZipFile itself reads first)
+        if not end:
+            raise zipfile.BadZipFile
+        start = end[zipfile._ECD_LOCATION] - end[zipfile._ECD_SIZE]
+        if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+            start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+        f.seek(max(0, start))
+        for _ in range(limit + 1):
+            header = f.read(zipfile.sizeCentralDir)
+            if len(header) < zipfile.sizeCentralDir or header[:4] != zipfile.stringCentralDir:
+                return False
+            name, extra, comment = struct.unpack_from("<HHH", header, 28)
+            f.seek(name + extra + comment, 1)
+    return True
 
 
 def _check_images(folder: Path) -> None:
