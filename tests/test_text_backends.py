@@ -133,8 +133,13 @@ def test_a_llama_chat_model_converts_and_its_adapters_are_refused_in_one_line(tm
     plain, fast = service("transformers"), service("ctranslate2")
     ask = [{"role": "user", "content": "What is 3 plus 4?"}]
     greedy = SamplingSettings(max_new_tokens=24, temperature=0)
-    assert fast.chat("me/base", ask, greedy).chunks and "".join(fast.chat("me/base", ask, greedy).chunks) == "".join(
-        plain.chat("me/base", ask, greedy).chunks)  # random weights, far apart: int8 keeps the greedy choice
+    # The same prompt through the chat template, and a deterministic greedy text. Not the same text as fp32: this
+    # model's 32 channels of random weights leave its top logits within int8's error (the starter's test above
+    # compares int8 with fp32), and which choices flip depends on the CPU's int8 kernels.
+    first = fast.chat("me/base", ask, greedy)
+    assert first.prompt_tokens == plain.chat("me/base", ask, greedy).prompt_tokens == 43
+    text = "".join(first.chunks)
+    assert text and text == "".join(fast.chat("me/base", ask, greedy).chunks)
     sampled = [("".join(fast.chat("me/base", ask, SamplingSettings(max_new_tokens=24), seed=s).chunks)) for s in
                (7, 7, 8)]
     assert sampled[0] == sampled[1] != sampled[2]
