@@ -150,7 +150,7 @@ def test_a_job_trains_publishes_and_shows_its_progress(tmp_path, tmp_hub, corpus
     assert list((tmp_path / "trackio").rglob("*.db")), "trackio logged beside tensorboard"
 
 
-@pytest.mark.parametrize("zip64", [False, True])
+@pytest.mark.parametrize("zip64", [False, pytest.param(True, marks=pytest.mark.slow)])  # 70,000 entries: 3 s
 def test_a_zip_of_too_many_entries_is_refused_before_they_take_memory(tmp_path, monkeypatch, zip64):
     """zipfile builds an object (~600 bytes) for every entry before anything can count them: 512 MiB of empty
     entries would take 3.5 GB in the server. The entries are counted from the central directory first."""
