@@ -27,17 +27,19 @@ class Recipe:
     shows: str = "samples"  # "samples": --sample_steps (image grids); "evaluation": --eval_steps (figures, texts)
     base_family: str | None = None  # its script adapts a model of this family (--base_model, training/adapt.py)
     lora: bool = True  # ... with LoRA (--lora_rank); False: every weight (the GAN)
+    steps: int = 1000  # the Train tab's starting step count
 
 
 SIZES = ("tiny", "small", "base")
 RECIPES = {r.key: r for r in [
     # The GAN script has sizes, not presets: these are its options. No DiffAugment: on 48 MNIST digits its translation
     # made the tiny and small GANs worse at 2,000 steps in every seed (FD and conditional accuracy, the shipped
-    # classifier; docs/measurements.md).
+    # classifier; docs/measurements.md). 3,000 steps: on 48 digits 1,000 drew blobs, 3,000 every class (a minute or
+    # two of the small preset on 2 CPU cores; benchmarks/bench_small_data.py).
     Recipe("gan", "GAN (images)", "train_gan.py", "image", {
         "small": ("--base_channels", "32", "--latent_dim", "64", "--embed_dim", "16"),
         "tiny": ("--base_channels", "8", "--latent_dim", "16", "--embed_dim", "8", "--train_batch_size", "32"),
-        "base": ()}, base_family="dcgan", lora=False),
+        "base": ()}, base_family="dcgan", lora=False, steps=3000),
     Recipe("diffusion", "Diffusion (images)", "train_diffusion.py", "image", {p: ("--preset", p) for p in SIZES},
            base_family="diffusion"),
     Recipe("text", "Text LM", "train_text.py", "text",

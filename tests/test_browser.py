@@ -383,6 +383,7 @@ def test_train_tab_trains_a_gan_from_an_uploaded_folder_and_the_image_tab_uses_i
                 Image.fromarray(pixels.astype(np.uint8)).save(out, format="PNG")
                 zf.writestr(f"shapes/{label}/{i}.png", out.getvalue())
     page.click("#tab-train-button")
+    expect(page.locator("#train-steps input[type=number]")).to_have_value("3000")  # the GAN's: 1,000 drew blobs
     page.locator("#train-upload input[type=file]").set_input_files(str(folder))
     pick(page, "train-preset", "tiny")
     set_number(page, "train-steps", 200)  # long enough to be watched: 40 tiny steps could end within one tick
@@ -398,6 +399,7 @@ def test_train_tab_trains_a_gan_from_an_uploaded_folder_and_the_image_tab_uses_i
             points.append(int(found[1]))
         time.sleep(0.2)
     assert len([p for p in points if p > 0]) >= 2, f"the curve grew only through {points}"
+    expect(page.locator("#train-status")).to_contain_text("48 images is little")  # the script's notice
     expect(page.locator("#train-sample img")).to_be_visible()
     expect(page.locator("#train-curve path[aria-roledescription='line mark']").first).to_be_visible()  # drawn
     page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
@@ -425,6 +427,7 @@ def test_train_tab_starts_from_a_listed_model_with_lora_and_previews_the_rows(pa
                             for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"))  # the base's characters only
     page.click("#tab-train-button")
     page.locator("#train-recipe label", has_text="Text LM").click()
+    expect(page.locator("#train-steps input[type=number]")).to_have_value("1000")  # each recipe's own start
     expect(page.locator("#train-preset")).to_be_visible()
     expect(page.locator("#train-lora-rank")).to_be_hidden()
     pick(page, "train-base", "me/long-lm")

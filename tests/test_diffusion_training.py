@@ -34,7 +34,7 @@ def test_tiny_run_is_a_diffusers_folder_that_pushes_samples_and_serves(digits_np
     train(digits_npz, out, "--max_train_steps", "6", "--checkpointing_steps", "3", "--sample_steps", "3",
           "--report_to", "tensorboard", "--eval_classifier", "mnist", "--eval_image_column", "x_test",
           "--eval_samples", "40", "--push_to_hub", "--hub_model_id", "me/tiny-ddpm", "--guidance_scale", "2",
-          env={"AIGC_HUB_HOME": str(tmp_hub)})
+          "--augment_shift", "0.125", env={"AIGC_HUB_HOME": str(tmp_hub)})
     for name in ("model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
                  "scheduler/scheduler_config.json", "README.md", "sample.png", "samples/step-0000003.png"):
         assert (out / name).exists(), name
@@ -45,6 +45,7 @@ def test_tiny_run_is_a_diffusers_folder_that_pushes_samples_and_serves(digits_np
         assert figure in card, figure
     assert "library_name: diffusers" in card and "type: class-conditional-image-generation" in card
     assert "pipeline_tag:" not in card  # the Hub has no class-conditional task; "unconditional" would be false
+    assert "50% of the training images moved by up to 12.5% of their size" in card
 
     # --eval_only adds a step count to the card and keeps the ones it does not recompute.
     fd3 = re.search(r"FD \(classifier features\), 3 steps \| ([^ |]+)", card)[1]

@@ -195,6 +195,8 @@ def test_48_uploaded_images_train_on_every_image_recipes_first_preset(tmp_path, 
         log = jobs.store.log(job.id).read_text()
         assert jobs.get(job.id).state == "finished", log[-3000:]
         assert "is more than the 48 training items hold: batches of 48" in log
+        said = " ".join(read(jobs.store.log(job.id), jobs.store.output(job.id), 3).notices)  # the live view's
+        assert "batches of 48" in said and "48 images is little: a" in said and "docs/measurements.md" in said
 
 
 @pytest.mark.slow  # a training subprocess
@@ -289,6 +291,17 @@ def test_the_live_view_warns_of_a_collapsed_gan_and_a_diverged_loss():
     collapsed = Progress(curves={"loss_d": [(10, 1.2), (20, 0.01), (30, 0.003), (40, 0.0)]})
     assert "collapsed" in collapsed.warnings()[0]
     assert "diverged" in Progress(curves={"loss": [(5, 0.3), (6, float("nan"))]}).warnings()[0]
+
+
+def test_the_live_view_shows_the_scripts_notices_once_from_the_start_of_a_long_log(tmp_path):
+    from aigc_hub.jobs.progress import read
+
+    log = tmp_path / "job.log"
+    bars = "".join(f"\rsteps:  {i // 30}%|#| {i}/3000 [00:{i % 60:02d}<01:00,  9.50it/s]" for i in range(3000))
+    log.write_text("notice: 48 images is little\nnotice: batches of 48\n" + bars + "\nnotice: batches of 48\n")
+    assert log.stat().st_size > 100_000  # the notices at the start are past the tail the bar is read from
+    p = read(log, tmp_path / "output", 3000)
+    assert p.notices == ["48 images is little", "batches of 48"] and p.step == 2999
 
 
 def test_the_expected_time_comes_from_this_servers_last_job_of_that_preset_else_the_projects_figure(tmp_path):

@@ -86,9 +86,14 @@ def fit_batch(args: argparse.Namespace, items: int, processes: int = 1) -> None:
     so (the Train tab's presets are sized for thousands of items; an upload may hold 48)."""
     per_process = max(1, items // max(1, processes))
     if args.train_batch_size > per_process:
-        print(f"--train_batch_size {args.train_batch_size} is more than the {items} training items hold: batches of "
-              f"{per_process}", file=sys.stderr)
+        notice(f"--train_batch_size {args.train_batch_size} is more than the {items} training items hold: batches "
+               f"of {per_process}")
         args.train_batch_size = per_process
+
+
+def notice(text: str) -> None:
+    """A line for the person running the script, in its log; the Train tab's live view shows it (jobs/progress.py)."""
+    print(f"notice: {text}", file=sys.stderr, flush=True)
 
 
 def adamw(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.AdamW:

@@ -31,6 +31,11 @@ def guided_text(args: argparse.Namespace, empty: int | None, guidance: float) ->
             f"guidance {guidance:g} (1: none); `--guidance` on the CLI and `guidance_scale` in the API change it.\n")
 
 
+def augmented(args: argparse.Namespace) -> str:
+    return (f", {args.augment_p:.0%} of the training images moved by up to {args.augment_shift:.1%} of their size"
+            if getattr(args, "augment_shift", 0) else "")
+
+
 def write_card(args: argparse.Namespace, out: Path, data: ImageData, figures: list[Figure], speed: dict[int, float],
                steps: int, n_params: int, empty: int | None = None, guidance: float = 1.0) -> None:
     """`empty`: the empty label of a model trained for classifier-free guidance; `guidance`: its default scale,
@@ -86,7 +91,7 @@ images = pipe(batch_size=16, num_inference_steps=25).images
 channel(s), {how} with AIGC Hub's `training/train_diffusion.py` for {steps} optimizer steps (batch
 {args.train_batch_size} × {args.gradient_accumulation_steps} accumulation, lr {args.learning_rate}, {args.lr_scheduler},
 {args.prediction_type} prediction, {args.beta_schedule} noise schedule over {args.num_train_timesteps} steps, seed
-{args.seed}). The weights are the EMA (decay {args.ema_decay}) of the UNet. {folder}
+{args.seed}){augmented(args)}. The weights are the EMA (decay {args.ema_decay}) of the UNet. {folder}
 {guided_text(args, empty, guidance)}
 ## Use
 

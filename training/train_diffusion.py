@@ -36,11 +36,11 @@ from torch.utils.data import DataLoader
 
 from aigc_hub.cards import Figure
 from aigc_hub.models.diffusion import DEFAULT_SAMPLER, GUIDANCE_KEY, NULL_LABEL_KEY, SAMPLERS, denoise, null_label
-from training import adapt
+from training import adapt, augment
 from training.common import Trainer, adamw, add_common_args, add_optimizer_args, fit_batch
 from training.diffusion_card import write_card
 from training.image_data import ImageData
-from training.image_eval import HeldOut, add_image_args, training_images
+from training.image_eval import HeldOut, add_image_args, small_data_notice, training_images
 from training.image_eval import sample_grid as sample_grid_of
 
 PRESETS = {  # block_out_channels, layers_per_block; attention at the lowest resolution only
@@ -71,6 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="labelled data: the share of images trained under the empty label, so that sampling can "
                         "use classifier-free guidance (the empty label is one more class row, as in DiT); 0: none. "
                         "A class-conditional --base_model without an empty label gets one (every weight trains)")
+    g.add_argument("--augment_shift", type=float, default=0.0, metavar="SHIFT",
+                   help="small datasets: move the training images by up to this share of their size "
+                        "(0.125: 4 px at 32), --augment_p of them a batch. What the images show moved leaks into "
+                        "the samples (a moved digit); benchmarks/bench_small_data.py measures whether it pays")
+    g.add_argument("--augment_p", type=float, default=0.5, help="the share of training images --augment_shift moves")
     g.add_argument("--guidance_scale", type=float, default=None,
                    help="classifier-free guidance of the sample grids and the card's figures, saved as the "
                         "model's default (1: none; default: the base model's, else 1). With --eval_only: the "
@@ -179,6 +184,8 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
     empty = null_label(unet.config) if args.class_dropout > 0 else None
     opt = adamw(unet, args)
     fit_batch(args, len(data.dataset), acc.num_processes)
+    if trainer.is_main and not args.base_model:
+        small_data_notice("diffusion", len(data.dataset))
     loader = DataLoader(data.dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers)
     ema = trainer.ema("unet", unet, args.ema_decay)
@@ -195,6 +202,8 @@ def setup(args: argparse.Namespace) -> DiffusionRun:
 
     def train_step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
         clean = batch["pixel_values"].float() / 127.5 - 1.0
+        if args.augment_shift:
+            clean = augment.some(clean, args.augment_p, lambda x: augment.translate(x, args.augment_shift))
         noise = torch.randn_like(clean)
         t = torch.randint(0, args.num_train_timesteps, (clean.shape[0],), device=clean.device)
         noisy = scheduler.add_noise(clean, noise, t)
@@ -337,8 +346,23 @@ def main(argv: list[str] | None = None) -> None:
 
 def evaluate(args: argparse.Namespace, unet: torch.nn.Module, scheduler_config: dict, num_classes: int,
              speed_steps: list[int] | None = None) -> tuple[list[Figure], dict[int, float]]:
-    """Card figures at each of --eval_steps_list (FD, its floor once, conditional accuracy) and ms per image (at
-    `speed_steps`, default the same list)."""
+    """Card figures at each of --eval_steps_list (FD, its floor once, conditional accuracy), sampled on the GPU where
+    there is one (10,000 samples × 85 steps take hours on a CPU), and ms per image on this machine's CPU (at
+    `speed_steps`, default the same list). Leaves `unet` on the CPU."""
+    figures = []
+    if HeldOut.wanted(args):
+        held_out = HeldOut(args)
+        unet = unet.to("cuda" if torch.cuda.is_available() else "cpu").float().eval()
+        for i, steps in enumerate(args.eval_steps_list):
+            def generate(start: int, n: int, labels: torch.Tensor | None, steps: int = steps) -> torch.Tensor:
+                # Evaluation seeds are apart from the sample grid's: args.seed + 1_000_000 + item.
+                first = args.seed + 1_000_000 + start
+                return sample(unet, scheduler_config, list(range(first, first + n)), labels, steps,
+                              args.eval_sampler)
+
+            # A CPU runs a UNet pass over 500 images several times slower per image than over 64 (cache-bound).
+            scores = held_out.score(generate, num_classes, generate_batch=500 if unet.device.type == "cuda" else 64)
+            figures += held_out.figures(scores, f", {steps} steps", floor=i == 0)
     unet = unet.cpu().float().eval()
     labels = torch.arange(64) % num_classes if num_classes else None
     speed = {}
@@ -346,19 +370,6 @@ def evaluate(args: argparse.Namespace, unet: torch.nn.Module, scheduler_config: 
         begin = time.perf_counter()
         sample(unet, scheduler_config, list(range(64)), labels, steps, args.eval_sampler)
         speed[steps] = 1000 * (time.perf_counter() - begin) / 64
-    if not HeldOut.wanted(args):
-        return [], speed
-    held_out = HeldOut(args)
-    figures = []
-    for i, steps in enumerate(args.eval_steps_list):
-        def generate(start: int, n: int, labels: torch.Tensor | None, steps: int = steps) -> torch.Tensor:
-            # Evaluation seeds are apart from the sample grid's: args.seed + 1_000_000 + item.
-            first = args.seed + 1_000_000 + start
-            return sample(unet, scheduler_config, list(range(first, first + n)), labels, steps, args.eval_sampler)
-
-        # Batches of 64: a UNet pass over 500 images at once runs several times slower per image on a CPU (cache-bound).
-        scores = held_out.score(generate, num_classes, generate_batch=64)
-        figures += held_out.figures(scores, f", {steps} steps", floor=i == 0)
     return figures, speed
 
 

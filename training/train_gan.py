@@ -29,9 +29,11 @@ from torch.utils.data import DataLoader
 from aigc_hub.cards import Figure, figures_table, render_card
 from aigc_hub.models.dcgan import Generator, Discriminator
 from training import adapt
+from training.augment import translate
 from training.common import Trainer, add_common_args, fit_batch
 from training.image_data import ImageData
-from training.image_eval import HeldOut, add_image_args, method_text, samples_section, training_images
+from training.image_eval import (HeldOut, add_image_args, method_text, samples_section, small_data_notice,
+                                  training_images)
 from training.image_eval import sample_grid as sample_grid_of
 
 
@@ -126,6 +128,8 @@ def setup(args: argparse.Namespace) -> GanRun:
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.learning_rate, betas=betas, fused=True)
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.learning_rate, betas=betas, fused=True)
     fit_batch(args, len(data.dataset), acc.num_processes)
+    if trainer.is_main and base is None:
+        small_data_notice("gan", len(data.dataset))
     loader = DataLoader(data.dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=True,
                         num_workers=args.dataloader_num_workers)
     ema = trainer.ema("generator", gen, args.ema_decay)
@@ -163,18 +167,6 @@ def setup(args: argparse.Namespace) -> GanRun:
         return {"loss_d": loss_d.detach().item(), "loss_g": loss_g.detach().item()}
 
     return GanRun(args, trainer, data, gen, disc, ema, loader, train_step, base_figures)
-
-
-def translate(images: torch.Tensor, shift: float) -> torch.Tensor:
-    """DiffAugment's translation (Zhao et al., 2020): each image moved by up to `shift` of its size, the uncovered
-    border filled with -1 (black; transparent for RGBA). Differentiable, so the generator learns through it, and
-    applied to real and fake alike, so the discriminator cannot memorise a small dataset's exact pixels."""
-    n = images.shape[0]
-    theta = torch.zeros(n, 2, 3, device=images.device, dtype=images.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = (torch.rand(n, 2, device=images.device, dtype=images.dtype) * 2 - 1) * 2 * shift
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images + 1, grid, mode="nearest", padding_mode="zeros", align_corners=False) - 1
 
 
 def main(argv: list[str] | None = None) -> None:

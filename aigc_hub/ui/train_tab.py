@@ -47,7 +47,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                           elem_id="train-recipe")
         preset = gr.Dropdown(list(first.presets), value=next(iter(first.presets)), label="Preset",
                              elem_id="train-preset")
-        steps = gr.Number(1000, precision=0, minimum=1, label="Steps", elem_id="train-steps")
+        steps = gr.Number(first.steps, precision=0, minimum=1, label="Steps", elem_id="train-steps")
         hub_id = gr.Textbox(jobs.free_id(f"me/my-{first.key}"), label="Publish as (owner/name)",
                             elem_id="train-hub-id")
     with gr.Row():
@@ -66,7 +66,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         trackio = gr.Checkbox(False, label="Also log to trackio (beside tensorboard)", elem_id="train-trackio")
         overwrite = gr.Checkbox(False, label="Replace the model if the id is taken", elem_id="train-overwrite")
     preview = gr.Markdown(elem_id="train-preview")
-    estimate = gr.Markdown(expected(jobs, first.key, next(iter(first.presets)), 1000), elem_id="train-estimate")
+    estimate = gr.Markdown(expected(jobs, first.key, next(iter(first.presets)), first.steps), elem_id="train-estimate")
     start = gr.Button("Start training", variant="primary", elem_id="train-start")
     with gr.Row():
         job = gr.Dropdown(_choices(jobs.jobs()), value=None, label="Job", elem_id="train-job", scale=3)
@@ -137,7 +137,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     def on_recipe(recipe_key: str):
         r = RECIPES[recipe_key]
         presets = list(r.presets)
-        return (gr.update(choices=presets, value=presets[0], visible=True),
+        return (gr.update(choices=presets, value=presets[0], visible=True), gr.update(value=r.steps),
                 gr.update(label=f"Upload data: {DATA_KINDS[r.data]}"),
                 gr.update(value=jobs.free_id(f"me/my-{recipe_key}")),
                 gr.update(choices=_bases(ctx, recipe_key), value=SCRATCH, visible=r.base_family is not None),
@@ -156,7 +156,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     plan = [recipe, preset, steps, base, lora_rank]
     for source in plan:
         source.change(on_plan, plan, estimate, api_visibility="private", show_progress="hidden")
-    recipe.change(on_recipe, recipe, [preset, upload, hub_id, base, lora_rank, preview], api_visibility="private")
+    recipe.change(on_recipe, recipe, [preset, steps, upload, hub_id, base, lora_rank, preview],
+                  api_visibility="private")
     base.change(on_base, [recipe, base], [preset, lora_rank], api_visibility="private")
     for source in (base, upload, dataset):
         source.change(on_data, [recipe, base, upload, dataset], preview, api_visibility="private",
@@ -342,7 +343,7 @@ def _status(job: Job, p: Any) -> str:
     speed = f"{p.steps_per_s:.2f} steps/s" if p.steps_per_s else "—"
     left = f", about {p.remaining} left" if p.remaining and job.state == "running" else ""
     figures = " · ".join(f"{k} {v:.4g}" for k, v in sorted(p.figures.items()) if k != "lr")
-    warned = "".join(f"\n\n**Warning:** {w}" for w in p.warnings())
+    warned = "".join(f"\n\n**Warning:** {w}" for w in p.warnings()) + "".join(f"\n\n_Note: {n}_" for n in p.notices)
     return (f"**{job.state}** — step {p.step} / {job.steps} on {job.device} · {speed}{left} · "
             f"{sum(len(v) for v in p.curves.values())} points on the curve\n\n{figures}{warned}\n\n{job.message}")
 
