@@ -5,7 +5,7 @@ Images/s, tokens/s or sentences/s at several batch sizes, and the peak GPU memor
 a CUDA GPU it says so and measures nothing (exit 0); `--device cpu` runs the same script small, as a check that it
 works.
 
-    python benchmarks/bench_gpu.py [--device cuda:0] [--repeats 3] [--quick]
+    python benchmarks/bench_gpu.py [--device cuda:0] [--repeats 3] [--quick] [--families images text translation]
 """
 
 from __future__ import annotations
@@ -72,10 +72,23 @@ def images(device: str, dtypes: dict, repeats: int, quick: bool) -> None:
                 print(f"  {ref:30s} {label:5s} batch {n:4d}: {value:9.1f} {unit}; {memory(peak)}")
 
 
+def ct2_runs(device: str) -> list[tuple[str, None, str]]:
+    """The CTranslate2 run, where its package is installed and sees the device (its PyPI wheels link CUDA 12's
+    cuBLAS: a machine with only CUDA 13 libraries has no CTranslate2 GPU)."""
+    try:
+        import ctranslate2
+    except ImportError:
+        print("  ctranslate2: not installed, skipped")
+        return []
+    if device.startswith("cuda") and ctranslate2.get_cuda_device_count() == 0:
+        print("  ctranslate2: sees no CUDA device (its CUDA 12 libraries are missing?), skipped")
+        return []
+    return [("ct2", None, "ctranslate2")]
+
+
 def text(device: str, dtypes: dict, repeats: int, quick: bool) -> None:
     tokens = 50 if quick else 200
-    for label, dtype, backend in [(label, dtype, None) for label, dtype in dtypes.items()] + [
-            ("ct2", None, "ctranslate2")]:
+    for label, dtype, backend in [(label, dtype, None) for label, dtype in dtypes.items()] + ct2_runs(device):
         service = TextService(registry(device, dtype, backend))
         for streams in (1, 4) if quick else (1, 8, 32):
             def run() -> float:
@@ -98,7 +111,7 @@ def text(device: str, dtypes: dict, repeats: int, quick: bool) -> None:
 
 def translation(device: str, dtypes: dict, repeats: int, quick: bool) -> None:
     lines = SENTENCES * (4 if quick else 32)
-    runs = [(label, dtype, None) for label, dtype in dtypes.items()] + [("ct2", None, "ctranslate2")]
+    runs = [(label, dtype, None) for label, dtype in dtypes.items()] + ct2_runs(device)
     for label, dtype, backend in runs:
         service = TranslationService(registry(device, dtype, backend))
         value, peak = measured(device, lambda: rate(len(lines), lambda: service.translate(MT, lines, "en", "zh",
@@ -113,6 +126,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes (a check that the script runs)")
+    parser.add_argument("--families", nargs="+", choices=["images", "text", "translation"],
+                        default=["images", "text", "translation"])
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA GPU here: nothing measured (run this on a machine with one, or --device cpu to check it)")
@@ -122,9 +137,9 @@ def main() -> None:
                                                                    str(half).replace("torch.", ""): half}
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     print(f"{name}, torch {torch.__version__}, {args.repeats} repeats (medians)")
-    images(args.device, dtypes, args.repeats, args.quick)
-    text(args.device, dtypes, args.repeats, args.quick)
-    translation(args.device, dtypes, args.repeats, args.quick)
+    for family in args.families:
+        {"images": images, "text": text, "translation": translation}[family](args.device, dtypes, args.repeats,
+                                                                             args.quick)
 
 
 if __name__ == "__main__":
