@@ -24,6 +24,7 @@ def test_an_hf_id_resolves_from_the_cache_offline(tmp_hub, hf_cache, short_lm):
         hub.resolve("someone/absent")
 
 
+@pytest.mark.slow  # the CLI in new processes: a restart
 def test_an_added_hf_id_is_listed_remembered_and_served(tmp_hub, hf_cache, short_lm, tmp_path):
     hf_cache("someone/short-lm", short_lm)
     entry = added_models.add("someone/short-lm")
@@ -51,6 +52,7 @@ def test_a_folder_is_remembered_by_its_absolute_path(tmp_hub, short_lm, monkeypa
     assert added_models.remove(f"./{short_lm.name}")
 
 
+@pytest.mark.slow  # a CLI process
 def test_models_that_cannot_be_served_are_refused_and_nothing_is_remembered(tmp_hub, hf_cache, short_lm, tmp_path):
     import shutil
 

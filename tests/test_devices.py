@@ -77,6 +77,7 @@ print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
+@pytest.mark.slow  # an allocator setting read at process start: new processes
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc allocator setting")
 def test_kept_memory_is_reused_without_page_faults():
     def run(mode: str) -> tuple[str, int]:
@@ -93,6 +94,7 @@ def test_kept_memory_is_reused_without_page_faults():
     assert kept_faults < default_faults / 10
 
 
+@pytest.mark.slow  # app.py imported in new processes
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_app_py_lets_torch_threads_wait_asleep_unless_told_otherwise(given, expected):
     import os

@@ -61,11 +61,12 @@ def test_a_repetition_penalty_applies_to_its_own_row_only():
 def test_draws_follow_the_filtered_distribution():
     logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, -3.0]])
     row = RowSettings(1.0, 4, 1.0, 1.0, seed=3)
+    draws = 8_000  # the 0.015 margin is 2.8 standard errors at the likeliest token; the draws are seeded
     counts = collections.Counter(next_tokens([row], [torch.zeros(1, 1, dtype=torch.long)], logits)[0]
-                                 for _ in range(20_000))
+                                 for _ in range(draws))
     expected = torch.softmax(hf_warped(1.0, 4, 1.0, logits), -1)[0]
     for token in range(6):
-        assert abs(counts[token] / 20_000 - float(expected[token])) < 0.015, (token, counts)
+        assert abs(counts[token] / draws - float(expected[token])) < 0.015, (token, counts)
     assert counts[4] == counts[5] == 0  # cut by top-k
 
 

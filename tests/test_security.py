@@ -37,6 +37,7 @@ def remote_folder(folder: Path, base_url: str = "http://127.0.0.1:9/v1", env: st
     return folder
 
 
+@pytest.mark.slow  # a CLI process
 def test_a_remote_entry_outside_the_local_hub_is_refused_before_any_connection(tmp_hub, tmp_path, monkeypatch,
                                                                               hf_cache):
     """The real client throughout: a refused entry says so before connecting; the operator's entry tries to connect

@@ -50,7 +50,7 @@ def test_starter_draws_the_asked_groups_by_name(tmp_hub):
     service = ImageService()
     flags = service.generate(STARTER, 4, seed=7, label="Flags")
     assert flags.labels == [3] * 4 and Image.open(io.BytesIO(flags.png(0))).mode == "RGBA"
-    result = service.generate(STARTER, 500, seed=424_242)
+    result = service.generate(STARTER, 200, seed=424_242)  # 200: the margin below is over 3 standard errors
     images = torch.from_numpy(result.images).permute(0, 3, 1, 2)
     predicted = load_classifier("twemoji")(images).argmax(1).numpy()
     card_accuracy = {f.metric_type: f.value for f in read_card(FOLDER).figures}["conditional-accuracy"]
