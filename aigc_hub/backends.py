@@ -21,7 +21,7 @@ DEFAULT = "transformers"
 
 def load_ct2_translation(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
     import torch
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, GenerationConfig
 
     from .models.ct2_convert import converted
     from .models.ct2_translation import CT2Translator
@@ -30,7 +30,12 @@ def load_ct2_translation(path: Path, config: dict, device: str, dtype: "torch.dt
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
     from .models.translation import BATCH
 
-    model = CT2Translator(converted(path, config), device, torch.get_num_threads(), BATCH)
+    # Beam search's length normalisation, as transformers reads it from the folder (CTranslate2's is the same: the
+    # score divided by length ** penalty).
+    penalty = GenerationConfig.from_pretrained(str(path)).length_penalty if (
+        path / "generation_config.json").is_file() else None
+    penalty = 1.0 if penalty is None else float(penalty)  # transformers 5 leaves what a file does not set at None
+    model = CT2Translator(converted(path, config), device, torch.get_num_threads(), BATCH, penalty)
     return Loaded(model, tokenizer, {"backend": f"ctranslate2 {model.compute_type}", "bytes": model.bytes})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -54,6 +55,8 @@ def test_tiny_run_loads_with_stock_transformers_both_ways(tiny_mt, tmp_hub):
 
     hub.push(tiny_mt, "me/tiny-mt")
     pushed = tmp_hub / "me" / "tiny-mt"
+    assert json.loads((pushed / "generation_config.json").read_text())["length_penalty"] == 0.5  # --length_penalty
+    assert re.search(r"sacreBLEU, beam \d+, length penalty 0\.5,", (pushed / "README.md").read_text())
     tok = AutoTokenizer.from_pretrained(str(pushed))
     model = AutoModelForSeq2SeqLM.from_pretrained(str(pushed))
     for source in (">>zh<< Hello.", ">>en<< 你好。"):

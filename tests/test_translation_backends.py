@@ -176,12 +176,15 @@ def test_scripts_come_from_every_convention_of_language_codes():
                                                                     "Latin letters, not zh")
 
 
-def test_the_starter_on_everyday_phrases_does_not_get_worse(tmp_hub):
-    """The first things people type (aigc_hub/evaluation/everyday_phrases.py): 16 / 20 and 12 / 20 when measured
-    (2026-12-04); 16 of the 40 are not in the Tatoeba pairs the starter learned from."""
+@pytest.mark.parametrize("backend", ["transformers", "ctranslate2"])
+def test_the_starter_on_everyday_phrases_does_not_get_worse(tmp_hub, backend):
+    """The first things people type (aigc_hub/evaluation/everyday_phrases.py): 16 / 20 and 14 / 20 when measured
+    (2026-12-04; zh→en was 12 before the starter's length penalty 0.5, which both backends read from its
+    generation_config.json); 16 of the 40 are not in the Tatoeba pairs the starter learned from."""
     from aigc_hub.evaluation.everyday_phrases import score
 
-    svc = service("transformers")
+    svc = service(backend)
     results = score(lambda lines, src, tgt: svc.translate(STARTER, lines, src, tgt, beams=4).text.split("\n"))
     accepted = {direction: sum(ok for *_, ok in rows) for direction, rows in results.items()}
-    assert accepted[("en", "zh")] >= 16 and accepted[("zh", "en")] >= 12, accepted
+    assert accepted[("en", "zh")] >= 16 and accepted[("zh", "en")] >= 14, accepted
+    assert {src: ok for src, _, ok in results[("zh", "en")]}["谢谢。"]  # not "Thank you for." (length penalty 1)

@@ -86,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--eval_sentences", type=int, default=200, help="per direction in periodic evaluations "
                    "(greedy); the final evaluation uses the whole split and --num_beams")
     g.add_argument("--num_beams", type=int, default=4)
+    g.add_argument("--length_penalty", type=float, default=1.0,
+                   help="beam search's length normalisation, saved in the model's generation_config (a model from "
+                        "scratch): scores divided by length ** this. Below 1 stops adding words to short lines "
+                        "(the starter: 0.5, docs/measurements.md)")
     adapt.add_adapt_args(parser)
     add_common_args(parser)
     parser.set_defaults(learning_rate=None, lr_scheduler="cosine_with_min_lr", lr_min_ratio=0.05,
@@ -245,7 +249,8 @@ def setup(args: argparse.Namespace) -> TranslationRun:
         tokenizer = trainer.tokenizer(new_tokenizer)
         model = AutoModelForSeq2SeqLM.from_config(model_config(args, tokenizer))
         model.generation_config = GenerationConfig(
-            num_beams=args.num_beams, max_new_tokens=args.max_target_length * 2,
+            num_beams=args.num_beams, length_penalty=args.length_penalty,
+            max_new_tokens=args.max_target_length * 2,
             decoder_start_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id, forced_eos_token_id=tokenizer.eos_token_id,
             bad_words_ids=[[tokenizer.pad_token_id]])

@@ -44,6 +44,7 @@ def write_card(args: argparse.Namespace, out: Path, dirs: list[tuple[str, str]],
              f"{args.validation_split_percentage:g} % of the pairs held out in groups that share no sentence with "
              "training")
     figures = _figures(scores, dataset) + base_figures(_figures(base_scores or [], dataset))
+    penalty = f", length penalty {args.length_penalty:g}" if not adapting and args.length_penalty != 1 else ""
     src, tgt = dirs[0]
     asking, example = _asking(dirs, convention)
     sample_rows = "\n".join(f"| {d} | {s} | {h} |" for d, sources, hyps in samples for s, h in zip(sources, hyps))
@@ -84,7 +85,7 @@ print(tokenizer.batch_decode(model.generate(**batch, num_beams=4), skip_special_
 
 ## Evaluation (validation split: {split})
 
-sacreBLEU, beam {args.num_beams}, every reference of a source counted (`{signature}`; Chinese targets use `tok:zh`).
+sacreBLEU, beam {args.num_beams}{penalty}, every reference of a source counted (`{signature}`; Chinese targets use `tok:zh`).
 
 {figures_table(figures)}{base_note}
 
