@@ -32,3 +32,16 @@ def test_some_changes_only_the_chosen_share():
     assert torch.equal(some(images, 1.0, lambda x: -x), -images)
     changed = (some(images, 0.3, lambda x: -x) != images).flatten(1).any(1).float().mean()
     assert 0.25 < changed < 0.35
+
+
+def test_the_diffusion_script_refuses_a_shift_that_moves_images_out_of_frame(capsys):
+    import pytest
+
+    from training.train_diffusion import parse_args
+
+    base = ["--dataset", "digits.npz", "--output_dir", "out"]
+    assert (parse_args(base + ["--augment_shift", "0.125"]).augment_p, parse_args(base).augment_shift) == (0.5, 0.0)
+    for bad in (["--augment_shift", "2"], ["--augment_shift", "-0.1"], ["--augment_shift", "0.1", "--augment_p", "0"]):
+        with pytest.raises(SystemExit):
+            parse_args(base + bad)
+        assert "--augment_shift takes 0 to 0.5" in capsys.readouterr().err

@@ -99,6 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.set_defaults(learning_rate=None, lr_scheduler="cosine", lr_warmup_steps=None, train_batch_size=128)
     # From scratch: 1e-3 and 250 warm-up steps; LoRA: half that lr; every weight: a tenth.
     args = adapt.settle(parser.parse_args(argv), lr=(1e-3, 5e-4, 1e-4), warmup=250)
+    if not (0 <= args.augment_shift <= 0.5 and 0 < args.augment_p <= 1):
+        parser.error("--augment_shift takes 0 to 0.5 (a share of the image size), --augment_p more than 0 up to 1")
     return args
 
 
