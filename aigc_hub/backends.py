@@ -13,6 +13,7 @@ from .loaders import Loaded, Loader, check_auto_size
 
 if TYPE_CHECKING:
     import torch
+    from transformers import GenerationConfig
 
     from .families import Family
 
@@ -21,7 +22,7 @@ DEFAULT = "transformers"
 
 def load_ct2_translation(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
     import torch
-    from transformers import AutoTokenizer, GenerationConfig
+    from transformers import AutoTokenizer
 
     from .models.ct2_convert import converted
     from .models.ct2_translation import CT2Translator
@@ -31,28 +32,32 @@ def load_ct2_translation(path: Path, config: dict, device: str, dtype: "torch.dt
     from .models.translation import BATCH
 
     # Beam search's length normalisation, as transformers reads it from the folder (CTranslate2's is the same: the
-    # score divided by length ** penalty).
-    penalty = GenerationConfig.from_pretrained(str(path)).length_penalty if (
-        path / "generation_config.json").is_file() else None
-    penalty = 1.0 if penalty is None else float(penalty)  # transformers 5 leaves what a file does not set at None
-    model = CT2Translator(converted(path, config), device, torch.get_num_threads(), BATCH, penalty)
+    # score divided by length ** penalty); transformers 5 leaves what a file does not set at None.
+    penalty = generation_config(path, config).length_penalty
+    model = CT2Translator(converted(path, config), device, torch.get_num_threads(), BATCH,
+                          1.0 if penalty is None else float(penalty))
     return Loaded(model, tokenizer, {"backend": f"ctranslate2 {model.compute_type}", "bytes": model.bytes})
+
+
+def generation_config(path: Path, config: dict) -> "GenerationConfig":
+    """The folder's generation_config.json, else (as transformers does) the model config's token ids."""
+    from transformers import GenerationConfig
+
+    if (path / "generation_config.json").is_file():
+        return GenerationConfig.from_pretrained(str(path))
+    return GenerationConfig.from_dict({k: config[k] for k in ("eos_token_id", "bos_token_id") if k in config})
 
 
 def load_ct2_text(path: Path, config: dict, device: str, dtype: "torch.dtype") -> Loaded:
     import torch
-    from transformers import AutoTokenizer, GenerationConfig
+    from transformers import AutoTokenizer
 
     from .models.ct2_convert import converted
     from .models.ct2_text import CT2Generator
 
     check_auto_size(path, "AutoModelForCausalLM")  # before the converter builds it
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
-    if (path / "generation_config.json").is_file():
-        generation = GenerationConfig.from_pretrained(str(path))
-    else:  # as transformers does: the model config's token ids
-        generation = GenerationConfig.from_dict({k: config[k] for k in ("eos_token_id", "bos_token_id") if k in config})
-    model = CT2Generator(converted(path, config), device, torch.get_num_threads(), generation)
+    model = CT2Generator(converted(path, config), device, torch.get_num_threads(), generation_config(path, config))
     return Loaded(model, tokenizer, {"backend": f"ctranslate2 {model.compute_type}", "bytes": model.bytes})
 
 

@@ -54,19 +54,13 @@ def read(log: Path, output: Path, total: int) -> Progress:
     return p
 
 
-def log_tail(log: Path, size: int = TAIL_BYTES) -> str:
+def log_tail(log: Path, size: int = TAIL_BYTES, head: bool = False) -> str:
+    """The last (`head`: the first) `size` bytes of a log, as text."""
     try:
         with open(log, "rb") as f:
-            f.seek(max(0, f.seek(0, 2) - size))
-            return f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _log_head(log: Path, size: int = TAIL_BYTES) -> str:
-    try:
-        with open(log, "rb") as f:
-            return f.read(size).decode("utf-8", errors="replace").replace("\r", "\n")
+            if not head:
+                f.seek(max(0, f.seek(0, 2) - size))
+            return f.read(size).decode("utf-8", errors="replace")
     except OSError:
         return ""
 
@@ -74,7 +68,8 @@ def _log_head(log: Path, size: int = TAIL_BYTES) -> str:
 def bar(log: Path, p: Progress) -> None:
     """The step, total, times and speed of the latest progress bar in `log`, and the script's notices."""
     tail = log_tail(log).replace("\r", "\n")
-    p.notices = list(dict.fromkeys(NOTICE.findall(_log_head(log) + "\n" + tail)))  # most come at the start
+    head = log_tail(log, head=True).replace("\r", "\n")  # most notices come at the start
+    p.notices = list(dict.fromkeys(NOTICE.findall(head + "\n" + tail)))
     found = BAR.findall(tail)
     if found:
         step, total, p.elapsed, p.remaining, rate, unit = found[-1]
