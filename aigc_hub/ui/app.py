@@ -86,7 +86,10 @@ def launch(demo: gr.Blocks, config: AppConfig, **options) -> None:
         app_kwargs["middleware"].append(Middleware(McpKeys, keys=keys, throttle=throttle))
     timeouts.install()  # a client that sends a request slowly is cut off (slowloris)
     # max_file_size: Gradio refuses a larger upload while receiving it (413), and keeps nothing of it.
-    demo.launch(server_name=config.host, server_port=config.port, show_error=True, share=config.share,
+    # _frontend=False skips Gradio's second reachability probe (a HEAD of the page with a 3 s timeout, which failed
+    # "localhost is not accessible" on a busy 2-core machine while a preload imported a model); its own GET of
+    # startup-events, with no timeout, has already shown that the server answers on this address.
+    demo.launch(_frontend=False, server_name=config.host, server_port=config.port, show_error=True, share=config.share,
                 root_path=config.root_path or None, prevent_thread_lock=True, auth=gradio_auth(keys),
                 app_kwargs=app_kwargs, mcp_server=config.mcp or None, max_file_size=config.max_upload_mb << 20,
                 **options)
