@@ -39,7 +39,8 @@ def _generate_image(args: argparse.Namespace) -> None:
         bar.total = total
         bar.update(done - bar.n)
 
-    with tqdm(total=max(args.num, 0), unit="step" if iterative else "img", disable=args.num < 256 and not iterative,
+    total = None if iterative else max(args.num, 0)  # diffusion counts steps × images: known at the first update
+    with tqdm(total=total, unit="step" if iterative else "img", disable=args.num < 256 and not iterative,
               file=sys.stderr) as bar:
         result = service.run(ImageRequest(args.model, args.num, args.seed, args.label, args.steps, args.sampler,
                                           args.prompt, args.negative_prompt, args.guidance, args.width, args.height,
