@@ -11,7 +11,7 @@ from gradio_client import Client
 
 from aigc_hub import hub
 from aigc_hub.services import GenerationError, ModelRegistry, TranslationService
-from conftest import REPO, TINY_MT, is_user_error, resume_from_kept_checkpoint, run
+from conftest import EN_ZH, REPO, TINY_MT, is_user_error, resume_from_kept_checkpoint, run
 
 LINES = ["Hello.", "", "How are you?", "I like tea.", "", "Where is the station?"]
 
@@ -36,6 +36,23 @@ def test_tokenizer_handles_mixed_chinese_english_and_tags():
     assert tagged[0] == tok.convert_tokens_to_ids(">>zh<<"), "a tag is one token, never split"
     assert tok.decode(tok("你好，世界！")["input_ids"], skip_special_tokens=True) == "你好，世界！", "NFKC would turn ，！ to ASCII"
     assert tok.unk_token_id in tok("龘")["input_ids"], "an unseen character is <unk>, not an error"
+
+
+def test_chinese_characters_are_pieces_of_their_own_so_english_keeps_its_words():
+    """On the starter's Tatoeba pairs, learned multi-character Chinese pieces ("好。", "了吗？") took 5,200 of 8,000
+    entries and cut "Hello" into "▁He ll o", the pieces of "He'll": the tab's own example came back as "他会。"."""
+    from training.text_tokenizers import train_unigram_tokenizer
+
+    if not EN_ZH.exists():
+        pytest.skip(f"needs the Tatoeba pairs at {EN_ZH}")
+    rows = [json.loads(line) for line in EN_ZH.read_text(encoding="utf-8").splitlines()]
+    tok = train_unigram_tokenizer([r["en"] for r in rows] + [r["zh"] for r in rows], 8000, [">>en<<", ">>zh<<"])
+    assert tok.tokenize("你好吗？") == ["▁", "你", "好", "吗", "？"]
+    assert tok.tokenize("Hello.") == ["▁Hello", "."] and tok.tokenize("Help!")[0] == "▁Hel"  # was "▁He l p"
+    for sample in ["你好吗？Hello, Tom!", "他说 Hello 了。", "Happy birthday, 汤姆！"]:
+        assert tok.decode(tok(sample)["input_ids"], skip_special_tokens=True) == sample
+    learned = train_unigram_tokenizer(["你好吗？", "你好。"] * 40, 60, cjk_characters=False)
+    assert learned.tokenize("你好吗？")[0] == "▁你好", "the old behaviour, when asked for"
 
 
 def test_grouped_split_shares_no_sentence(pairs_file):

@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--tokenizer", default=None, help="unigram (trained here, the default) | an existing tokenizer; a "
                    "--base_model brings its own")
     g.add_argument("--vocab_size", type=int, default=8000)
+    g.add_argument("--cjk_characters", action=argparse.BooleanOptionalAction, default=True,
+                   help="unigram: one piece per Chinese / Japanese character, leaving the vocabulary to the other "
+                        "language (--no-cjk_characters: learned multi-character pieces)")
     g = parser.add_argument_group("model")
     g.add_argument("--preset", choices=list(PRESETS), default="small")
     g.add_argument("--encoder_layers", type=int, default=None)
@@ -234,7 +237,8 @@ def setup(args: argparse.Namespace) -> TranslationRun:
     def new_tokenizer():
         if args.tokenizer == "unigram":
             texts = [s for col in train_pairs.sentences.values() for s in col]
-            return train_unigram_tokenizer(texts, args.vocab_size, special_tokens=tags)
+            return train_unigram_tokenizer(texts, args.vocab_size, special_tokens=tags,
+                                           cjk_characters=args.cjk_characters)
         tokenizer = build_tokenizer(args.tokenizer, [])
         tokenizer.add_special_tokens({"extra_special_tokens": tags})
         return tokenizer

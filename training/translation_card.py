@@ -60,8 +60,10 @@ def write_card(args: argparse.Namespace, out: Path, dirs: list[tuple[str, str]],
         load = (f"from peft import AutoPeftModelForSeq2SeqLM\nmodel = AutoPeftModelForSeq2SeqLM.from_pretrained("
                 f'"{ref}")' if adapter else f'model = AutoModelForSeq2SeqLM.from_pretrained("{ref}")')
     else:
+        cjk = (", one per Chinese / Japanese character" if args.tokenizer == "unigram" and args.cjk_characters
+               else "")
         intro = (f"A Marian-style encoder-decoder translation model trained from scratch with AIGC Hub's\n"
-                 f"`training/train_translation.py` (shared Unigram vocabulary of {vocab} pieces, preset "
+                 f"`training/train_translation.py` (shared Unigram vocabulary of {vocab} pieces{cjk}, preset "
                  f"{args.preset}) {loop}.")
         load = f'model = AutoModelForSeq2SeqLM.from_pretrained("{ref}")'
     base_note = "\n\nThe base model's figures are measured on the same pairs before training." if adapting else ""
