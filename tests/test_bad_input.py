@@ -7,15 +7,18 @@ wrong types, junk bodies and invalid UTF-8 reach the server as a hostile client 
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from aigc_hub import hub
 from aigc_hub.cli import main as cli_main
-from conftest import is_user_error
+from conftest import free_port, is_user_error
 
 NAN, INF = float("nan"), float("inf")
 BAD_TEXT = ["", "   ", "x" * 100_000, "\x00\x07\x1b[2J", "\ud800 lone surrogate", "../../etc/passwd", "a/b/c", None,
@@ -145,28 +148,43 @@ def tiny_sd(tmp_path_factory):
     return make_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "sd")
 
 
-@pytest.fixture
-def hostile_app(launched, tmp_hub, tiny_gan, tiny_ddpm, tiny_sd, long_lm, tiny_mt, tmp_path):
+@pytest.fixture(scope="module")
+def hostile_app(tmp_path_factory, tiny_sd, long_lm, tiny_mt):
+    """One app for the whole catalogue, as a real server takes every client's requests in turn: a case that broke a
+    model or a lane breaks the endpoints after it too (and one launch instead of one per endpoint)."""
+    from conftest import make_diffusion, make_gan
     from test_class_guidance import guided
 
-    hub.push(guided(tmp_path / "guided"), "me/tiny-guided")
-    hub.push(tiny_gan, "me/tiny-gan")
-    hub.push(tiny_ddpm, "me/tiny-ddpm")
-    hub.push(tiny_sd, "me/tiny-sd")
-    hub.push(long_lm, "me/long-lm")
-    hub.push(tiny_mt, "me/tiny-mt")
-    broken_models(tmp_hub, tiny_gan)
-    url, _ = launched(image_model="me/tiny-gan", text_model="me/long-lm", translation_model="me/tiny-mt")
-    import io
+    from aigc_hub.config import AppConfig
+    from aigc_hub.ui import build_demo, launch
 
-    import numpy as np
-    from PIL import Image
-
-    picture = io.BytesIO()
-    Image.fromarray(np.full((16, 16), 128, np.uint8)).save(picture, format="PNG")
-    path = httpx.post(f"{url}gradio_api/upload", files={"files": ("in.png", picture.getvalue())}, timeout=60).json()[0]
-    EDITOR.update(background={"path": path, "meta": {"_type": "gradio.FileData"}}, layers=[], composite=None)
-    return url
+    root = tmp_path_factory.mktemp("hostile")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AIGC_HUB_HOME", str(root / "hub"))
+        env.setenv("HF_HUB_OFFLINE", "1")
+        tiny_gan = make_gan(root / "tiny-gan")
+        hub.push(guided(root / "guided"), "me/tiny-guided")
+        hub.push(tiny_gan, "me/tiny-gan")
+        hub.push(make_diffusion(root / "tiny-ddpm"), "me/tiny-ddpm")
+        hub.push(tiny_sd, "me/tiny-sd")
+        hub.push(long_lm, "me/long-lm")
+        hub.push(tiny_mt, "me/tiny-mt")
+        broken_models(root / "hub", tiny_gan)
+        config = AppConfig.of(port=free_port(), image_model="me/tiny-gan", text_model="me/long-lm",
+                              translation_model="me/tiny-mt")
+        demo = build_demo(config)
+        launch(demo, config, quiet=True)  # as `serve` launches it
+        url = f"http://127.0.0.1:{config.port}/"
+        try:
+            picture = io.BytesIO()
+            Image.fromarray(np.full((16, 16), 128, np.uint8)).save(picture, format="PNG")
+            path = httpx.post(f"{url}gradio_api/upload", files={"files": ("in.png", picture.getvalue())},
+                              timeout=60).json()[0]
+            EDITOR.update(background={"path": path, "meta": {"_type": "gradio.FileData"}}, layers=[], composite=None)
+            yield url
+        finally:
+            demo.close()
+            demo.aigc_context.close()  # its engine processes, if any
 
 
 @pytest.mark.parametrize("endpoint", list(GOOD))
