@@ -28,6 +28,14 @@ TINY_MT = ["--source_lang", "en", "--target_lang", "zh", "--bidirectional", "--p
 SLOW_FIXTURES = {"launched", "tiny_mt", "tiny_lm", "space_process", "browser"}
 
 
+def pytest_configure(config):
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # `-n N` (pytest-xdist): N processes
+    if workers > 1:  # share the cores instead of each worker's torch taking all of them
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):

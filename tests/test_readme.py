@@ -62,3 +62,12 @@ def test_the_readme_remote_line_adds_an_entry_that_list_shows_and_remove_deletes
     cli.main(["remove", line[5]])  # the general `remove` knows them too
     entry = tmp_hub / line[5]
     assert not entry.exists() and not list(entry.parent.glob(f".{entry.name}*"))  # nothing set aside is left
+
+
+def test_the_fast_tier_command_uses_only_what_the_test_requirements_install():
+    readme = (REPO / "README.md").read_text()
+    blocks = [b.strip() for b in re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)]
+    [fast] = [b for b in blocks if b.startswith("python -m pytest") and '"not slow"' in b]
+    if " -n " in fast:  # workers come from pytest-xdist
+        assert any(line.startswith("pytest-xdist==")
+                   for line in (REPO / "tests" / "requirements.txt").read_text().splitlines())
