@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aigc_hub.evaluation.everyday_phrases import _norm  # noqa: E402
+from aigc_hub.evaluation.everyday_phrases import normalize  # noqa: E402
 from aigc_hub.services import ModelRegistry, TranslationService  # noqa: E402
 from training.translation_data import grouped_split, load_pairs  # noqa: E402
 
@@ -32,11 +32,11 @@ def main() -> None:
     for src, tgt in (("en", "zh"), ("zh", "en")):
         refs: dict[str, set[str]] = {}
         for s, t in zip(val.sentences[src], val.sentences[tgt]):
-            refs.setdefault(s, set()).add(_norm(t))
+            refs.setdefault(s, set()).add(normalize(t))
         short = [s for s in refs if (len(s.split()) <= 3 if src == "en" else len(s) <= 5)]
         for model in args.models:
             got = service.translate(model, short, src, tgt, beams=4).text.split("\n")
-            right = sum(_norm(g) in refs[s] for s, g in zip(short, got))
+            right = sum(normalize(g) in refs[s] for s, g in zip(short, got))
             print(f"{src}→{tgt} {model}: {right} / {len(short)} short held-out lines exactly right")
 
 

@@ -42,12 +42,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def use_hub(monkeypatch: pytest.MonkeyPatch, root: Path) -> Path:
+    """Point this process's local hub at `root`, offline (HF ids from the cache only)."""
+    monkeypatch.setenv("AIGC_HUB_HOME", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return root
+
+
 @pytest.fixture
 def tmp_hub(tmp_path, monkeypatch) -> Path:
     """An empty local hub for this test only."""
-    root = tmp_path / "hub"
-    monkeypatch.setenv("AIGC_HUB_HOME", str(root))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    root = use_hub(monkeypatch, tmp_path / "hub")
     return root
 
 
@@ -215,26 +220,35 @@ def run(cmd: list[str], env: dict | None = None, timeout: int = 600, cwd: Path =
     return proc
 
 
-@pytest.fixture
-def launched(tmp_hub):
-    """Start an app on a free loopback port for a config; yields (url, demo); closes it afterwards."""
+def start_app(**settings):
+    """An app for a config on a free loopback port, launched as `serve` launches it: (url, demo)."""
     from aigc_hub.config import AppConfig
     from aigc_hub.ui import build_demo, launch
 
+    config = AppConfig.of(port=free_port(), **settings)
+    demo = build_demo(config)
+    launch(demo, config, quiet=True)
+    return f"http://127.0.0.1:{config.port}/", demo
+
+
+def close_app(demo) -> None:
+    demo.close()
+    demo.aigc_context.close()  # its engine processes, if any
+
+
+@pytest.fixture
+def launched(tmp_hub):
+    """Start an app on a free loopback port for a config; yields (url, demo); closes it afterwards."""
     demos = []
 
     def start(**settings):
-        port = free_port()
-        config = AppConfig.of(port=port, **settings)
-        demo = build_demo(config)
-        launch(demo, config, quiet=True)  # as `serve` launches it
+        url, demo = start_app(**settings)
         demos.append(demo)
-        return f"http://127.0.0.1:{port}/", demo
+        return url, demo
 
     yield start
     for demo in demos:
-        demo.close()
-        demo.aigc_context.close()  # its engine processes, if any
+        close_app(demo)
 
 
 def make_char_gpt2(out, context: int):

@@ -18,7 +18,7 @@ from PIL import Image
 
 from aigc_hub import hub
 from aigc_hub.cli import main as cli_main
-from conftest import free_port, is_user_error
+from conftest import is_user_error
 
 NAN, INF = float("nan"), float("inf")
 BAD_TEXT = ["", "   ", "x" * 100_000, "\x00\x07\x1b[2J", "\ud800 lone surrogate", "../../etc/passwd", "a/b/c", None,
@@ -152,16 +152,12 @@ def tiny_sd(tmp_path_factory):
 def hostile_app(tmp_path_factory, tiny_sd, long_lm, tiny_mt):
     """One app for the whole catalogue, as a real server takes every client's requests in turn: a case that broke a
     model or a lane breaks the endpoints after it too (and one launch instead of one per endpoint)."""
-    from conftest import make_diffusion, make_gan
+    from conftest import close_app, make_diffusion, make_gan, start_app, use_hub
     from test_class_guidance import guided
-
-    from aigc_hub.config import AppConfig
-    from aigc_hub.ui import build_demo, launch
 
     root = tmp_path_factory.mktemp("hostile")
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("AIGC_HUB_HOME", str(root / "hub"))
-        env.setenv("HF_HUB_OFFLINE", "1")
+        use_hub(env, root / "hub")
         tiny_gan = make_gan(root / "tiny-gan")
         hub.push(guided(root / "guided"), "me/tiny-guided")
         hub.push(tiny_gan, "me/tiny-gan")
@@ -170,11 +166,7 @@ def hostile_app(tmp_path_factory, tiny_sd, long_lm, tiny_mt):
         hub.push(long_lm, "me/long-lm")
         hub.push(tiny_mt, "me/tiny-mt")
         broken_models(root / "hub", tiny_gan)
-        config = AppConfig.of(port=free_port(), image_model="me/tiny-gan", text_model="me/long-lm",
-                              translation_model="me/tiny-mt")
-        demo = build_demo(config)
-        launch(demo, config, quiet=True)  # as `serve` launches it
-        url = f"http://127.0.0.1:{config.port}/"
+        url, demo = start_app(image_model="me/tiny-gan", text_model="me/long-lm", translation_model="me/tiny-mt")
         try:
             picture = io.BytesIO()
             Image.fromarray(np.full((16, 16), 128, np.uint8)).save(picture, format="PNG")
@@ -183,8 +175,7 @@ def hostile_app(tmp_path_factory, tiny_sd, long_lm, tiny_mt):
             EDITOR.update(background={"path": path, "meta": {"_type": "gradio.FileData"}}, layers=[], composite=None)
             yield url
         finally:
-            demo.close()
-            demo.aigc_context.close()  # its engine processes, if any
+            close_app(demo)
 
 
 @pytest.mark.parametrize("endpoint", list(GOOD))

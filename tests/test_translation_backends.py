@@ -179,8 +179,8 @@ def test_scripts_come_from_every_convention_of_language_codes():
 @pytest.mark.parametrize("backend", ["transformers", "ctranslate2"])
 def test_the_starter_on_everyday_phrases_does_not_get_worse(tmp_hub, backend):
     """The first things people type (aigc_hub/evaluation/everyday_phrases.py): 15 / 20 and 12 / 20 when measured
-    (CTranslate2 int8: 14 / 12; 2026-12-04; the length penalty 0.5 that both backends read from its generation_config.json got "谢谢。" right);
-    8 of the 40 are not in the Tatoeba pairs the starter learned from. The first starter, whose vocabulary cut "Hello"
+    (CTranslate2 int8: 14 / 12; 2026-12-04; the length penalty 0.5 that both backends read from its
+    generation_config.json got "谢谢。" right); 8 of the 40 are not in the Tatoeba pairs the starter learned from. The first starter, whose vocabulary cut "Hello"
     into the pieces of "He'll", got 16 / 14 but "Hello." → "他会。"; docs/starters.md."""
     from aigc_hub.evaluation.everyday_phrases import score
 

@@ -65,10 +65,10 @@ def train_unigram_tokenizer(texts: Iterable[str], vocab_size: int, special_token
         vocab_size = alphabet + 100
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFC()  # not NFKC: it would turn Chinese full-width punctuation into ASCII
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    if cjk_characters:  # after Metaspace, so "▁" still marks where spaces were and decoding restores them
-        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(),
-                                                     pre_tokenizers.Split(Regex(CJK_CHARACTER), "isolated")])
+    # CJK characters split after Metaspace, so "▁" still marks where spaces were and decoding restores them.
+    tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Metaspace(),
+                                                  pre_tokenizers.Split(Regex(CJK_CHARACTER), "isolated")])
+                         if cjk_characters else pre_tokenizers.Metaspace())
     tok.decoder = decoders.Metaspace()
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token=UNK,
                                       show_progress=False)

@@ -39,7 +39,8 @@ ZH_EN = {
 TABLES = {("en", "zh"): EN_ZH, ("zh", "en"): ZH_EN}
 
 
-def _norm(text: str) -> str:
+def normalize(text: str) -> str:
+    """The form two translations are compared in: no trailing punctuation or spaces, lower case."""
     return re.sub(r"[\s。！？.!?，,]+$", "", text.strip()).lower()
 
 
@@ -48,7 +49,7 @@ def score(translate: Callable[[list[str], str, str], list[str]]) -> dict[tuple[s
     out = {}
     for (src, tgt), table in TABLES.items():
         got = translate(list(table), src, tgt)
-        out[src, tgt] = [(p, g, _norm(g) in {_norm(a) for a in table[p]}) for p, g in zip(table, got)]
+        out[src, tgt] = [(p, g, normalize(g) in {normalize(a) for a in table[p]}) for p, g in zip(table, got)]
     return out
 
 
