@@ -80,13 +80,13 @@ class RemoteLM:
     @classmethod
     def connect(cls, settings: dict) -> "RemoteLM":
         """A client, once the server has answered that it serves the model (ModelLoadError if not)."""
-        import httpx
         import openai
 
         env = settings.get("api_key_env")
         key = os.environ.get(env, "") if env else ""
+        # openai's own Timeout: its HTTP library (httpx2) refuses another library's (httpx's, since httpx2 2.17)
         client = openai.OpenAI(base_url=settings["base_url"], api_key=key or "none", max_retries=1,
-                               timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
+                               timeout=openai.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
         remote = cls(settings["base_url"], settings["model"], bool(settings.get("chat", True)), client)
         try:
             served = [m.id for m in client.models.list()]
@@ -157,10 +157,9 @@ def failure_message(base_url: str, error: Exception) -> str:
         except ValueError:
             reason = "an unknown status"
         return f"{where} answered {status} ({reason})"
-    import httpx
     import openai
 
-    timed_out = isinstance(error, (openai.APITimeoutError, httpx.TimeoutException))
+    timed_out = isinstance(error, openai.APITimeoutError)
     return f"{where} cannot be reached: {'it timed out' if timed_out else 'the connection failed'}"
 
 

@@ -57,7 +57,7 @@ def main() -> None:
     try:
         gradio = user_client(server.url)
         api = openai.OpenAI(base_url=f"{server.url}v1", api_key="none", max_retries=0,
-                            http_client=__import__("httpx").Client(verify=TLS, timeout=300))
+                            http_client=openai.DefaultHttpxClient(verify=TLS, timeout=300))
         n = args.tokens
         sampling = [n, 0.8, 0, 1.0, 1.0, ""]  # max new tokens, temperature, top-k (off, as /v1), top-p, penalty, stops
         message = "What light through yonder window breaks?"
