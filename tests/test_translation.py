@@ -67,6 +67,39 @@ def test_grouped_split_shares_no_sentence(pairs_file):
     assert len(sources) == len(set(sources)) and sum(len(r) for r in refs) == len(val)
 
 
+def test_a_phrasebook_only_trains_repeated_and_never_touches_validation(pairs_file, tmp_path):
+    from training.train_translation import load_splits, parse_args
+    from training.translation_data import load_pairs
+
+    pairs = load_pairs(str(pairs_file), ("en", "zh"))
+    common = ["--dataset", str(pairs_file), "--source_lang", "en", "--target_lang", "zh", "--output_dir", "x",
+              "--validation_split_percentage", "10"]
+    train0, val0 = load_splits(parse_args(common))
+    held_out = (val0.sentences["en"][0], "一个新的说法。")  # shares its English with validation: must be dropped
+    book = [("Happy birthday!", "生日快乐！"), ("Help!", "救命！"), held_out]  # in no Tatoeba pair
+    phrasebook = tmp_path / "phrasebook.jsonl"
+    phrasebook.write_text("".join(json.dumps({"en": e, "zh": z}, ensure_ascii=False) + "\n" for e, z in book))
+    train, val = load_splits(parse_args(common + ["--extra_train_file", str(phrasebook), "--extra_train_repeat", "3"]))
+    assert val.sentences == val0.sentences, "the split is the one it would be without a phrasebook"
+    added = list(zip(train.sentences["en"], train.sentences["zh"]))[len(train0):]
+    assert len(train0) < len(pairs) and added == book[:2] * 3
+    with pytest.raises(SystemExit, match="at least 1"):
+        load_splits(parse_args(common + ["--extra_train_file", str(phrasebook), "--extra_train_repeat", "0"]))
+
+
+def test_the_starters_phrasebook_is_everyday_pairs_of_both_languages():
+    from aigc_hub.evaluation.everyday_phrases import UNSEEN
+    from aigc_hub.services.scripts import foreign_script
+
+    rows = [json.loads(line) for line in (REPO / "training/recipes/phrasebook-en-zh.jsonl").read_text().splitlines()]
+    assert len(rows) >= 200 and len({r["en"] for r in rows}) == len(rows), "one line per English phrase"
+    for r in rows:
+        assert set(r) == {"en", "zh"}, r
+        assert foreign_script(r["en"], "en") is None and foreign_script(r["zh"], "zh") is None, r
+    unseen = {p for table in UNSEEN.values() for p in table}
+    assert not unseen & {s for r in rows for s in r.values()}, "the held-out phrases stay out of training"
+
+
 def test_tiny_run_loads_with_stock_transformers_both_ways(tiny_mt, tmp_hub):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 

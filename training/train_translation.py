@@ -65,6 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="without --validation_file: this share of pairs, grouped so no sentence is in both")
     g.add_argument("--max_train_samples", type=int, default=None, help="train on this many pairs only (drawn with "
                    "the seed; the tokenizer learns from them too): quick trials and benchmarks")
+    g.add_argument("--extra_train_file", default=None, help="pairs that only ever train, added after the split (a "
+                   "phrasebook of greetings a small corpus lacks); any sharing a sentence with validation is dropped")
+    g.add_argument("--extra_train_repeat", type=int, default=1, help="times each --extra_train_file pair is seen "
+                   "per epoch: a few hundred short pairs among tens of thousands are otherwise outvoted")
     g.add_argument("--max_source_length", type=int, default=64, help="tokens; longer sentences are truncated")
     g.add_argument("--max_target_length", type=int, default=64)
     g = parser.add_argument_group("tokenizer")
@@ -192,6 +196,15 @@ def load_splits(args: argparse.Namespace) -> tuple[Pairs, Pairs]:
         train, validation = grouped_split(pairs, args.validation_split_percentage, args.seed)
     if args.max_train_samples and args.max_train_samples < len(train):
         train = train.subset(sorted(random.Random(args.seed).sample(range(len(train)), args.max_train_samples)))
+    if args.extra_train_file:
+        if args.extra_train_repeat < 1:
+            raise SystemExit("--extra_train_repeat must be at least 1")
+        given = load_pairs(args.extra_train_file, langs)
+        extra = drop_overlap(given, validation)  # validation stays the split it would be without them
+        print(f"{args.extra_train_file}: {len(extra)} of {len(given)} pairs added × {args.extra_train_repeat} "
+              f"({len(given) - len(extra)} share a sentence with validation)")
+        for _ in range(args.extra_train_repeat):
+            train = train + extra
     return train, validation
 
 

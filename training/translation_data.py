@@ -30,6 +30,9 @@ class Pairs:
     def subset(self, ids: list[int]) -> "Pairs":
         return Pairs({lang: [col[i] for i in ids] for lang, col in self.sentences.items()})
 
+    def __add__(self, other: "Pairs") -> "Pairs":
+        return Pairs({lang: col + other.sentences[lang] for lang, col in self.sentences.items()})
+
     def references(self, src: str, tgt: str) -> tuple[list[str], list[list[str]]]:
         """Unique sources and, for each, all its translations: sacreBLEU scores against every reference."""
         refs: dict[str, list[str]] = {}
