@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aigc_hub.evaluation.everyday_phrases import normalize  # noqa: E402
+from aigc_hub.evaluation.everyday_phrases import score  # noqa: E402
 from aigc_hub.services import ModelRegistry, TranslationService  # noqa: E402
 from training.translation_data import grouped_split, load_pairs  # noqa: E402
 
@@ -29,16 +29,18 @@ def main() -> None:
     args = parser.parse_args()
     _, val = grouped_split(load_pairs(args.data, ("en", "zh")), 3, 0)
     service = TranslationService(ModelRegistry())
+    tables = {}  # per direction, each short source with every reference: everyday_phrases' tables, scored alike
     for src, tgt in (("en", "zh"), ("zh", "en")):
-        refs: dict[str, set[str]] = {}
+        refs: dict[str, list[str]] = {}
         for s, t in zip(val.sentences[src], val.sentences[tgt]):
-            refs.setdefault(s, set()).add(normalize(t))
-        short = [s for s in refs if (len(s.split()) <= 3 if src == "en" else len(s) <= 5)]
-        for model in args.models:
-            got = service.translate(model, short, src, tgt, beams=4).text.split("\n")
-            right = sum(normalize(g) in refs[s] for s, g in zip(short, got))
-            print(f"{src}→{tgt} {model}: {right} / {len(short)} short held-out lines exactly right")
-
+            refs.setdefault(s, []).append(t)
+        tables[src, tgt] = {s: r for s, r in refs.items() if (len(s.split()) <= 3 if src == "en" else len(s) <= 5)}
+    for model in args.models:
+        results = score(lambda lines, src, tgt: service.translate(model, lines, src, tgt, beams=4).text.split("\n"),
+                        tables)
+        for (src, tgt), rows in results.items():
+            right = sum(ok for *_, ok in rows)
+            print(f"{src}→{tgt} {model}: {right} / {len(rows)} short held-out lines exactly right")
 
 if __name__ == "__main__":
     main()

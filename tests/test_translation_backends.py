@@ -192,7 +192,6 @@ def test_the_starter_on_everyday_phrases_does_not_get_worse(tmp_hub, backend):
     results, unseen = score(translate), score(translate, UNSEEN)
     accepted = {direction: sum(ok for *_, ok in rows) for direction, rows in results.items()}
     carried = {direction: sum(ok for *_, ok in rows) for direction, rows in unseen.items()}
-    print(backend, accepted, carried)
     assert accepted[("en", "zh")] >= 19 and accepted[("zh", "en")] >= 18, accepted
     assert carried[("en", "zh")] >= 5 and carried[("zh", "en")] >= 2, carried
     assert {src: ok for src, _, ok in results[("zh", "en")]}["谢谢。"]  # not "Thank you for." (length penalty 1)

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ref = (argv if argv is not None else sys.argv[1:] or ["aigc-hub/translator-en-zh"])[0]
     service = TranslationService(ModelRegistry())
+
     def translate(lines: list[str], src: str, tgt: str) -> list[str]:
         return service.translate(ref, lines, src, tgt, beams=4).text.split("\n")
 
